@@ -1,0 +1,36 @@
+# Scrapeguard: `make demo` runs the main job, `make test` runs every test. Both set
+# up what they need on a fresh machine (idempotently) first.
+
+SWIFT ?= swift
+
+.PHONY: all build release demo test test-deps test-swift test-deploy clean
+
+all: build
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+deps:
+	@bash scripts/install-deps.sh build
+
+# Dev certificates, a demo app, the gateway in front of it, one real mTLS scrape.
+demo: build
+	$(SWIFT) run scrapeguard demo
+
+test-deps:
+	@bash scripts/install-deps.sh test
+
+test: test-deps test-swift test-deploy
+
+test-swift:
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+test-deploy:
+	@if [ -x deploy/test.sh ]; then SCRAPEGUARD_BIN="$$($(SWIFT) build --show-bin-path)/scrapeguard" DEPLOY_SKIP_SERVE=$${DEPLOY_SKIP_SERVE-1} bash deploy/test.sh; fi
+
+clean:
+	rm -rf .build .venv-test

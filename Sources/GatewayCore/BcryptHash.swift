@@ -1,0 +1,54 @@
+import COpenSSLShims
+
+/// bcrypt through libcrypt (`crypt_r`), the same `$2a$`/`$2b$`/`$2y$` hashes that
+/// exporter-toolkit and `htpasswd -B` write.
+public enum BcryptHash {
+    public enum Verdict: Sendable, Equatable {
+        case match
+        case mismatch
+        case unusableHash
+    }
+
+    /// The shape of a bcrypt hash: `$2y$10$` and 53 characters of salt and digest.
+    public static func isWellFormed(_ hash: String) -> Bool {
+        let bytes = Array(hash.utf8)
+        guard bytes.count == 60, bytes[0] == UInt8(ascii: "$"), bytes[1] == UInt8(ascii: "2"),
+            [UInt8(ascii: "a"), UInt8(ascii: "b"), UInt8(ascii: "y")].contains(bytes[2]),
+            bytes[3] == UInt8(ascii: "$"), bytes[6] == UInt8(ascii: "$"),
+            let cost = Int(String(decoding: bytes[4..<6], as: UTF8.self)), (4...31).contains(cost)
+        else { return false }
+        let alphabet = Set("./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".utf8)
+        return bytes[7...].allSatisfy { alphabet.contains($0) }
+    }
+
+    /// The cost a `$2?$NN$...` hash declares, well-formed or not.
+    static func declaredCost(of hash: String) -> Int? {
+        let bytes = Array(hash.utf8)
+        guard bytes.count >= 7, bytes[0] == UInt8(ascii: "$"), bytes[1] == UInt8(ascii: "2"),
+            bytes[3] == UInt8(ascii: "$"), bytes[6] == UInt8(ascii: "$")
+        else { return nil }
+        return Int(String(decoding: bytes[4..<6], as: UTF8.self))
+    }
+
+    /// The cost factor of a well-formed hash.
+    public static func cost(of hash: String) -> Int? {
+        guard isWellFormed(hash) else { return nil }
+        return Int(hash.dropFirst(4).prefix(2))
+    }
+
+    /// Checks `password` against `hash`; slow by design (tens of milliseconds).
+    public static func verify(password: String, hash: String) -> Verdict {
+        switch sg_bcrypt_verify(password, hash) {
+        case 1: return .match
+        case 0: return .mismatch
+        default: return .unusableHash
+        }
+    }
+
+    /// A new `$2y$` hash with a random salt.
+    public static func hash(password: String, cost: Int = 10) -> String? {
+        var output = [CChar](repeating: 0, count: 128)
+        guard sg_bcrypt_hash(password, Int32(cost), &output, output.count) == 0 else { return nil }
+        return String(decoding: output.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

@@ -1,0 +1,215 @@
+import Foundation
+import GatewayTLS
+import Yams
+
+/// A strict reader over one YAML mapping of a configuration file. Every key that is
+/// read is remembered, and `finish()` refuses whatever is left: an unknown key is an
+/// error, as with Go's `yaml.UnmarshalStrict`, never silently ignored.
+struct YAMLConfigReader {
+    let file: String
+    let path: String
+    private let entries: [(key: String, value: Node)]
+    private var consumed: Set<String> = []
+
+    /// Parses a whole file; an empty document reads as an empty mapping.
+    static func load(file: String, text: String) throws -> YAMLConfigReader {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch YamlError.duplicatedKeysInMapping(let duplicates, let context) {
+            let key = duplicates.first ?? ""
+            let path = Self.blockKeyPath(of: key, nearLine: context.mark.line, in: text)
+            throw ConfigError(.duplicateKey, file: file, key: path, reason: "duplicate key")
+        } catch let error as YamlError {
+            throw ConfigError(.syntax, file: file, key: "", reason: "invalid YAML: \(Self.describe(error))")
+        }
+        guard let root else {
+            return YAMLConfigReader(file: file, path: "", entries: [])
+        }
+        return try YAMLConfigReader(file: file, path: "", node: root)
+    }
+
+    static func loadFile(_ file: String) throws -> YAMLConfigReader {
+        let text: String
+        do {
+            text = try FileReading.readText(file)
+        } catch {
+            throw ConfigError(.unreadableFile, file: file, key: "", reason: "cannot read the file: \(error.reason)")
+        }
+        return try load(file: file, text: text)
+    }
+
+    private init(file: String, path: String, entries: [(key: String, value: Node)]) {
+        self.file = file
+        self.path = path
+        self.entries = entries
+    }
+
+    private init(file: String, path: String, node: Node) throws {
+        guard let mapping = node.mapping else {
+            throw ConfigError(.wrongType, file: file, key: path, reason: "must be a mapping")
+        }
+        var entries: [(key: String, value: Node)] = []
+        var seen: Set<String> = []
+        for (keyNode, value) in mapping {
+            guard let key = keyNode.scalar?.string else {
+                throw ConfigError(.wrongType, file: file, key: path, reason: "keys must be strings")
+            }
+            let keyPath = path.isEmpty ? key : "\(path).\(key)"
+            guard seen.insert(key).inserted else {
+                throw ConfigError(.duplicateKey, file: file, key: keyPath, reason: "duplicate key")
+            }
+            entries.append((key, value))
+        }
+        self.init(file: file, path: path, entries: entries)
+    }
+
+    /// Refuses, before anything else is checked, a key that this mapping never has:
+    /// a typo is reported as itself, not as whatever its absence causes.
+    func refuseUnknownKeys(allowed: Set<String>) throws {
+        if let unknown = entries.first(where: { !allowed.contains($0.key) }) {
+            throw error(.unknownKey, unknown.key, "unknown key")
+        }
+    }
+
+    func keyPath(_ key: String) -> String {
+        path.isEmpty ? key : "\(path).\(key)"
+    }
+
+    func error(_ code: ConfigError.Code, _ key: String, _ reason: String) -> ConfigError {
+        ConfigError(code, file: file, key: keyPath(key), reason: reason)
+    }
+
+    var isEmpty: Bool { entries.isEmpty }
+
+    func has(_ key: String) -> Bool {
+        entries.contains { $0.key == key && !Self.isNull($0.value) }
+    }
+
+    /// The keys present, in file order.
+    var keys: [String] { entries.map(\.key) }
+
+    private mutating func node(_ key: String) -> Node? {
+        consumed.insert(key)
+        guard let value = entries.first(where: { $0.key == key })?.value, !Self.isNull(value) else { return nil }
+        return value
+    }
+
+    mutating func string(_ key: String) throws -> String? {
+        guard let value = node(key) else { return nil }
+        guard let scalar = value.scalar else {
+            throw error(.wrongType, key, "must be a string")
+        }
+        return scalar.string
+    }
+
+    mutating func bool(_ key: String) throws -> Bool? {
+        guard let value = node(key) else { return nil }
+        guard let bool = value.bool else {
+            throw error(.wrongType, key, "must be true or false")
+        }
+        return bool
+    }
+
+    mutating func int(_ key: String) throws -> Int? {
+        guard let value = node(key) else { return nil }
+        guard let int = value.int else {
+            throw error(.wrongType, key, "must be an integer")
+        }
+        return int
+    }
+
+    mutating func stringList(_ key: String) throws -> [String]? {
+        guard let value = node(key) else { return nil }
+        guard let sequence = value.sequence else {
+            throw error(.wrongType, key, "expected a list of strings")
+        }
+        return try sequence.enumerated().map { index, item in
+            guard let scalar = item.scalar else {
+                throw ConfigError(.wrongType, file: file, key: "\(keyPath(key))[\(index)]", reason: "must be a string")
+            }
+            return scalar.string
+        }
+    }
+
+    /// A Prometheus duration (`1m30s`, `500ms`).
+    mutating func duration(_ key: String) throws -> Duration? {
+        guard let text = try string(key) else { return nil }
+        guard let duration = PrometheusDuration.parse(text) else {
+            throw error(.invalidValue, key, "invalid duration \"\(text)\" (use e.g. 10s, 1m30s, 500ms)")
+        }
+        return duration
+    }
+
+    /// A byte size: a plain number of bytes or a number with a unit (`64MiB`, `10MB`).
+    mutating func byteSize(_ key: String) throws -> Int? {
+        guard let value = node(key) else { return nil }
+        if let int = value.int { return int }
+        guard let text = value.scalar?.string, let size = ByteSize.parse(text) else {
+            throw error(.invalidValue, key, "invalid size (use bytes, or e.g. 512KiB, 64MiB, 1GiB)")
+        }
+        return size
+    }
+
+    mutating func mapping(_ key: String) throws -> YAMLConfigReader? {
+        guard let value = node(key) else { return nil }
+        return try YAMLConfigReader(file: file, path: keyPath(key), node: value)
+    }
+
+    /// Marks every key as read: for mappings whose keys are data (user names).
+    mutating func consumeAll() {
+        for entry in entries { consumed.insert(entry.key) }
+    }
+
+    /// The raw entries, for mappings whose keys are data.
+    var rawEntries: [(key: String, value: Node)] { entries }
+
+    /// Refuses any key that was not read.
+    func finish() throws {
+        if let unknown = entries.first(where: { !consumed.contains($0.key) }) {
+            throw error(.unknownKey, unknown.key, "unknown key")
+        }
+    }
+
+    /// The dotted path of block-style `key` on (or next to) `line`, found from the
+    /// indentation of the lines above it: for error messages only.
+    static func blockKeyPath(of key: String, nearLine line: Int, in text: String) -> String {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        func indent(_ line: String) -> Int { line.prefix { $0 == " " }.count }
+        let candidates = [line - 1, line, line - 2].filter { lines.indices.contains($0) }
+        guard let start = candidates.first(where: { lines[$0].trimmingCharacters(in: .whitespaces).hasPrefix("\(key):") }) else {
+            return key
+        }
+        var path = [key]
+        var level = indent(lines[start])
+        var index = start - 1
+        while index >= 0 && level > 0 {
+            let candidate = lines[index]
+            let trimmed = candidate.trimmingCharacters(in: .whitespaces)
+            if !trimmed.isEmpty, !trimmed.hasPrefix("#"), indent(candidate) < level, let colon = trimmed.firstIndex(of: ":") {
+                path.insert(String(trimmed[..<colon]), at: 0)
+                level = indent(candidate)
+            }
+            index -= 1
+        }
+        return path.joined(separator: ".")
+    }
+
+    private static func isNull(_ node: Node) -> Bool {
+        if case .scalar(let scalar) = node {
+            return scalar.style == .plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string)
+        }
+        return false
+    }
+
+    private static func describe(_ error: YamlError) -> String {
+        switch error {
+        case .scanner(let context, let problem, let mark, _):
+            return "\(problem) at line \(mark.line), column \(mark.column)" + (context.map { " (\($0.text))" } ?? "")
+        case .parser(let context, let problem, let mark, _):
+            return "\(problem) at line \(mark.line), column \(mark.column)" + (context.map { " (\($0.text))" } ?? "")
+        default:
+            return "\(error)"
+        }
+    }
+}

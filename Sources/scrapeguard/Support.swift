@@ -1,0 +1,76 @@
+import ArgumentParser
+import GatewayCore
+import GatewayTLS
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writes a line to standard output at once, so that it keeps its place among the
+/// output of programs the command runs.
+func say(_ message: String) {
+    writeLine(message, to: STDOUT_FILENO)
+}
+
+func printError(_ message: String) {
+    writeLine(message, to: STDERR_FILENO)
+}
+
+private func writeLine(_ message: String, to descriptor: Int32) {
+    let line = Array((message + "\n").utf8)
+    line.withUnsafeBytes { bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written <= 0 { return }
+            offset += written
+        }
+    }
+}
+
+enum Logging {
+    static func make(level: String) -> Logger {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: level) ?? .info
+            return handler
+        }
+        return Logger(label: "scrapeguard")
+    }
+}
+
+enum ConfigurationFiles {
+    /// Reads both files; the web config's certificates are loaded too, so their
+    /// problems are reported with the key that names them.
+    static func load(webConfigFile: String, configFile: String, upstreamURL: String?) throws -> (WebConfiguration, GatewayConfiguration) {
+        let web = try WebConfiguration.load(file: webConfigFile)
+        var gateway = try GatewayConfiguration.load(file: configFile)
+        if let upstreamURL {
+            do {
+                gateway.upstream.url = try UpstreamURL(parsing: upstreamURL)
+            } catch {
+                throw ValidationError("--upstream.url: \(error.reason)")
+            }
+        }
+        return (web, gateway)
+    }
+}
+
+enum ListenAddress {
+    /// `HOST:PORT`, `:PORT` (all interfaces) or `[::1]:PORT`.
+    static func parse(_ text: String, flag: String) throws -> (String, Int) {
+        guard let colon = text.lastIndex(of: ":") else {
+            throw ValidationError("\(flag): expected HOST:PORT, got \"\(text)\"")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.isEmpty { host = "0.0.0.0" }
+        guard let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("\(flag): invalid port in \"\(text)\"")
+        }
+        return (host, port)
+    }
+}

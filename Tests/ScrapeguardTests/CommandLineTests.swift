@@ -1,0 +1,101 @@
+import Foundation
+import GatewayCore
+import Testing
+
+/// The `scrapeguard` executable as scripts use it.
+@Suite struct CommandLineTests {
+    private func writeConfigs(web: String, gateway: String) throws -> (String, String) {
+        let folder = try makeTemporaryFolder("sg-cli")
+        let webFile = folder.appendingPathComponent("web-config.yml").path
+        let configFile = folder.appendingPathComponent("scrapeguard.yml").path
+        try web.write(toFile: webFile, atomically: true, encoding: .utf8)
+        try gateway.write(toFile: configFile, atomically: true, encoding: .utf8)
+        return (webFile, configFile)
+    }
+
+    @Test func checkConfigAcceptsGoodFilesAndSaysWhatItChecked() throws {
+        let (web, config) = try writeConfigs(
+            web: TestGateway.defaultWebConfig(), gateway: "upstream:\n  url: http://127.0.0.1:8000/metrics\n")
+        let result = try ProcessRunner.run([Repository.binary, "check-config", "--web.config.file=\(web)", "--config.file=\(config)"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdoutText.contains("\(web): OK"))
+        #expect(result.stdoutText.contains("RequireAndVerifyClientCert"))
+        #expect(result.stdoutText.contains("\(config): OK: upstream http://127.0.0.1:8000/metrics"))
+    }
+
+    @Test(arguments: [
+        ("web", "tls_server_config:\n  cert_file: missing.crt\n  key_file: missing.key\n",
+         "tls_server_config.cert_file: cannot read"),
+        ("gateway", "upstream:\n  urll: http://127.0.0.1:8000/metrics\n", "upstream.urll: unknown key"),
+        ("gateway", "upstream:\n  scrape_timeout: ten seconds\n", "upstream.scrape_timeout: invalid duration"),
+        ("gateway", "upstream:\n  url: https://example.com/metrics\n", "upstream.url: invalid upstream URL"),
+        ("gateway", "server:\n  metrics_path: metrics\n", "server.metrics_path: must be an absolute path"),
+    ])
+    func checkConfigRefusesNamingFileKeyAndReason(_ which: String, _ text: String, _ expected: String) throws {
+        let good = "upstream:\n  url: http://127.0.0.1:8000/metrics\n"
+        let (web, config) = try writeConfigs(
+            web: which == "web" ? text : TestGateway.defaultWebConfig(), gateway: which == "gateway" ? text : good)
+        let result = try ProcessRunner.run([Repository.binary, "check-config", "--web.config.file=\(web)", "--config.file=\(config)"])
+        #expect(result.status == 1)
+        let file = which == "web" ? web : config
+        #expect(result.stderr.contains("\(file): \(expected)"), "\(result.stderr)")
+    }
+
+    @Test func hashPasswordMakesAHashThatVerifies() throws {
+        let result = try ProcessRunner.run([Repository.binary, "hash-password", "--cost", "5"], stdin: Data("s3cret pass\n".utf8))
+        #expect(result.status == 0, "\(result.stderr)")
+        let hash = result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(hash.hasPrefix("$2y$05$"))
+        #expect(BcryptHash.verify(password: "s3cret pass", hash: hash) == .match)
+        #expect(BcryptHash.verify(password: "s3cret", hash: hash) == .mismatch)
+        let empty = try ProcessRunner.run([Repository.binary, "hash-password"], stdin: Data())
+        #expect(empty.status == 1)
+    }
+
+    @Test func demoScrapesOnceOverMutualTLS() throws {
+        let result = try ProcessRunner.run([
+            Repository.binary, "demo", "--once", "--web.listen-address", "127.0.0.1:0",
+            "--certs.script", Repository.certsScript,
+        ], timeout: 60)
+        #expect(result.status == 0, "\(result.stderr)")
+        let output = result.stdoutText
+        #expect(output.contains("app_processed_tasks_total "))
+        #expect(output.contains("app_active_workers "))
+        #expect(output.contains("curl --silent --show-error --fail --cacert"))
+        #expect(output.contains("the same with a wrong password: HTTP 401"))
+    }
+
+    @Test func serveRunsUntilSIGTERMAndExitsZero() async throws {
+        let upstream = TestUpstream(body: Array("up 1\n".utf8))
+        let upstreamPort = try await upstream.start()
+        let (web, config) = try writeConfigs(
+            web: TestGateway.defaultWebConfig(), gateway: "upstream:\n  url: http://127.0.0.1:9/metrics\n")
+        let port = try freePort()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Repository.binary)
+        process.arguments = [
+            "serve", "--web.config.file=\(web)", "--config.file=\(config)",
+            "--web.listen-address=127.0.0.1:\(port)", "--upstream.url=http://127.0.0.1:\(upstreamPort)/metrics",
+        ]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var response = try Curl().get("https://127.0.0.1:\(port)/metrics")
+        for _ in 0..<50 where response.status != 200 {
+            try await Task.sleep(for: .milliseconds(100))
+            response = try Curl().get("https://127.0.0.1:\(port)/metrics")
+        }
+        #expect(response.status == 200, "the --upstream.url flag overrides the file")
+        #expect(response.bodyText == "up 1\n")
+        process.terminate()  // SIGTERM
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit)
+        #expect(process.terminationStatus == 0)
+        await upstream.stop()
+    }
+}
+
+/// A loopback port that is free right now.
+func freePort() throws -> Int {
+    let result = try ProcessRunner.run(["python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"])
+    return Int(result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines))!
+}

@@ -1,0 +1,82 @@
+@testable import GatewayCore
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// The small parsers behind the configuration and the request path.
+@Suite struct ConfigurationValueTests {
+    @Test(arguments: [
+        ("10s", 10_000 as Int64?), ("1m30s", 90_000), ("500ms", 500), ("1h", 3_600_000), ("0", 0),
+        ("2d", 172_800_000), ("1y", 31_536_000_000),
+        ("10", nil), ("1s1m", nil), ("-1s", nil), ("1.5s", nil), ("", nil), ("10 s", nil), ("5x", nil),
+    ])
+    func prometheusDurations(_ text: String, _ milliseconds: Int64?) {
+        #expect(PrometheusDuration.parse(text).map { $0.nanoseconds / 1_000_000 } == milliseconds)
+    }
+
+    @Test(arguments: [
+        ("1024", 1024 as Int?), ("64MiB", 64 << 20), ("512KiB", 512 << 10), ("1GiB", 1 << 30), ("10MB", 10_000_000),
+        ("5B", 5), ("-1", nil), ("MiB", nil), ("1.5MiB", nil), ("lots", nil),
+    ])
+    func byteSizes(_ text: String, _ bytes: Int?) {
+        #expect(ByteSize.parse(text) == bytes)
+    }
+
+    @Test func upstreamURLs() throws {
+        let plain = try UpstreamURL(parsing: "http://127.0.0.1:8000/metrics?x=1")
+        #expect(plain.host == "127.0.0.1" && plain.port == 8000 && plain.pathAndQuery == "/metrics?x=1")
+        #expect(plain.hostHeader == "127.0.0.1:8000")
+        let defaults = try UpstreamURL(parsing: "http://localhost")
+        #expect(defaults.port == 80 && defaults.pathAndQuery == "/metrics" && defaults.hostHeader == "localhost")
+        let v6 = try UpstreamURL(parsing: "http://[::1]:9100/m")
+        #expect(v6.host == "::1" && v6.port == 9100 && v6.hostHeader == "[::1]:9100")
+        for bad in ["https://127.0.0.1/metrics", "127.0.0.1:8000", "http://:80/", "http://h:0/", "http://h:99999/",
+                    "http://user:pw@h/", "http://[::1/"] {
+            #expect(throws: UpstreamURL.Invalid.self, "\(bad)") { try UpstreamURL(parsing: bad) }
+        }
+    }
+
+    @Test func basicAuthorizationHeaders() {
+        #expect(BasicAuthenticator.parseBasic("Basic cHJvbWV0aGV1czpwYTpzcw==")! == ("prometheus", "pa:ss"))
+        #expect(BasicAuthenticator.parseBasic("basic dXNlcjo=")! == ("user", ""))
+        #expect(BasicAuthenticator.parseBasic("Bearer abc") == nil)
+        #expect(BasicAuthenticator.parseBasic("Basic !!!") == nil)
+        #expect(BasicAuthenticator.parseBasic("Basic bm9jb2xvbg==") == nil)  // "nocolon"
+    }
+
+    @Test func rateLimiterRefillsOneTokenPerInterval() {
+        let start = NIODeadline.now()
+        let limiter = RateLimiter(interval: .seconds(1), burst: 2)
+        #expect(limiter.tryAcquire(now: start))
+        #expect(limiter.tryAcquire(now: start))
+        #expect(!limiter.tryAcquire(now: start))
+        #expect(!limiter.tryAcquire(now: start + .milliseconds(500)))
+        #expect(limiter.tryAcquire(now: start + .milliseconds(1000)))
+        #expect(!limiter.tryAcquire(now: start + .milliseconds(1000)))
+        #expect(limiter.tryAcquire(now: start + .seconds(10)))
+    }
+
+    @Test func scrapeTimeoutFollowsPrometheusWithAMargin() {
+        let configured = Duration.seconds(10)
+        #expect(ScrapeTimeout.effective(headers: [:], configured: configured) == configured)
+        #expect(ScrapeTimeout.effective(headers: ["X-Prometheus-Scrape-Timeout-Seconds": "10"], configured: configured) == .milliseconds(9500))
+        #expect(ScrapeTimeout.effective(headers: ["X-Prometheus-Scrape-Timeout-Seconds": "1"], configured: configured) == .milliseconds(900))
+        #expect(ScrapeTimeout.effective(headers: ["X-Prometheus-Scrape-Timeout-Seconds": "nonsense"], configured: configured) == configured)
+        #expect(ScrapeTimeout.effective(headers: ["X-Prometheus-Scrape-Timeout-Seconds": "-3"], configured: configured) == configured)
+    }
+
+    @Test func upstreamAcceptDropsProtobufOnly() {
+        let prometheus3 = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+        #expect(GatewayHTTPHandler.upstreamAccept(prometheus3)
+            == "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,text/plain;version=0.0.4;q=0.3,*/*;q=0.2")
+        #expect(GatewayHTTPHandler.upstreamAccept(nil).hasPrefix("text/plain;version=0.0.4"))
+        #expect(GatewayHTTPHandler.upstreamAccept("application/vnd.google.protobuf").hasPrefix("text/plain;version=0.0.4"))
+    }
+
+    @Test func bcryptShapes() {
+        #expect(BcryptHash.isWellFormed(TestGateway.passwordHash))
+        #expect(!BcryptHash.isWellFormed("$2y$10$short"))
+        #expect(!BcryptHash.isWellFormed("$1$abc$" + String(repeating: "a", count: 53)))
+        #expect(BcryptHash.verify(password: "x", hash: "not-a-hash") == .unusableHash)
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+
+/// Runs a real program (curl, openssl, python3, the scrapeguard binary) and captures
+/// what it printed. Output goes through files, so a chatty program never blocks on
+/// a full pipe.
+struct ProcessResult {
+    var status: Int32
+    var stdout: Data
+    var stderr: String
+
+    var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
+}
+
+enum ProcessRunner {
+    static func run(_ arguments: [String], stdin: Data? = nil, timeout: TimeInterval = 60) throws -> ProcessResult {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sg-proc-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let outURL = folder.appendingPathComponent("out")
+        let errURL = folder.appendingPathComponent("err")
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let out = try FileHandle(forWritingTo: outURL)
+        let err = try FileHandle(forWritingTo: errURL)
+
+        let process = Process()
+        // coreutils' timeout bounds every program, whatever it waits for.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["timeout", "-k", "5", "\(Int(timeout.rounded(.up)))"] + arguments
+        process.standardOutput = out
+        process.standardError = err
+        let input = Pipe()
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
+        try process.run()
+        if let stdin {
+            input.fileHandleForWriting.write(stdin)
+            try? input.fileHandleForWriting.close()
+        }
+        process.waitUntilExit()
+        try out.close()
+        try err.close()
+        return ProcessResult(
+            status: process.terminationStatus,
+            stdout: try Data(contentsOf: outURL),
+            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+    }
+
+    /// Whether a program is on PATH.
+    static func has(_ program: String) -> Bool {
+        (try? run(["sh", "-c", "command -v \(program)"]).status) == 0
+    }
+}
+
+/// Paths of the repository, found from this source file.
+enum Repository {
+    static let root: URL = {
+        var url = URL(fileURLWithPath: #filePath)
+        while url.path != "/" {
+            url.deleteLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
+                return url
+            }
+        }
+        fatalError("Package.swift not found above \(#filePath)")
+    }()
+
+    static var certsScript: String { root.appendingPathComponent("certs/gen-dev-certs.sh").path }
+    static var fixtures: URL { root.appendingPathComponent("Tests/Fixtures") }
+
+    /// The built `scrapeguard` executable next to the test bundle.
+    static var binary: String {
+        let candidates = [
+            Bundle.main.bundleURL.appendingPathComponent("scrapeguard").path,
+            Bundle(for: BundleMarker.self).bundleURL.deletingLastPathComponent().appendingPathComponent("scrapeguard").path,
+            root.appendingPathComponent(".build/debug/scrapeguard").path,
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates.last!
+    }
+}
+
+private final class BundleMarker {}
+
+/// A fresh throwaway PKI made by the project's own script, once per test process.
+struct TestPKI: Sendable {
+    let folder: String
+
+    static let shared: TestPKI = {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sg-pki-\(UUID().uuidString)").path
+        let result = try! ProcessRunner.run(["bash", Repository.certsScript, "--test-extras", folder])
+        precondition(result.status == 0, "gen-dev-certs.sh failed: \(result.stderr)")
+        return TestPKI(folder: folder)
+    }()
+
+    func path(_ name: String) -> String { "\(folder)/\(name)" }
+}
+
+/// Makes a temporary folder for one test.
+func makeTemporaryFolder(_ prefix: String = "sg-test") throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
