@@ -4,10 +4,18 @@ public struct GatewayConfiguration: Sendable, Hashable {
     public var upstream: UpstreamConfiguration
     /// The path that serves the app's filtered metrics.
     public var metricsPath: String
+    public var limits: ServerLimits
 
-    public init(upstream: UpstreamConfiguration = UpstreamConfiguration(), metricsPath: String = "/metrics") {
+    public init(upstream: UpstreamConfiguration = UpstreamConfiguration(), metricsPath: String = "/metrics",
+                limits: ServerLimits = ServerLimits()) {
         self.upstream = upstream
         self.metricsPath = metricsPath
+        self.limits = limits
+    }
+
+    /// Prometheus's duration syntax (`15s`, `1m30s`, `500ms`), for flags.
+    public static func parseDuration(_ text: String) -> Duration? {
+        PrometheusDuration.parse(text)
     }
 
     public static func load(file: String) throws -> GatewayConfiguration {
@@ -33,6 +41,13 @@ public struct GatewayConfiguration: Sendable, Hashable {
                 guard limit > 0 else { throw upstream.error(.invalidValue, "body_size_limit", "must be greater than 0") }
                 configuration.upstream.bodySizeLimit = limit
             }
+            if let path = try upstream.string("path") {
+                guard configuration.upstream.url.unixSocketPath != nil else {
+                    throw upstream.error(.conflictingKeys, "path", "only for a unix:// url (an http:// url carries its own path)")
+                }
+                guard path.hasPrefix("/") else { throw upstream.error(.invalidValue, "path", "must start with /") }
+                configuration.upstream.url.pathAndQuery = path
+            }
             try upstream.finish()
         }
         if var server = try root.mapping("server") {
@@ -45,6 +60,7 @@ public struct GatewayConfiguration: Sendable, Hashable {
                 }
                 configuration.metricsPath = path
             }
+            try configuration.limits.read(from: &server)
             try server.finish()
         }
         try root.finish()
@@ -74,8 +90,10 @@ public struct UpstreamConfiguration: Sendable, Hashable {
     }
 }
 
-/// An `http://host:port/path` URL of the app's metrics. Only plain HTTP: the app is
-/// on loopback in the same pod.
+/// Where the app's metrics are: `http://host:port/path` on loopback, or
+/// `unix:///path/to/app.sock` (HTTP over a Unix domain socket, path `/metrics` unless
+/// `upstream.path` says otherwise), so the app need not open any TCP port. Only plain
+/// HTTP: the app is in the same pod.
 public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
     public struct Invalid: Error, Sendable {
         public var reason: String
@@ -85,10 +103,23 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
     public var port: Int
     /// Path and query, starting with `/`.
     public var pathAndQuery: String
+    /// Set for a `unix://` URL.
+    public var unixSocketPath: String?
 
     public init(parsing text: String) throws(Invalid) {
+        if text.hasPrefix("unix://") {
+            let path = String(text.dropFirst("unix://".count))
+            guard path.hasPrefix("/"), path.count > 1, !path.contains("?"), !path.contains("#") else {
+                throw Invalid(reason: "invalid upstream URL \"\(text)\": a unix URL is unix:///absolute/path/to/app.sock")
+            }
+            self.host = "localhost"
+            self.port = 0
+            self.pathAndQuery = "/metrics"
+            self.unixSocketPath = path
+            return
+        }
         guard text.hasPrefix("http://") else {
-            throw Invalid(reason: "invalid upstream URL \"\(text)\": must start with http:// (the app listens on loopback)")
+            throw Invalid(reason: "invalid upstream URL \"\(text)\": must start with http:// or unix:// (the app is in the pod)")
         }
         let rest = text.dropFirst("http://".count)
         let authority = rest.prefix { $0 != "/" && $0 != "?" }
@@ -128,13 +159,20 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
         self.host = String(host)
         self.port = port
         self.pathAndQuery = path
+        self.unixSocketPath = nil
     }
 
     /// The `Host` header value.
     public var hostHeader: String {
+        if unixSocketPath != nil { return "localhost" }
         let bracketed = host.contains(":") ? "[\(host)]" : host
         return port == 80 ? bracketed : "\(bracketed):\(port)"
     }
 
-    public var description: String { "http://\(hostHeader)\(pathAndQuery)" }
+    public var description: String {
+        if let unixSocketPath {
+            return pathAndQuery == "/metrics" ? "unix://\(unixSocketPath)" : "unix://\(unixSocketPath) path \(pathAndQuery)"
+        }
+        return "http://\(hostHeader)\(pathAndQuery)"
+    }
 }

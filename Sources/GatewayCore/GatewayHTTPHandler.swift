@@ -10,8 +10,11 @@ struct GatewayRequestPolicy: Sendable {
     var upstream: UpstreamClient
     var filter: any ScrapeBodyFilter
     var metricsPath: String
+    var maximumRequestLine: Int
     /// From web-config's `http_server_config.headers`, added to every response.
     var responseHeaders: [(String, String)]
+    var metrics: GatewayMetrics
+    var health: GatewayHealth
     var logger: Logger
 }
 
@@ -31,6 +34,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
     private var transform: (any ScrapeBodyTransform)?
     private var sentResponseHead = false
     private var upstreamBodyBytes = 0
+    private var sentBodyBytes = 0
+    private var fetchStarted: NIODeadline?
 
     init(policy: GatewayRequestPolicy) {
         self.policy = policy
@@ -49,6 +54,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? TLSHandshakeCompletedEvent {
             peer = event.peer
+            policy.metrics.handshakeCompleted()
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -57,6 +63,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
         switch unwrapInboundIn(data) {
         case .head(let head):
             requestHead = head
+            context.triggerUserOutboundEvent(RequestCycleEvent.requestHeadReceived, promise: nil)
         case .body:
             break  // scrapes have no body; whatever is sent is discarded unread
         case .end:
@@ -80,6 +87,9 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if fetch != nil || sentResponseHead {
+            policy.metrics.scrapeEnded(.clientAborted)
+        }
         fetch?.cancel()
         fetch = nil
         context.fireChannelInactive()
@@ -88,6 +98,10 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
     // MARK: - Admission and routing
 
     private func admit(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        if head.uri.utf8.count > policy.maximumRequestLine {
+            respond(.uriTooLong, "request target too long\n")
+            return
+        }
         if let limiter = policy.rateLimiter, !limiter.tryAcquire() {
             respond(.tooManyRequests, "too many requests\n", extraHeaders: [("Retry-After", "1")])
             return
@@ -105,6 +119,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
                 case .overloaded:
                     self.respond(.serviceUnavailable, "authentication overloaded\n", extraHeaders: [("Retry-After", "1")])
                 default:
+                    self.policy.metrics.authenticationFailed(reason: outcome.failureReason ?? "unknown")
                     self.policy.logger.info("authentication failed", metadata: [
                         "reason": "\(outcome.failureReason ?? "")",
                         "peer_san": "\(self.peer?.subjectAlternativeNames.first ?? "")",
@@ -117,6 +132,14 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
 
     private func route(_ head: HTTPRequestHead) {
         let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        if path == "/gateway/metrics" {
+            guard head.method == .GET || head.method == .HEAD else {
+                respond(.methodNotAllowed, "method not allowed\n", extraHeaders: [("Allow", "GET, HEAD")])
+                return
+            }
+            respondWithOwnMetrics()
+            return
+        }
         guard path == policy.metricsPath else {
             respond(.notFound, "not found\n")
             return
@@ -142,6 +165,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
         let timeout = ScrapeTimeout.effective(headers: head.headers, configured: policy.upstream.configuration.scrapeTimeout)
         sentResponseHead = false
         upstreamBodyBytes = 0
+        sentBodyBytes = 0
+        fetchStarted = .now()
         fetch = policy.upstream.fetch(
             method: head.method == .HEAD ? .HEAD : .GET, headers: upstreamHeaders,
             timeout: .nanoseconds(timeout.nanoseconds), on: context.eventLoop, delegate: self)
@@ -159,14 +184,17 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
     }
 
     func upstreamResponseHead(_ head: HTTPResponseHead) {
+        policy.health.upstreamAnswered()
         guard head.status == .ok else {
             abandonFetch()
+            policy.metrics.scrapeEnded(.upstreamError)
             policy.logger.warning("upstream answered with an error status", metadata: ["status": "\(head.status.code)"])
             respond(.badGateway, "upstream answered \(head.status.code)\n")
             return
         }
         if let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length > policy.upstream.configuration.bodySizeLimit {
             abandonFetch()
+            policy.metrics.scrapeEnded(.tooLarge)
             policy.logger.warning("upstream body exceeds body_size_limit", metadata: ["content_length": "\(length)"])
             respond(.badGateway, "upstream body exceeds the body size limit\n")
             return
@@ -190,11 +218,14 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
         if upstreamBodyBytes > policy.upstream.configuration.bodySizeLimit {
             policy.logger.warning("upstream body exceeds body_size_limit: response aborted",
                                   metadata: ["limit": "\(policy.upstream.configuration.bodySizeLimit)"])
+            policy.metrics.scrapeEnded(.tooLarge)
+            sentResponseHead = false
             abandonFetch()
             abortConnection()
             return
         }
         if let output = transform?.process(buffer), output.readableBytes > 0 {
+            sentBodyBytes += output.readableBytes
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(output))), promise: nil)
         }
         if !context.channel.isWritable {
@@ -205,9 +236,15 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
     func upstreamResponseEnd() {
         fetch = nil
         if requestHead?.method != .HEAD, let output = transform?.finish(), output.readableBytes > 0 {
+            sentBodyBytes += output.readableBytes
             write(.body(.byteBuffer(output)))
         }
         transform = nil
+        if let started = fetchStarted {
+            policy.metrics.upstreamFetched(duration: .nanoseconds((NIODeadline.now() - started).nanoseconds), bytes: upstreamBodyBytes)
+        }
+        policy.metrics.bodySent(bytes: sentBodyBytes)
+        policy.metrics.scrapeEnded(.success)
         finishResponse()
     }
 
@@ -215,7 +252,13 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
         fetch = nil
         transform = nil
         policy.logger.warning("upstream fetch failed", metadata: ["error": "\(error)"])
+        if case .timeout = error {
+            policy.metrics.scrapeEnded(.timeout)
+        } else {
+            policy.metrics.scrapeEnded(.upstreamError)
+        }
         guard !sentResponseHead else {
+            sentResponseHead = false
             // The status line is gone already: the only honest signal left is to
             // cut the connection, so the scraper sees an incomplete body.
             abortConnection()
@@ -233,6 +276,21 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
         fetch?.cancel()
         fetch = nil
         transform = nil
+    }
+
+    private func respondWithOwnMetrics() {
+        guard let context else { return }
+        let body = policy.metrics.exposition()
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
+        headers.add(name: "Content-Length", value: "\(body.count)")
+        headers.add(name: "Cache-Control", value: "no-store")
+        addCommonHeaders(&headers)
+        write(.head(HTTPResponseHead(version: requestHead?.version ?? .http1_1, status: .ok, headers: headers)))
+        if requestHead?.method != .HEAD {
+            write(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body))))
+        }
+        finishResponse()
     }
 
     // MARK: - Writing
@@ -272,6 +330,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
         let keepAlive = requestHead?.isKeepAlive ?? false
         requestHead = nil
         sentResponseHead = false
+        // Before the end is written: writing it may hand us a pipelined request at once.
+        context.triggerUserOutboundEvent(RequestCycleEvent.responseCompleted, promise: nil)
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive {
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }

@@ -5,120 +5,258 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import UnixSignals
 
-/// Everything `GatewayServer` needs: the two configuration files, already read.
+/// Everything `GatewayServer` needs: the two configuration files, already read, and
+/// what the command line sets.
 public struct GatewayServerSettings: Sendable {
     public var web: WebConfiguration
     public var gateway: GatewayConfiguration
     public var listenHost: String
     public var listenPort: Int
-    public var handshakeTimeout: Duration
+    /// Where `/healthz` and `/readyz` are served in plain HTTP; nil for none.
+    public var healthListen: (host: String, port: Int)?
+    /// How long a drain waits for in-flight scrapes before closing what is left.
+    public var shutdownTimeout: Duration
     public var filter: any ScrapeBodyFilter
 
     public init(
         web: WebConfiguration, gateway: GatewayConfiguration, listenHost: String = "0.0.0.0", listenPort: Int = 9443,
-        handshakeTimeout: Duration = .seconds(10), filter: any ScrapeBodyFilter = IdentityScrapeFilter()
+        healthListen: (host: String, port: Int)? = nil, shutdownTimeout: Duration = .seconds(15),
+        filter: any ScrapeBodyFilter = IdentityScrapeFilter()
     ) {
         self.web = web
         self.gateway = gateway
         self.listenHost = listenHost
         self.listenPort = listenPort
-        self.handshakeTimeout = handshakeTimeout
+        self.healthListen = healthListen
+        self.shutdownTimeout = shutdownTimeout
         self.filter = filter
     }
 }
 
-/// The HTTPS listener: TLS through OpenSSL, HTTP/1.1, auth, proxy. Runs as a
-/// swift-service-lifecycle `Service`, or is started and stopped by hand in tests.
+/// The HTTPS listener: TLS through OpenSSL, HTTP/1.1, auth, proxy, own metrics. Runs
+/// as a swift-service-lifecycle `Service` (graceful shutdown drains it), or is started
+/// and stopped by hand in tests. `apply(web:gateway:)` swaps in new certificates,
+/// users and upstream settings whole; open connections keep what they started with.
 public final class GatewayServer: Service, Sendable {
-    public let settings: GatewayServerSettings
-    public let authenticator: BasicAuthenticator
+    /// What one connection is set up with; replaced whole by a reload.
+    private struct Active {
+        var tlsContext: TLSContext
+        var policy: GatewayRequestPolicy
+        var limits: ServerLimits
+    }
+
+    public let metrics: GatewayMetrics
+    public let health: GatewayHealth
+    private let settings: GatewayServerSettings
     private let group: EventLoopGroup
     private let threadPool: NIOThreadPool
-    private let tlsContext: NIOLockedValueBox<TLSContext>
-    private let policy: GatewayRequestPolicy
+    private let active: NIOLockedValueBox<Active>
+    private let connections = ConnectionTracker()
     private let serverChannel = NIOLockedValueBox<Channel?>(nil)
+    private let healthServer: HealthServer
     private let handshakeFailures = NIOLockedValueBox<[String: Int]>([:])
     private let logger: Logger
 
     /// Builds the TLS context and everything else that can fail before binding.
-    public init(settings: GatewayServerSettings, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) throws {
+    public init(
+        settings: GatewayServerSettings, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        metrics: GatewayMetrics = GatewayMetrics(), logger: Logger
+    ) throws {
         self.settings = settings
         self.group = group
         self.logger = logger
-        self.tlsContext = NIOLockedValueBox(try TLSContext(configuration: settings.web.tls))
+        self.metrics = metrics
+        self.health = GatewayHealth()
         let pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
         self.threadPool = pool
-        self.authenticator = BasicAuthenticator(users: settings.web.basicAuthUsers, pool: pool)
-        self.policy = GatewayRequestPolicy(
-            authenticator: authenticator,
-            rateLimiter: settings.web.rateLimit.map { RateLimiter(interval: $0.interval, burst: $0.burst) },
-            upstream: UpstreamClient(configuration: settings.gateway.upstream),
-            filter: settings.filter,
-            metricsPath: settings.gateway.metricsPath,
-            responseHeaders: settings.web.headers.map { ($0.name, $0.value) },
+        let tlsContext = try TLSContext(configuration: settings.web.tls)
+        self.active = NIOLockedValueBox(Active(
+            tlsContext: tlsContext,
+            policy: Self.makePolicy(settings.web, settings.gateway, filter: settings.filter, pool: pool,
+                                    metrics: metrics, health: health, logger: logger),
+            limits: settings.gateway.limits))
+        let active = self.active
+        self.healthServer = HealthServer(health: health, upstream: { active.withLockedValue { $0.policy.upstream } })
+        metrics.certificatesInUse(tlsContext)
+        health.certificatesLoaded()
+    }
+
+    private static func makePolicy(
+        _ web: WebConfiguration, _ gateway: GatewayConfiguration, filter: any ScrapeBodyFilter, pool: NIOThreadPool,
+        metrics: GatewayMetrics, health: GatewayHealth, logger: Logger
+    ) -> GatewayRequestPolicy {
+        GatewayRequestPolicy(
+            authenticator: BasicAuthenticator(users: web.basicAuthUsers, pool: pool),
+            rateLimiter: web.rateLimit.map { RateLimiter(interval: $0.interval, burst: $0.burst) },
+            upstream: UpstreamClient(configuration: gateway.upstream),
+            filter: filter,
+            metricsPath: gateway.metricsPath,
+            maximumRequestLine: gateway.limits.maximumRequestLine,
+            responseHeaders: web.headers.map { ($0.name, $0.value) },
+            metrics: metrics,
+            health: health,
             logger: logger)
     }
+
+    /// The basic-auth checker new connections use.
+    public var authenticator: BasicAuthenticator { active.withLockedValue { $0.policy.authenticator } }
+
+    /// The TLS context new connections use.
+    public var tlsContext: TLSContext { active.withLockedValue { $0.tlsContext } }
 
     /// Handshake failures so far, by reason.
     public var handshakeFailuresByReason: [String: Int] {
         handshakeFailures.withLockedValue { $0 }
     }
 
+    public var openConnections: Int { connections.count }
+
+    /// Swaps in a new configuration for new connections. Everything is built first,
+    /// so a failure (a broken certificate) changes nothing. Listen addresses are not
+    /// reloadable.
+    public func apply(web: WebConfiguration, gateway: GatewayConfiguration, filter: (any ScrapeBodyFilter)? = nil) throws {
+        let tlsContext = try TLSContext(configuration: web.tls)
+        let previousFilter = active.withLockedValue { $0.policy.filter }
+        let policy = Self.makePolicy(web, gateway, filter: filter ?? previousFilter, pool: threadPool,
+                                     metrics: metrics, health: health, logger: logger)
+        let previous = active.withLockedValue { active in
+            defer { active = Active(tlsContext: tlsContext, policy: policy, limits: gateway.limits) }
+            return active
+        }
+        if previous.policy.upstream.configuration != gateway.upstream {
+            previous.policy.upstream.closeIdleConnections()
+        }
+        metrics.certificatesInUse(tlsContext)
+    }
+
     /// Binds and starts accepting; returns the bound address (port 0 picks one).
     @discardableResult
     public func start() async throws -> SocketAddress {
-        let policy = self.policy
-        let tlsContext = self.tlsContext
-        let handshakeTimeout = TimeAmount.nanoseconds(settings.handshakeTimeout.nanoseconds)
+        let active = self.active
+        let connections = self.connections
+        let metrics = self.metrics
         let logger = self.logger
         let failures = self.handshakeFailures
         let onFailure: TLSServerHandler.FailureObserver = { failure in
             failures.withLockedValue { $0[failure.reason, default: 0] += 1 }
+            metrics.handshakeFailed(reason: failure.reason)
         }
+        let onLimit: @Sendable (String) -> Void = { reason in metrics.connectionRejected(reason: reason) }
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 4)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let context = tlsContext.withLockedValue { $0 }
-                    try channel.pipeline.syncOperations.addHandler(
-                        TLSServerHandler(context: context, handshakeTimeout: handshakeTimeout, logger: logger, onFailure: onFailure))
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(GatewayHTTPHandler(policy: policy))
+                let current = active.withLockedValue { $0 }
+                guard connections.add(channel, limit: current.limits.maximumConnections) else {
+                    metrics.connectionRejected(reason: "max_connections")
+                    return channel.close()
+                }
+                metrics.connectionOpened()
+                channel.closeFuture.whenComplete { _ in metrics.connectionClosed() }
+                return channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(TLSServerHandler(
+                        context: current.tlsContext,
+                        handshakeTimeout: .nanoseconds(current.limits.handshakeTimeout.nanoseconds),
+                        logger: logger, onFailure: onFailure))
+                    try sync.addHandler(ConnectionLimitsHandler(
+                        readHeaderTimeout: .nanoseconds(current.limits.readHeaderTimeout.nanoseconds),
+                        idleTimeout: .nanoseconds(current.limits.idleTimeout.nanoseconds),
+                        maximumHeaderBytes: current.limits.maximumHeaderBytes,
+                        onLimit: onLimit))
+                    try sync.configureHTTPServerPipeline(withErrorHandling: true)
+                    try sync.addHandler(GatewayHTTPHandler(policy: current.policy))
                 }
             }
             .bind(host: settings.listenHost, port: settings.listenPort)
             .get()
         serverChannel.withLockedValue { $0 = channel }
         logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+        if let health = settings.healthListen {
+            let address = try await healthServer.start(host: health.host, port: health.port)
+            logger.info("health endpoints listening", metadata: ["address": "\(address)"])
+        }
         return channel.localAddress!
     }
 
-    /// Stops accepting and closes the listener.
-    public func stop() async {
+    /// The health port's address, once started.
+    public func startHealthOnly(host: String, port: Int) async throws -> SocketAddress {
+        try await healthServer.start(host: host, port: port)
+    }
+
+    /// Graceful drain: readiness turns false, the listener closes, idle keep-alive
+    /// connections close at once, in-flight scrapes finish (their responses say
+    /// `Connection: close`). After `shutdownTimeout`, or at once if the task is
+    /// cancelled (a second signal), whatever is left is closed.
+    public func drain() async {
+        health.startDraining()
         let channel = serverChannel.withLockedValue { channel in
             defer { channel = nil }
             return channel
         }
         try? await channel?.close()
+        let open = connections.count
+        logger.info("draining", metadata: ["open_connections": "\(open)"])
+        connections.quiesceAll()
+        let connections = self.connections
+        let drained = await withTaskCancellationHandler {
+            await connections.waitUntilEmpty(timeout: settings.shutdownTimeout)
+        } onCancel: {
+            connections.closeAll()
+        }
+        if !drained {
+            logger.warning("drain ended before every connection finished; closing the rest",
+                           metadata: ["open_connections": "\(connections.count)"])
+            connections.closeAll()
+            _ = await connections.waitUntilEmpty(timeout: .seconds(1))
+        }
+        await healthServer.stop()
     }
 
-    /// Releases the bcrypt thread pool. Call once, after `stop()`.
+    /// Stops accepting and closes every connection at once (tests).
+    public func stop() async {
+        health.startDraining()
+        let channel = serverChannel.withLockedValue { channel in
+            defer { channel = nil }
+            return channel
+        }
+        try? await channel?.close()
+        connections.closeAll()
+        await healthServer.stop()
+    }
+
+    /// Releases the bcrypt thread pool. Call once, after `stop()` or `drain()`.
     public func shutdown() async {
         try? await threadPool.shutdownGracefully()
     }
 
-    /// Serves until graceful shutdown (SIGTERM/SIGINT through the service group).
+    /// Serves until graceful shutdown (the first SIGTERM or SIGINT), then drains. A
+    /// second signal during the drain closes whatever is left at once.
     public func run() async throws {
-        let address = try await start()
-        _ = address
+        try await start()
         try? await gracefulShutdown()
         logger.info("shutting down")
-        await stop()
+        let connections = self.connections
+        let logger = self.logger
+        // Subscribed only now, so the signal that started the drain is not counted.
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in signals {
+                    logger.warning("second signal: closing every connection now")
+                    connections.closeAll()
+                    break
+                }
+            }
+            await drain()
+            group.cancelAll()
+        }
         await shutdown()
+        logger.info("stopped")
     }
 }

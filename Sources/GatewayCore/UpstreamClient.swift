@@ -65,16 +65,32 @@ public final class UpstreamClient: Sendable {
     }
 
     fileprivate func connect(on eventLoop: EventLoop) -> EventLoopFuture<Channel> {
-        ClientBootstrap(group: eventLoop)
+        let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.nanoseconds(configuration.connectTimeout.nanoseconds))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(UpstreamResponseHandler())
                 }
             }
+        if let path = configuration.url.unixSocketPath {
+            return bootstrap.connect(unixDomainSocketPath: path)
+        }
+        return bootstrap
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connect(host: configuration.url.host, port: configuration.url.port)
+    }
+
+    /// Closes the idle connections of every event loop (after a reload replaced this client).
+    func closeIdleConnections() {
+        let boxes = pools.withLockedValue { Array($0.values) }
+        for box in boxes {
+            box.eventLoop.execute {
+                let idle = box.value
+                for channel in idle.channels { channel.close(promise: nil) }
+                idle.channels.removeAll()
+            }
+        }
     }
 }
 

@@ -28,7 +28,7 @@ struct DemoCommand: AsyncParsableCommand {
     static let password = "scrapeguard-demo"
 
     func run() async throws {
-        let logger = Logging.make(level: logLevel)
+        let logger = try Logging.make(level: logLevel, format: "logfmt")
         let folder = try makeFolder()
         say("1. dev certificates in \(folder)")
         try runProcess("/bin/bash", [certsScript, folder], quiet: true)

@@ -21,18 +21,48 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("upstream.url"), help: "The app's metrics URL; overrides upstream.url in the config file.")
     var upstreamURL: String?
 
+    @Option(name: .customLong("health.listen-address"), help: "HOST:PORT for plain-HTTP /healthz and /readyz; empty for none.")
+    var healthListenAddress: String = ":9444"
+
+    @Option(name: .customLong("web.shutdown-timeout"), help: "How long SIGTERM waits for in-flight scrapes (e.g. 15s).")
+    var shutdownTimeout: String = "15s"
+
+    @Option(name: .customLong("reload.interval"), help: "How often certificate and config files are checked for changes; 0 for SIGHUP only.")
+    var reloadInterval: String = "5s"
+
     @Option(name: .customLong("log.level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Option(name: .customLong("log.format"), help: "logfmt or json.")
+    var logFormat: String = "logfmt"
+
     func run() async throws {
-        let logger = Logging.make(level: logLevel)
-        let (web, gateway) = try ConfigurationFiles.load(webConfigFile: webConfigFile, configFile: configFile, upstreamURL: upstreamURL)
+        let logger = try Logging.make(level: logLevel, format: logFormat)
+        let shutdownTimeout = try DurationFlag.parse(shutdownTimeout, flag: "--web.shutdown-timeout")
+        let reloadInterval = try DurationFlag.parse(reloadInterval, flag: "--reload.interval")
         let (host, port) = try ListenAddress.parse(listenAddress, flag: "--web.listen-address")
+        let health = try healthListenAddress.isEmpty ? nil : ListenAddress.parse(healthListenAddress, flag: "--health.listen-address")
+        let webConfigFile = self.webConfigFile
+        let configFile = self.configFile
+        let upstreamURL = self.upstreamURL
+        let load: ConfigurationReloader.Loader = {
+            try ConfigurationFiles.load(webConfigFile: webConfigFile, configFile: configFile, upstreamURL: upstreamURL)
+        }
+        let (web, gateway) = try load()
+
         let server = try GatewayServer(
-            settings: GatewayServerSettings(web: web, gateway: gateway, listenHost: host, listenPort: port), logger: logger)
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+            settings: GatewayServerSettings(
+                web: web, gateway: gateway, listenHost: host, listenPort: port,
+                healthListen: health.map { (host: $0.0, port: $0.1) }, shutdownTimeout: shutdownTimeout),
+            logger: logger)
+        let reloader = ConfigurationReloader(
+            server: server, webConfigFile: webConfigFile, configFile: configFile, current: web,
+            pollInterval: reloadInterval > .zero ? reloadInterval : nil, logger: logger, load: load)
+        var configuration = ServiceGroupConfiguration(
+            services: [.init(service: server), .init(service: reloader)], gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        // A backstop: the drain enforces the timeout itself.
+        configuration.maximumGracefulShutdownDuration = shutdownTimeout + .seconds(2)
+        try await ServiceGroup(configuration: configuration).run()
     }
 }

@@ -32,13 +32,25 @@ private func writeLine(_ message: String, to descriptor: Int32) {
 }
 
 enum Logging {
-    static func make(level: String) -> Logger {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: level) ?? .info
-            return handler
+    static func make(level: String, format: String) throws -> Logger {
+        guard let level = Logger.Level(rawValue: level) else {
+            throw ValidationError("--log.level: one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        guard let format = LogFormat(rawValue: format) else {
+            throw ValidationError("--log.format: logfmt or json")
+        }
+        format.bootstrap(level: level)
         return Logger(label: "scrapeguard")
+    }
+}
+
+enum DurationFlag {
+    /// A Prometheus-style duration flag such as `15s` or `500ms`.
+    static func parse(_ text: String, flag: String) throws -> Duration {
+        guard let duration = GatewayConfiguration.parseDuration(text) else {
+            throw ValidationError("\(flag): invalid duration \"\(text)\" (use e.g. 15s, 1m, 500ms)")
+        }
+        return duration
     }
 }
 

@@ -16,7 +16,7 @@ import Testing
 
     @Test func rightCertificateAndPasswordAreServed() async throws {
         try await withGateway { gateway in
-            let response = try Curl().get("\(gateway.baseURL)/metrics")
+            let response = try await Curl().get("\(gateway.baseURL)/metrics")
             #expect(response.status == 200)
             #expect(response.bodyText == "up 1\n")
         }
@@ -30,7 +30,7 @@ import Testing
     ])
     func certificateRefusals(_ name: String, _ certificate: String?, _ reason: String) async throws {
         try await withGateway { gateway in
-            let response = try Curl(certificate: certificate).get("\(gateway.baseURL)/metrics")
+            let response = try await Curl(certificate: certificate).get("\(gateway.baseURL)/metrics")
             #expect(response.exitCode != 0, "\(name): curl got through")
             #expect(response.status == 0, "\(name): got HTTP \(response.status)")
             #expect(response.body.isEmpty)
@@ -42,7 +42,7 @@ import Testing
     @Test func wrongPasswordUnknownUserAndMissingHeaderAre401() async throws {
         try await withGateway { gateway in
             for credentials in ["\(TestGateway.user):wrong", "mallory:\(TestGateway.password)", nil] {
-                let response = try Curl(credentials: credentials).get("\(gateway.baseURL)/metrics")
+                let response = try await Curl(credentials: credentials).get("\(gateway.baseURL)/metrics")
                 #expect(response.status == 401, "\(credentials ?? "no credentials")")
                 #expect(response.headers.contains("WWW-Authenticate: Basic realm=\"scrapeguard\""))
                 #expect(response.bodyText == "unauthorized\n")
@@ -52,7 +52,7 @@ import Testing
 
     @Test func malformedAuthorizationIs401() async throws {
         try await withGateway { gateway in
-            let response = try Curl(credentials: nil).get("\(gateway.baseURL)/metrics", extra: ["-H", "Authorization: Basic !!!not-base64"])
+            let response = try await Curl(credentials: nil).get("\(gateway.baseURL)/metrics", extra: ["-H", "Authorization: Basic !!!not-base64"])
             #expect(response.status == 401)
         }
     }
@@ -61,17 +61,17 @@ import Testing
         try await withGateway { gateway in
             #expect(gateway.server.authenticator.bcryptComputations == 0)
             for _ in 0..<3 {
-                let status = try Curl().get("\(gateway.baseURL)/metrics").status
+                let status = try await Curl().get("\(gateway.baseURL)/metrics").status
                 #expect(status == 200)
             }
             #expect(gateway.server.authenticator.bcryptComputations == 1)
             for _ in 0..<2 {
-                let status = try Curl(credentials: "\(TestGateway.user):wrong").get("\(gateway.baseURL)/metrics").status
+                let status = try await Curl(credentials: "\(TestGateway.user):wrong").get("\(gateway.baseURL)/metrics").status
                 #expect(status == 401)
             }
             #expect(gateway.server.authenticator.bcryptComputations == 2)
             // An unknown user costs a bcrypt too (against the fake hash), once.
-            let unknownStatus = try Curl(credentials: "nobody:x").get("\(gateway.baseURL)/metrics").status
+            let unknownStatus = try await Curl(credentials: "nobody:x").get("\(gateway.baseURL)/metrics").status
             #expect(unknownStatus == 401)
             #expect(gateway.server.authenticator.bcryptComputations == 3)
         }
@@ -95,7 +95,7 @@ import Testing
     /// `openssl s_client` with the good client certificate and `clientOptions` gets no
     /// session, and the gateway counted the refusal under `reason`.
     private func expectHandshakeRefused(_ gateway: TestGateway, clientOptions: [String], reason: String) async throws {
-        let result = try ProcessRunner.run(
+        let result = try await ProcessRunner.run(
             ["openssl", "s_client", "-connect", "127.0.0.1:\(gateway.port)"] + clientOptions
                 + ["-cert", TestPKI.shared.path("client.crt"), "-key", TestPKI.shared.path("client.key")],
             stdin: Data())
@@ -109,7 +109,7 @@ import Testing
         try await withGateway { gateway in
             for version in ["--tlsv1.2", "--tlsv1.3"] {
                 let maximum = version == "--tlsv1.2" ? ["--tls-max", "1.2"] : []
-                let response = try Curl().get("\(gateway.baseURL)/metrics", extra: [version] + maximum)
+                let response = try await Curl().get("\(gateway.baseURL)/metrics", extra: [version] + maximum)
                 #expect(response.status == 200, "\(version): \(response.stderr)")
             }
         }
@@ -139,7 +139,7 @@ import Testing
                 print(status1, status2, reused)
                 """
             let pki = TestPKI.shared
-            let result = try ProcessRunner.run([
+            let result = try await ProcessRunner.run([
                 "python3", "-c", script, "\(gateway.port)", pki.path("ca.crt"), pki.path("client.crt"), pki.path("client.key"),
                 "\(TestGateway.user):\(TestGateway.password)",
             ])

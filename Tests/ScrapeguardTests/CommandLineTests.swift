@@ -13,10 +13,10 @@ import Testing
         return (webFile, configFile)
     }
 
-    @Test func checkConfigAcceptsGoodFilesAndSaysWhatItChecked() throws {
+    @Test func checkConfigAcceptsGoodFilesAndSaysWhatItChecked() async throws {
         let (web, config) = try writeConfigs(
             web: TestGateway.defaultWebConfig(), gateway: "upstream:\n  url: http://127.0.0.1:8000/metrics\n")
-        let result = try ProcessRunner.run([Repository.binary, "check-config", "--web.config.file=\(web)", "--config.file=\(config)"])
+        let result = try await ProcessRunner.run([Repository.binary, "check-config", "--web.config.file=\(web)", "--config.file=\(config)"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdoutText.contains("\(web): OK"))
         #expect(result.stdoutText.contains("RequireAndVerifyClientCert"))
@@ -31,29 +31,29 @@ import Testing
         ("gateway", "upstream:\n  url: https://example.com/metrics\n", "upstream.url: invalid upstream URL"),
         ("gateway", "server:\n  metrics_path: metrics\n", "server.metrics_path: must be an absolute path"),
     ])
-    func checkConfigRefusesNamingFileKeyAndReason(_ which: String, _ text: String, _ expected: String) throws {
+    func checkConfigRefusesNamingFileKeyAndReason(_ which: String, _ text: String, _ expected: String) async throws {
         let good = "upstream:\n  url: http://127.0.0.1:8000/metrics\n"
         let (web, config) = try writeConfigs(
             web: which == "web" ? text : TestGateway.defaultWebConfig(), gateway: which == "gateway" ? text : good)
-        let result = try ProcessRunner.run([Repository.binary, "check-config", "--web.config.file=\(web)", "--config.file=\(config)"])
+        let result = try await ProcessRunner.run([Repository.binary, "check-config", "--web.config.file=\(web)", "--config.file=\(config)"])
         #expect(result.status == 1)
         let file = which == "web" ? web : config
         #expect(result.stderr.contains("\(file): \(expected)"), "\(result.stderr)")
     }
 
-    @Test func hashPasswordMakesAHashThatVerifies() throws {
-        let result = try ProcessRunner.run([Repository.binary, "hash-password", "--cost", "5"], stdin: Data("s3cret pass\n".utf8))
+    @Test func hashPasswordMakesAHashThatVerifies() async throws {
+        let result = try await ProcessRunner.run([Repository.binary, "hash-password", "--cost", "5"], stdin: Data("s3cret pass\n".utf8))
         #expect(result.status == 0, "\(result.stderr)")
         let hash = result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(hash.hasPrefix("$2y$05$"))
         #expect(BcryptHash.verify(password: "s3cret pass", hash: hash) == .match)
         #expect(BcryptHash.verify(password: "s3cret", hash: hash) == .mismatch)
-        let empty = try ProcessRunner.run([Repository.binary, "hash-password"], stdin: Data())
+        let empty = try await ProcessRunner.run([Repository.binary, "hash-password"], stdin: Data())
         #expect(empty.status == 1)
     }
 
-    @Test func demoScrapesOnceOverMutualTLS() throws {
-        let result = try ProcessRunner.run([
+    @Test func demoScrapesOnceOverMutualTLS() async throws {
+        let result = try await ProcessRunner.run([
             Repository.binary, "demo", "--once", "--web.listen-address", "127.0.0.1:0",
             "--certs.script", Repository.certsScript,
         ], timeout: 60)
@@ -70,7 +70,7 @@ import Testing
         let upstreamPort = try await upstream.start()
         let (web, config) = try writeConfigs(
             web: TestGateway.defaultWebConfig(), gateway: "upstream:\n  url: http://127.0.0.1:9/metrics\n")
-        let port = try freePort()
+        let port = try await freePort()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Repository.binary)
         process.arguments = [
@@ -79,10 +79,10 @@ import Testing
         ]
         process.standardError = FileHandle.nullDevice
         try process.run()
-        var response = try Curl().get("https://127.0.0.1:\(port)/metrics")
+        var response = try await Curl().get("https://127.0.0.1:\(port)/metrics")
         for _ in 0..<50 where response.status != 200 {
             try await Task.sleep(for: .milliseconds(100))
-            response = try Curl().get("https://127.0.0.1:\(port)/metrics")
+            response = try await Curl().get("https://127.0.0.1:\(port)/metrics")
         }
         #expect(response.status == 200, "the --upstream.url flag overrides the file")
         #expect(response.bodyText == "up 1\n")
@@ -95,7 +95,7 @@ import Testing
 }
 
 /// A loopback port that is free right now.
-func freePort() throws -> Int {
-    let result = try ProcessRunner.run(["python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"])
+func freePort() async throws -> Int {
+    let result = try await ProcessRunner.run(["python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"])
     return Int(result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines))!
 }

@@ -17,7 +17,7 @@ import Testing
         let upstreamPort = try await upstream.start()
         for path in ["/metrics", "/chunked"] {
             let gateway = try await TestGateway.start(upstreamURL: "http://127.0.0.1:\(upstreamPort)\(path)")
-            let response = try Curl().get("\(gateway.baseURL)/metrics")
+            let response = try await Curl().get("\(gateway.baseURL)/metrics")
             #expect(response.exitCode == 0, "\(response.stderr)")
             #expect(response.status == 200)
             #expect(Array(response.body) == Self.body, "\(path): \(response.body.count) bytes, expected \(Self.body.count)")
@@ -32,7 +32,7 @@ import Testing
         let upstreamPort = try await upstream.start()
         let gateway = try await TestGateway.start(upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics")
         let accept = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3"
-        let response = try Curl().get("\(gateway.baseURL)/metrics", extra: ["-H", "Accept: \(accept)"])
+        let response = try await Curl().get("\(gateway.baseURL)/metrics", extra: ["-H", "Accept: \(accept)"])
         #expect(response.status == 200)
         let sent = try #require(upstream.receivedRequests.last?.headers.first(name: "Accept"))
         #expect(!sent.contains("protobuf"))
@@ -42,8 +42,8 @@ import Testing
     }
 
     @Test func upstreamDownAnswers502() async throws {
-        let gateway = try await TestGateway.start(upstreamURL: "http://127.0.0.1:\(try freePort())/metrics")
-        let response = try Curl().get("\(gateway.baseURL)/metrics")
+        let gateway = try await TestGateway.start(upstreamURL: "http://127.0.0.1:\(try await freePort())/metrics")
+        let response = try await Curl().get("\(gateway.baseURL)/metrics")
         #expect(response.status == 502)
         #expect(response.bodyText == "upstream unavailable\n")
         await gateway.stop()
@@ -53,7 +53,7 @@ import Testing
         let upstream = TestUpstream(body: [])
         let upstreamPort = try await upstream.start()
         let gateway = try await TestGateway.start(upstreamURL: "http://127.0.0.1:\(upstreamPort)/error")
-        let response = try Curl().get("\(gateway.baseURL)/metrics")
+        let response = try await Curl().get("\(gateway.baseURL)/metrics")
         #expect(response.status == 502)
         #expect(!response.bodyText.contains("oops"), "the app's error body is not passed on")
         await gateway.stop()
@@ -65,13 +65,13 @@ import Testing
         let upstreamPort = try await upstream.start()
         let gateway = try await TestGateway.start(upstreamURL: "http://127.0.0.1:\(upstreamPort)/slow")
         // Prometheus's own header sets the deadline.
-        let response = try Curl().get("\(gateway.baseURL)/metrics", extra: ["-H", "X-Prometheus-Scrape-Timeout-Seconds: 1"])
+        let response = try await Curl().get("\(gateway.baseURL)/metrics", extra: ["-H", "X-Prometheus-Scrape-Timeout-Seconds: 1"])
         #expect(response.status == 504)
         #expect(response.bodyText == "upstream timed out\n")
         // Without the header, the configured scrape_timeout applies.
         let configured = try await TestGateway.start(
-            upstreamURL: "http://127.0.0.1:\(upstreamPort)/slow", gatewayConfigExtra: "  scrape_timeout: 1s")
-        #expect(try Curl().get("\(configured.baseURL)/metrics").status == 504)
+            upstreamURL: "http://127.0.0.1:\(upstreamPort)/slow", upstreamExtra: "  scrape_timeout: 1s")
+        #expect(try await Curl().get("\(configured.baseURL)/metrics").status == 504)
         await gateway.stop()
         await configured.stop()
         await upstream.stop()
@@ -81,8 +81,8 @@ import Testing
         let upstream = TestUpstream(body: [], hugeSize: 4 << 20)
         let upstreamPort = try await upstream.start()
         let gateway = try await TestGateway.start(
-            upstreamURL: "http://127.0.0.1:\(upstreamPort)/huge", gatewayConfigExtra: "  body_size_limit: 1MiB")
-        let response = try Curl().get("\(gateway.baseURL)/metrics")
+            upstreamURL: "http://127.0.0.1:\(upstreamPort)/huge", upstreamExtra: "  body_size_limit: 1MiB")
+        let response = try await Curl().get("\(gateway.baseURL)/metrics")
         // The status line was already sent: the transfer must end in an error, never
         // as a complete, silently truncated body.
         #expect(response.exitCode != 0, "curl saw a complete response of \(response.body.count) bytes")
@@ -95,8 +95,8 @@ import Testing
         let upstream = TestUpstream(body: [], hugeSize: 4 << 20)
         let upstreamPort = try await upstream.start()
         let gateway = try await TestGateway.start(
-            upstreamURL: "http://127.0.0.1:\(upstreamPort)/huge-length", gatewayConfigExtra: "  body_size_limit: 1MiB")
-        let response = try Curl().get("\(gateway.baseURL)/metrics")
+            upstreamURL: "http://127.0.0.1:\(upstreamPort)/huge-length", upstreamExtra: "  body_size_limit: 1MiB")
+        let response = try await Curl().get("\(gateway.baseURL)/metrics")
         #expect(response.status == 502)
         #expect(response.bodyText == "upstream body exceeds the body size limit\n")
         await gateway.stop()
@@ -107,7 +107,7 @@ import Testing
         let upstream = TestUpstream(body: Array("up 1\n".utf8))
         let upstreamPort = try await upstream.start()
         let gateway = try await TestGateway.start(upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics")
-        let response = try Curl().get("\(gateway.baseURL)/metrics", extra: ["--head"])
+        let response = try await Curl().get("\(gateway.baseURL)/metrics", extra: ["--head"])
         #expect(response.exitCode == 0, "\(response.stderr)")
         #expect(response.status == 200)
         #expect(upstream.receivedRequests.last?.method == .HEAD)
@@ -120,10 +120,10 @@ import Testing
         let upstreamPort = try await upstream.start()
         let gateway = try await TestGateway.start(upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics")
         let marker = "zz-echo-marker-zz"
-        let notFound = try Curl().get("\(gateway.baseURL)/\(marker)")
+        let notFound = try await Curl().get("\(gateway.baseURL)/\(marker)")
         #expect(notFound.status == 404)
         #expect(!notFound.bodyText.contains(marker) && !notFound.headers.contains(marker))
-        let post = try Curl().get("\(gateway.baseURL)/metrics", extra: ["-X", "POST", "--data", marker])
+        let post = try await Curl().get("\(gateway.baseURL)/metrics", extra: ["-X", "POST", "--data", marker])
         #expect(post.status == 405)
         #expect(post.headers.contains("Allow: GET, HEAD") || post.headers.lowercased().contains("allow: get, head"))
         #expect(!post.bodyText.contains(marker))
@@ -137,7 +137,7 @@ import Testing
         let gateway = try await TestGateway.start(upstreamURL: "http://127.0.0.1:\(upstreamPort)/chunked")
         let url = "\(gateway.baseURL)/metrics"
         // One curl, three URLs: one TLS connection, three requests on it.
-        let result = try ProcessRunner.run([
+        let result = try await ProcessRunner.run([
             "curl", "--silent", "--show-error", "-v", "--cacert", TestPKI.shared.path("ca.crt"),
             "--cert", TestPKI.shared.path("client.crt"), "--key", TestPKI.shared.path("client.key"),
             "--user", "\(TestGateway.user):\(TestGateway.password)", url, url, url,

@@ -37,8 +37,8 @@ import Testing
         print("closed", len(received), received[:5].hex(), round(time.time() - start, 1))
         """
 
-    private func raw(_ mode: String, port: Int) throws -> String {
-        let result = try ProcessRunner.run(["python3", "-c", Self.rawClient, "\(port)", mode], timeout: 30)
+    private func raw(_ mode: String, port: Int) async throws -> String {
+        let result = try await ProcessRunner.run(["python3", "-c", Self.rawClient, "\(port)", mode], timeout: 30)
         #expect(result.status == 0, "\(result.stderr)")
         return result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -47,20 +47,20 @@ import Testing
         let upstream = TestUpstream(body: Array("up 1\n".utf8))
         let upstreamPort = try await upstream.start()
         let gateway = try await TestGateway.start(
-            upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics", handshakeTimeout: .seconds(2))
+            upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics", serverExtra: "  handshake_timeout: 2s")
 
         // Garbage and plain HTTP are not TLS: the connection is closed at once, and
         // nothing of the request is sent back.
-        let garbage = try raw("garbage", port: gateway.port)
+        let garbage = try await raw("garbage", port: gateway.port)
         #expect(garbage.hasPrefix("closed 0"), "\(garbage)")
-        let plain = try raw("plain-http", port: gateway.port)
+        let plain = try await raw("plain-http", port: gateway.port)
         #expect(plain.hasPrefix("closed 0"), "\(plain)")
 
         // A stalled handshake is closed by the handshake timeout; meanwhile a good
         // client is served.
-        async let stalled = Task.detached { try self.raw("half-handshake", port: gateway.port) }.value
+        async let stalled = Task.detached { try await self.raw("half-handshake", port: gateway.port) }.value
         try await Task.sleep(for: .milliseconds(300))
-        let response = try Curl().get("\(gateway.baseURL)/metrics")
+        let response = try await Curl().get("\(gateway.baseURL)/metrics")
         #expect(response.status == 200)
         #expect(response.bodyText == "up 1\n")
         let stalledResult = try await stalled
@@ -68,7 +68,7 @@ import Testing
         #expect(gateway.server.handshakeFailuresByReason["handshake timeout"] == 1)
         #expect(gateway.server.handshakeFailuresByReason["not TLS"] == 2)
 
-        let after = try Curl().get("\(gateway.baseURL)/metrics")
+        let after = try await Curl().get("\(gateway.baseURL)/metrics")
         #expect(after.status == 200)
         await gateway.stop()
         await upstream.stop()
@@ -79,12 +79,12 @@ import Testing
         let upstreamPort = try await upstream.start()
         let gateway = try await TestGateway.start(upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics")
         let pki = TestPKI.shared
-        let result = try ProcessRunner.run([
+        let result = try await ProcessRunner.run([
             "openssl", "s_client", "-quiet", "-connect", "127.0.0.1:\(gateway.port)",
             "-cert", pki.path("client.crt"), "-key", pki.path("client.key"), "-CAfile", pki.path("ca.crt"),
         ], stdin: Data("NOT HTTP AT ALL \u{01}\u{02}\r\n\r\n".utf8))
         #expect(result.stdoutText.hasPrefix("HTTP/1.1 400"), "\(result.stdoutText)")
-        #expect(try Curl().get("\(gateway.baseURL)/metrics").status == 200)
+        #expect(try await Curl().get("\(gateway.baseURL)/metrics").status == 200)
         await gateway.stop()
         await upstream.stop()
     }

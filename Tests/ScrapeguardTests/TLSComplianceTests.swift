@@ -21,7 +21,7 @@ import Testing
         let upstreamPort = try await upstream.start()
         let gateway = try await TestGateway.start(upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics")
         let pki = TestPKI.shared
-        let result = try ProcessRunner.run([
+        let result = try await ProcessRunner.run([
             sslyze, "--mozilla_config=intermediate", "--cert", pki.path("client.crt"), "--key", pki.path("client.key"),
             "localhost:\(gateway.port)",
         ], timeout: 300)

@@ -29,12 +29,15 @@ struct TestGateway {
     let server: GatewayServer
     let port: Int
     let folder: URL
+    let webConfigFile: String
+    let configFile: String
 
     var baseURL: String { "https://127.0.0.1:\(port)" }
 
     static func start(
         webConfig: String = defaultWebConfig(), upstreamURL: String,
-        gatewayConfigExtra: String = "", handshakeTimeout: Duration = .seconds(10)
+        upstreamExtra: String = "", serverExtra: String = "", healthPort: Int? = nil,
+        shutdownTimeout: Duration = .seconds(15)
     ) async throws -> TestGateway {
         let folder = try makeTemporaryFolder("sg-gateway")
         let webFile = folder.appendingPathComponent("web-config.yml").path
@@ -43,7 +46,10 @@ struct TestGateway {
         try """
             upstream:
               url: \(upstreamURL)
-            \(gatewayConfigExtra)
+            \(upstreamExtra)
+            server:
+              metrics_path: /metrics
+            \(serverExtra)
             """.write(toFile: configFile, atomically: true, encoding: .utf8)
         let web = try WebConfiguration.load(file: webFile)
         let gateway = try GatewayConfiguration.load(file: configFile)
@@ -51,10 +57,11 @@ struct TestGateway {
         logger.logLevel = .critical
         let server = try GatewayServer(
             settings: GatewayServerSettings(web: web, gateway: gateway, listenHost: "127.0.0.1", listenPort: 0,
-                                            handshakeTimeout: handshakeTimeout),
+                                            healthListen: healthPort.map { (host: "127.0.0.1", port: $0) },
+                                            shutdownTimeout: shutdownTimeout),
             logger: logger)
         let address = try await server.start()
-        return TestGateway(server: server, port: address.port!, folder: folder)
+        return TestGateway(server: server, port: address.port!, folder: folder, webConfigFile: webFile, configFile: configFile)
     }
 
     func stop() async {
@@ -79,7 +86,7 @@ struct Curl {
     var certificate: String? = "client"
     var credentials: String? = "\(TestGateway.user):\(TestGateway.password)"
 
-    func get(_ url: String, extra: [String] = []) throws -> Response {
+    func get(_ url: String, extra: [String] = []) async throws -> Response {
         let folder = try makeTemporaryFolder("sg-curl")
         defer { try? FileManager.default.removeItem(at: folder) }
         let bodyFile = folder.appendingPathComponent("body").path
@@ -93,7 +100,7 @@ struct Curl {
             arguments += ["--user", credentials]
         }
         arguments += extra + [url]
-        let result = try ProcessRunner.run(arguments)
+        let result = try await ProcessRunner.run(arguments)
         return Response(
             exitCode: result.status, status: Int(result.stdoutText) ?? 0,
             body: (try? Data(contentsOf: URL(fileURLWithPath: bodyFile))) ?? Data(),

@@ -1,0 +1,119 @@
+import GatewayTLS
+import Prometheus
+
+/// The gateway's own metrics, served at `/gateway/metrics` behind the same auth as
+/// the app's. Names follow Prometheus conventions: `scrapeguard_` prefix, `_total`
+/// for counters, base units (seconds, bytes).
+public final class GatewayMetrics: Sendable {
+    /// How a scrape of the metrics path ended: the `result` label.
+    public enum ScrapeResult: String, Sendable, CaseIterable {
+        case success
+        /// The app refused the connection, closed it, or answered an error status.
+        case upstreamError = "upstream_error"
+        case timeout
+        /// The body went over `body_size_limit`.
+        case tooLarge = "too_large"
+        /// The scraper went away before the body was complete.
+        case clientAborted = "client_aborted"
+    }
+
+    public let registry: PrometheusCollectorRegistry
+    private let scrapes: [ScrapeResult: Counter]
+    private let upstreamDuration: DurationHistogram
+    private let upstreamBytes: Counter
+    private let responseBytes: Counter
+    private let handshakes: Counter
+    private let openConnections: Gauge
+    private let serverCertificateExpiry: Gauge
+    private let clientCACertificateExpiry: Gauge
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        scrapes = Dictionary(uniqueKeysWithValues: ScrapeResult.allCases.map {
+            ($0, registry.makeCounter(descriptor: name("scrapes", "total", "Scrapes of the metrics path, by how they ended."),
+                                      labels: [("result", $0.rawValue)]))
+        })
+        upstreamDuration = registry.makeDurationHistogram(
+            descriptor: name("upstream_request_duration", "seconds", "Time from sending the request to the app to the end of its body."),
+            buckets: [.milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+                      .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10)])
+        upstreamBytes = registry.makeCounter(
+            descriptor: name("upstream_received_bytes", "total", "Body bytes received from the app."))
+        responseBytes = registry.makeCounter(
+            descriptor: name("response_sent_bytes", "total", "Body bytes sent to scrapers, after filtering."))
+        handshakes = registry.makeCounter(
+            descriptor: name("tls_handshakes", "total", "Completed TLS handshakes."))
+        openConnections = registry.makeGauge(
+            descriptor: name("open_connections", "", "Client connections open now."))
+        serverCertificateExpiry = registry.makeGauge(
+            descriptor: Self.expiry, labels: [("certificate", "server")])
+        clientCACertificateExpiry = registry.makeGauge(
+            descriptor: Self.expiry, labels: [("certificate", "client_ca")])
+        for outcome in ["success", "failure"] {
+            _ = reloadCounter(outcome)
+        }
+    }
+
+    func scrapeEnded(_ result: ScrapeResult) {
+        scrapes[result]?.increment()
+    }
+
+    func upstreamFetched(duration: Duration, bytes: Int) {
+        upstreamDuration.record(duration)
+        upstreamBytes.increment(by: Int64(bytes))
+    }
+
+    func bodySent(bytes: Int) {
+        responseBytes.increment(by: Int64(bytes))
+    }
+
+    func handshakeCompleted() {
+        handshakes.increment()
+    }
+
+    func handshakeFailed(reason: String) {
+        registry.makeCounter(descriptor: name("tls_handshake_failures", "total", "TLS connections that failed, by reason."),
+                             labels: [("reason", reason)]).increment()
+    }
+
+    func authenticationFailed(reason: String) {
+        registry.makeCounter(descriptor: name("auth_failures", "total", "Requests refused by basic auth, by reason."),
+                             labels: [("reason", reason)]).increment()
+    }
+
+    func connectionRejected(reason: String) {
+        registry.makeCounter(descriptor: name("connections_rejected", "total", "Connections closed by a limit, by reason."),
+                             labels: [("reason", reason)]).increment()
+    }
+
+    func connectionOpened() { openConnections.increment() }
+    func connectionClosed() { openConnections.decrement() }
+
+    func reloaded(success: Bool) {
+        reloadCounter(success ? "success" : "failure").increment()
+    }
+
+    private func reloadCounter(_ result: String) -> Counter {
+        registry.makeCounter(descriptor: name("reloads", "total", "Reloads of certificates and configuration, by result."),
+                             labels: [("result", result)])
+    }
+
+    /// Records the expiry of the certificates a context uses.
+    func certificatesInUse(_ context: TLSContext) {
+        serverCertificateExpiry.set(Double(context.certificateNotAfter))
+        if let clientCA = context.clientCANotAfter {
+            clientCACertificateExpiry.set(Double(clientCA))
+        }
+    }
+
+    private static var expiry: MetricNameDescriptor { name("certificate_expiry_timestamp", "seconds", "notAfter of the certificates in use, as a Unix timestamp.") }
+
+    /// The exposition, text format 0.0.4.
+    public func exposition() -> [UInt8] {
+        registry.emitToBuffer()
+    }
+}
+
+private func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+    MetricNameDescriptor(namespace: "scrapeguard", metricName: metric, unitName: unit, helpText: help)
+}

@@ -1,0 +1,41 @@
+/// Limits against slow and hostile clients: the `server:` keys of scrapeguard.yml.
+public struct ServerLimits: Sendable, Hashable {
+    /// Connections open at once; more are closed as they arrive.
+    public var maximumConnections: Int = 512
+    /// From connecting to a finished TLS handshake.
+    public var handshakeTimeout: Duration = .seconds(10)
+    /// From the first byte of a request (or the connection's start) to its whole head.
+    public var readHeaderTimeout: Duration = .seconds(10)
+    /// How long a kept-alive connection may wait for its next request. Prometheus
+    /// scrapes every 15–60 s on one connection: keep this above the scrape interval.
+    public var idleTimeout: Duration = .seconds(120)
+    /// The request head, request line included.
+    public var maximumHeaderBytes: Int = 16 << 10
+    /// The request line's target (path and query).
+    public var maximumRequestLine: Int = 4 << 10
+
+    public init() {}
+
+    mutating func read(from section: inout YAMLConfigReader) throws {
+        if let value = try section.int("max_connections") {
+            guard value >= 1 else { throw section.error(.invalidValue, "max_connections", "must be at least 1") }
+            maximumConnections = value
+        }
+        for (key, path) in [("handshake_timeout", \ServerLimits.handshakeTimeout),
+                            ("read_header_timeout", \ServerLimits.readHeaderTimeout),
+                            ("idle_timeout", \ServerLimits.idleTimeout)] {
+            if let value = try section.duration(key) {
+                guard value > .zero else { throw section.error(.invalidValue, key, "must be greater than 0") }
+                self[keyPath: path] = value
+            }
+        }
+        if let value = try section.byteSize("max_header_bytes") {
+            guard value >= 1024 else { throw section.error(.invalidValue, "max_header_bytes", "must be at least 1KiB") }
+            maximumHeaderBytes = value
+        }
+        if let value = try section.byteSize("max_request_line") {
+            guard value >= 64 else { throw section.error(.invalidValue, "max_request_line", "must be at least 64 bytes") }
+            maximumRequestLine = value
+        }
+    }
+}
