@@ -30,7 +30,7 @@ test-swift:
 	$(SWIFT) test
 
 test-deploy:
-	@if [ -x deploy/test.sh ]; then SCRAPEGUARD_BIN="$$($(SWIFT) build --show-bin-path)/scrapeguard" DEPLOY_SKIP_SERVE=$${DEPLOY_SKIP_SERVE-1} bash deploy/test.sh; fi
+	@if [ -x deploy/test.sh ]; then SCRAPEGUARD_BIN="$$($(SWIFT) build --show-bin-path)/scrapeguard" bash deploy/test.sh; fi
 
 clean:
 	rm -rf .build .venv-test

@@ -9,7 +9,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 apt_packages=(libssl-dev libcrypt-dev openssl curl pkg-config)
 if [[ $what == test ]]; then
-    apt_packages+=(python3-venv)
+    # promtool (prometheus) checks the gateway's own metrics and the deploy rules.
+    apt_packages+=(python3-venv prometheus)
 fi
 
 missing=()

@@ -285,6 +285,8 @@ def run_valid(case, server):
         target = targets[0]
         instance = target["labels"].get("instance", "")
         scrape_error = target.get("lastError", "") if target.get("health") != "up" else ""
+        # The error may print the whole label set, whose instance is a random port.
+        scrape_error = scrape_error.replace(instance, "127.0.0.1:PORT")
 
         q = urllib.parse.urlencode({"query": '{__name__=~".+"}'})
         res = get_json(f"{api}/api/v1/query?{q}")
@@ -340,10 +342,15 @@ def run_invalid(case):
         if p.returncode == 0:
             return {"error": None, "raw": text}
         msg = None
-        for line in text.splitlines():
+        lines = text.splitlines()
+        for i, line in enumerate(lines):
             m = PARSE_PREFIX.search(line)
             if m:
                 msg = line[m.end():].strip()
+                # go-yaml lists its type errors on the following lines, each with a
+                # line number of the wrapper config: keep the first, without it.
+                if msg.endswith("unmarshal errors:") and i + 1 < len(lines):
+                    msg = re.sub(r"^\s*line \d+: ", "", lines[i + 1])
                 break
         if msg is None:
             msg = text.splitlines()[-1].strip()

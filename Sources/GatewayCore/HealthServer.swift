@@ -5,8 +5,9 @@ import NIOHTTP1
 import NIOPosix
 
 /// The plain-HTTP port the kubelet probes: `/healthz` (the process serves) and
-/// `/readyz` (certificates loaded, the app answering, not draining). No auth, no
-/// metrics, nothing secret: only a status word.
+/// `/readyz` (certificates loaded, the app answered a scrape in the last seconds or
+/// accepts a connection now, not draining). No auth, no metrics, nothing secret:
+/// only a status word.
 final class HealthServer: Sendable {
     private let health: GatewayHealth
     private let upstream: @Sendable () -> UpstreamClient
@@ -42,7 +43,7 @@ final class HealthServer: Sendable {
     }
 }
 
-private final class HealthHandler: ChannelInboundHandler, UpstreamResponseDelegate {
+private final class HealthHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -50,7 +51,6 @@ private final class HealthHandler: ChannelInboundHandler, UpstreamResponseDelega
     private let upstream: @Sendable () -> UpstreamClient
     private var head: HTTPRequestHead?
     private var context: ChannelHandlerContext?
-    private var probe: UpstreamFetch?
 
     init(health: GatewayHealth, upstream: @escaping @Sendable () -> UpstreamClient) {
         self.health = health
@@ -58,11 +58,7 @@ private final class HealthHandler: ChannelInboundHandler, UpstreamResponseDelega
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) {
-        probe?.cancel()
-        probe = nil
-        self.context = nil
-    }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -83,28 +79,21 @@ private final class HealthHandler: ChannelInboundHandler, UpstreamResponseDelega
                 } else if health.upstreamAnsweredRecently {
                     respond(.ok, "ready\n")
                 } else {
-                    // Ask the app directly: a HEAD, and any HTTP answer means it is up.
-                    probe = upstream().fetch(method: .HEAD, headers: ["User-Agent": "scrapeguard-readyz"],
-                                             timeout: .seconds(2), on: context.eventLoop, delegate: self)
+                    let health = self.health
+                    upstream().probe(on: context.eventLoop).assumeIsolated().whenComplete { result in
+                        switch result {
+                        case .success:
+                            health.upstreamAnswered()
+                            self.respond(.ok, "ready\n")
+                        case .failure:
+                            self.respond(.serviceUnavailable, "not ready: the app does not accept connections\n")
+                        }
+                    }
                 }
             default:
                 respond(.notFound, "not found\n")
             }
         }
-    }
-
-    func upstreamResponseHead(_ head: HTTPResponseHead) {}
-    func upstreamResponseBody(_ buffer: ByteBuffer) {}
-
-    func upstreamResponseEnd() {
-        probe = nil
-        health.upstreamAnswered()
-        respond(.ok, "ready\n")
-    }
-
-    func upstreamFailed(_ error: UpstreamError) {
-        probe = nil
-        respond(.serviceUnavailable, "not ready: the app does not answer\n")
     }
 
     private func respond(_ status: HTTPResponseStatus, _ text: String) {

@@ -81,6 +81,15 @@ public final class UpstreamClient: Sendable {
             .connect(host: configuration.url.host, port: configuration.url.port)
     }
 
+    /// Whether the app accepts a connection now: what `/readyz` asks when no scrape
+    /// reached the app recently. Connecting is all it does, so a probe never makes
+    /// the app render its metrics.
+    func probe(on eventLoop: EventLoop) -> EventLoopFuture<Void> {
+        connect(on: eventLoop).flatMap { channel in
+            channel.close()
+        }
+    }
+
     /// Closes the idle connections of every event loop (after a reload replaced this client).
     func closeIdleConnections() {
         let boxes = pools.withLockedValue { Array($0.values) }

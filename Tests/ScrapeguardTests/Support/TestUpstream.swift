@@ -28,8 +28,20 @@ final class TestUpstream: Sendable {
 
     var receivedRequests: [HTTPRequestHead] { requests.withLockedValue { $0 } }
 
+    /// Listens on a Unix domain socket instead of TCP.
+    func start(unixSocketPath: String) async throws {
+        let channel = try await bootstrap().bind(unixDomainSocketPath: unixSocketPath, cleanupExistingSocketFile: true).get()
+        self.channel.withLockedValue { $0 = channel }
+    }
+
     func start() async throws -> Int {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let channel = try await bootstrap().bind(host: "127.0.0.1", port: 0).get()
+        self.channel.withLockedValue { $0 = channel }
+        return channel.localAddress!.port!
+    }
+
+    private func bootstrap() -> ServerBootstrap {
+        ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -37,9 +49,6 @@ final class TestUpstream: Sendable {
                     try channel.pipeline.syncOperations.addHandler(Handler(upstream: self))
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).get()
-        self.channel.withLockedValue { $0 = channel }
-        return channel.localAddress!.port!
     }
 
     func stop() async {

@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+
+/// Slow and hostile clients hit a limit and are closed; real scrapes keep working.
+@Suite struct LimitsTests {
+    @Test func fiveHundredStalledRequestsDoNotStopARealScrape() async throws {
+        let upstream = TestUpstream(body: Array("up 1\n".utf8))
+        let upstreamPort = try await upstream.start()
+        let gateway = try await TestGateway.start(
+            upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics",
+            serverExtra: "  read_header_timeout: 10s\n  max_connections: 1000")
+        let readyFile = gateway.folder.appendingPathComponent("stalled-ready").path
+        let arguments = TLSClientScripts.arguments(port: gateway.port) + ["500", readyFile, "30"]
+        async let stalled = Task.detached { try await python(TLSClientScripts.stalledRequests, arguments, timeout: 90) }.value
+        for _ in 0..<600 where !FileManager.default.fileExists(atPath: readyFile) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(FileManager.default.fileExists(atPath: readyFile))
+        #expect(gateway.server.openConnections >= 500)
+        let response = try await Curl().get("\(gateway.baseURL)/metrics")
+        #expect(response.status == 200, "a real scrape succeeds beside 500 stalled requests")
+        #expect(response.bodyText == "up 1\n")
+        let result = try await stalled
+        #expect(result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "500",
+                "every stalled connection is closed by the header timeout: \(result.stdoutText) \(result.stderr)")
+        let metrics = try await Curl().get("\(gateway.baseURL)/gateway/metrics")
+        #expect(metrics.bodyText.contains("scrapeguard_connections_rejected_total{reason=\"read_header_timeout\"} 500"))
+        await gateway.stop()
+        await upstream.stop()
+    }
+
+    @Test func connectionsBeyondTheLimitAreClosed() async throws {
+        let upstream = TestUpstream(body: Array("up 1\n".utf8))
+        let upstreamPort = try await upstream.start()
+        let gateway = try await TestGateway.start(
+            upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics", serverExtra: "  max_connections: 3")
+        let release = gateway.folder.appendingPathComponent("release").path
+        let arguments = TLSClientScripts.arguments(port: gateway.port) + ["3", release]
+        async let holder = Task.detached { try await python(TLSClientScripts.holdConnections, arguments) }.value
+        for _ in 0..<200 where gateway.server.openConnections < 3 {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(gateway.server.openConnections == 3)
+        let refused = try await Curl().get("\(gateway.baseURL)/metrics")
+        #expect(refused.status == 0 && refused.exitCode != 0, "the fourth connection is closed: \(refused.stderr)")
+        _ = FileManager.default.createFile(atPath: release, contents: Data())
+        _ = try await holder
+        for _ in 0..<200 where gateway.server.openConnections > 0 {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(try await Curl().get("\(gateway.baseURL)/metrics").status == 200)
+        let metrics = try await Curl().get("\(gateway.baseURL)/gateway/metrics")
+        #expect(metrics.bodyText.contains("scrapeguard_connections_rejected_total{reason=\"max_connections\"} 1"))
+        await gateway.stop()
+        await upstream.stop()
+    }
+
+    @Test func oversizedHeadersAndRequestTargetsAreRefused() async throws {
+        let upstream = TestUpstream(body: Array("up 1\n".utf8))
+        let upstreamPort = try await upstream.start()
+        let gateway = try await TestGateway.start(
+            upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics",
+            serverExtra: "  max_header_bytes: 8KiB\n  max_request_line: 1KiB")
+        let bigHeader = "X-Big: " + String(repeating: "a", count: 10_000)
+        let tooLarge = try await Curl().get("\(gateway.baseURL)/metrics", extra: ["-H", bigHeader])
+        #expect(tooLarge.status == 431)
+        let longTarget = try await Curl().get("\(gateway.baseURL)/metrics?" + String(repeating: "q", count: 2000))
+        #expect(longTarget.status == 414)
+        #expect(try await Curl().get("\(gateway.baseURL)/metrics").status == 200)
+        await gateway.stop()
+        await upstream.stop()
+    }
+
+    @Test func idleKeepAliveConnectionsAreClosedAfterTheIdleTimeout() async throws {
+        let upstream = TestUpstream(body: Array("up 1\n".utf8))
+        let upstreamPort = try await upstream.start()
+        let gateway = try await TestGateway.start(
+            upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics", serverExtra: "  idle_timeout: 1s")
+        let result = try await python(TLSClientScripts.idleAfterOneRequest, TLSClientScripts.arguments(port: gateway.port) + ["10"])
+        #expect(result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "closed", "\(result.stdoutText) \(result.stderr)")
+        let kept = try await TestGateway.start(
+            upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics", serverExtra: "  idle_timeout: 30s")
+        let open = try await python(TLSClientScripts.idleAfterOneRequest, TLSClientScripts.arguments(port: kept.port) + ["2"])
+        #expect(open.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "open", "\(open.stdoutText) \(open.stderr)")
+        await gateway.stop()
+        await kept.stop()
+        await upstream.stop()
+    }
+}
