@@ -21,7 +21,7 @@ keys of a case file; everything above them is kept byte for byte.
 Usage:
   scripts/relabel-golden.py [--check] [-j N] [CASE ...]
     --check   do not write; exit 1 if any stored result differs from Prometheus's
-    -j N      Prometheus processes at once (default 3)
+    -j N      Prometheus processes at once (default 4)
     CASE      case names (file stems) or paths; default: every case
 
 Needs Debian's prometheus package (prometheus and promtool 2.42 on PATH, or set
@@ -364,7 +364,7 @@ def run_invalid(case):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", action="store_true")
-    ap.add_argument("-j", type=int, default=3)
+    ap.add_argument("-j", type=int, default=4)
     ap.add_argument("cases", nargs="*")
     args = ap.parse_args()
 

@@ -21,7 +21,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("upstream.url"), help: "The app's metrics URL; overrides upstream.url in the config file.")
     var upstreamURL: String?
 
-    @Option(name: .customLong("health.listen-address"), help: "HOST:PORT for plain-HTTP /healthz and /readyz; empty for none.")
+    @Option(name: .customLong("health.listen-address"), help: "HOST:PORT for plain-HTTP /healthz and /readyz; 'none' for none.")
     var healthListenAddress: String = ":9444"
 
     @Option(name: .customLong("web.shutdown-timeout"), help: "How long SIGTERM waits for in-flight scrapes (e.g. 15s).")
@@ -41,7 +41,7 @@ struct ServeCommand: AsyncParsableCommand {
         let shutdownTimeout = try DurationFlag.parse(shutdownTimeout, flag: "--web.shutdown-timeout")
         let reloadInterval = try DurationFlag.parse(reloadInterval, flag: "--reload.interval")
         let (host, port) = try ListenAddress.parse(listenAddress, flag: "--web.listen-address")
-        let health = try healthListenAddress.isEmpty ? nil : ListenAddress.parse(healthListenAddress, flag: "--health.listen-address")
+        let health = try ["", "none"].contains(healthListenAddress) ? nil : ListenAddress.parse(healthListenAddress, flag: "--health.listen-address")
         let webConfigFile = self.webConfigFile
         let configFile = self.configFile
         let upstreamURL = self.upstreamURL

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Measures what the gateway costs a pod: peak RSS (VmHWM) and CPU time per scrape
+# of a real exposition through `scrapeguard serve` (release build), over mTLS with
+# basic auth, at several body sizes. The numbers size deploy/'s resource requests.
+#
+# Usage: bench/resources.sh [SCRAPES_PER_SIZE] [SERIES ...]   (default: 50 1000 10000 100000)
+# Needs: a release build (make release), curl, openssl, python3.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+scrapes=${1:-50}
+shift || true
+sizes=("$@")
+((${#sizes[@]})) || sizes=(1000 10000 100000)
+binary=$root/.build/release/scrapeguard
+[[ -x $binary ]] || { echo "build it first: make release" >&2; exit 2; }
+
+work=$(mktemp -d)
+cleanup() {
+    [[ -n ${gateway_pid:-} ]] && kill "$gateway_pid" 2>/dev/null || true
+    [[ -n ${app_pid:-} ]] && kill "$app_pid" 2>/dev/null || true
+    rm -rf -- "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+bash "$root/certs/gen-dev-certs.sh" "$work/certs" >/dev/null
+password=bench-password
+hash=$(printf '%s\n' "$password" | "$binary" hash-password)
+app_port=$(free_port)
+port=$(free_port)
+cat >"$work/web.yml" <<YAML
+tls_server_config:
+  cert_file: certs/server.crt
+  key_file: certs/server.key
+  client_ca_file: certs/ca.crt
+  client_auth_type: RequireAndVerifyClientCert
+  client_allowed_sans: [spiffe://cluster.local/ns/monitoring/sa/prometheus]
+basic_auth_users:
+  prometheus: $hash
+YAML
+printf 'upstream:\n  url: http://127.0.0.1:%s/metrics\n  body_size_limit: 256MiB\n' "$app_port" >"$work/gw.yml"
+
+# The app: serves whichever exposition file `current` names, as prometheus_client would.
+cat >"$work/app.py" <<'PY'
+import http.server, os, sys
+folder = sys.argv[2]
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        name = open(os.path.join(folder, "current")).read().strip()
+        body = open(os.path.join(folder, name), "rb").read()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+PY
+for series in "${sizes[@]}"; do
+    python3 - "$series" >"$work/body-$series.txt" <<'PY'
+import sys
+n = int(sys.argv[1])
+print("# HELP app_http_requests_total HTTP requests by route and status.")
+print("# TYPE app_http_requests_total counter")
+for i in range(n):
+    print(f'app_http_requests_total{{method="get",route="/api/v1/items/{i}",status="200",user_email="user{i % 997}@example.com",client_ip="10.{i % 250}.{i % 199}.{i % 97}"}} {i * 3 + 1}')
+PY
+done
+echo "body-${sizes[0]}.txt" >"$work/current"
+python3 "$work/app.py" "$app_port" "$work" & app_pid=$!
+"$binary" serve --web.config.file="$work/web.yml" --config.file="$work/gw.yml" \
+    --web.listen-address=127.0.0.1:"$port" --health.listen-address=none --log.level=warning & gateway_pid=$!
+for _ in $(seq 100); do
+    curl -s -o /dev/null --cacert "$work/certs/ca.crt" --cert "$work/certs/client.crt" --key "$work/certs/client.key" \
+        -u "prometheus:$password" "https://localhost:$port/metrics" && break
+    sleep 0.1
+done
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$gateway_pid/stat"; }
+hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$gateway_pid/status"; }
+ticks_per_second=$(getconf CLK_TCK)
+idle_rss=$(awk '/VmRSS/ {print $2}' "/proc/$gateway_pid/status")
+
+printf '%-8s %12s %14s %16s\n' series body_bytes cpu_ms_per_scrape peak_rss_mib
+for series in "${sizes[@]}"; do
+    echo "body-$series.txt" >"$work/current"
+    bytes=$(stat -c %s "$work/body-$series.txt")
+    urls=()
+    for _ in $(seq "$scrapes"); do urls+=("https://localhost:$port/metrics"); done
+    before=$(cpu_ticks)
+    curl -s --fail --cacert "$work/certs/ca.crt" --cert "$work/certs/client.crt" --key "$work/certs/client.key" \
+        -u "prometheus:$password" "${urls[@]}" >/dev/null
+    after=$(cpu_ticks)
+    cpu_ms=$(python3 -c "print(round(($after - $before) * 1000 / $ticks_per_second / $scrapes, 2))")
+    printf '%-8s %12s %14s %16s\n' "$series" "$bytes" "$cpu_ms" "$(python3 -c "print(round($(hwm_kib) / 1024, 1))")"
+done
+printf 'idle RSS before scraping: %s MiB\n' "$(python3 -c "print(round($idle_rss / 1024, 1))")"
