@@ -28,6 +28,17 @@ let package = Package(
             dependencies: ["COpenSSL"],
             linkerSettings: [.linkedLibrary("crypt")]
         ),
+        // PCRE2 (libpcre2-dev) with JIT, for relabel regexes in RE2 syntax.
+        .systemLibrary(
+            name: "CPCRE2",
+            pkgConfig: "libpcre2-8",
+            providers: [.apt(["libpcre2-dev"])]
+        ),
+        // The streaming exposition filter: raw bytes, no NIO, no Foundation.
+        .target(
+            name: "MetricsFilter",
+            dependencies: ["COpenSSL", "COpenSSLShims", "CPCRE2"]
+        ),
         .target(
             name: "GatewayTLS",
             dependencies: [
@@ -41,6 +52,7 @@ let package = Package(
             name: "GatewayCore",
             dependencies: [
                 "GatewayTLS",
+                "MetricsFilter",
                 "COpenSSL",
                 "COpenSSLShims",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -67,11 +79,13 @@ let package = Package(
             dependencies: [
                 "GatewayCore",
                 "GatewayTLS",
+                "MetricsFilter",
                 "scrapeguard",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
     ],

@@ -7,7 +7,7 @@ set -euo pipefail
 what=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-apt_packages=(libssl-dev libcrypt-dev openssl curl pkg-config)
+apt_packages=(libssl-dev libcrypt-dev libpcre2-dev zlib1g-dev openssl curl pkg-config)
 if [[ $what == test ]]; then
     # promtool (prometheus) checks the gateway's own metrics and the deploy rules.
     apt_packages+=(python3-venv prometheus)

@@ -1,16 +1,22 @@
-/// scrapeguard.yml: where the app's metrics are and how to fetch them. A ConfigMap:
+import MetricsFilter
+
+/// scrapeguard.yml: where the app's metrics are, how to fetch them, and the filter
+/// policy they pass through. A ConfigMap:
 /// policy, never secrets. Unknown keys are refused.
-public struct GatewayConfiguration: Sendable, Hashable {
+public struct GatewayConfiguration: Sendable {
     public var upstream: UpstreamConfiguration
     /// The path that serves the app's filtered metrics.
     public var metricsPath: String
     public var limits: ServerLimits
+    /// Relabeling and the rest of the filter policy.
+    public var filter: FilterPolicy
 
     public init(upstream: UpstreamConfiguration = UpstreamConfiguration(), metricsPath: String = "/metrics",
-                limits: ServerLimits = ServerLimits()) {
+                limits: ServerLimits = ServerLimits(), filter: FilterPolicy = FilterPolicy()) {
         self.upstream = upstream
         self.metricsPath = metricsPath
         self.limits = limits
+        self.filter = filter
     }
 
     /// Prometheus's duration syntax (`15s`, `1m30s`, `500ms`), for flags.
@@ -63,6 +69,7 @@ public struct GatewayConfiguration: Sendable, Hashable {
             try configuration.limits.read(from: &server)
             try server.finish()
         }
+        configuration.filter = try FilterConfiguration.read(from: &root)
         try root.finish()
         return configuration
     }

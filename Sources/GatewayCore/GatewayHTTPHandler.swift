@@ -228,6 +228,10 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
             sentBodyBytes += output.readableBytes
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(output))), promise: nil)
         }
+        if transform?.shouldFailScrape == true {
+            failByFilter()
+            return
+        }
         if !context.channel.isWritable {
             fetch?.setReading(false)
         }
@@ -235,9 +239,16 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
 
     func upstreamResponseEnd() {
         fetch = nil
-        if requestHead?.method != .HEAD, let output = transform?.finish(), output.readableBytes > 0 {
-            sentBodyBytes += output.readableBytes
-            write(.body(.byteBuffer(output)))
+        if requestHead?.method != .HEAD {
+            let output = transform?.finish()
+            if transform?.shouldFailScrape == true {
+                failByFilter()
+                return
+            }
+            if let output, output.readableBytes > 0 {
+                sentBodyBytes += output.readableBytes
+                write(.body(.byteBuffer(output)))
+            }
         }
         transform = nil
         if let started = fetchStarted {
@@ -270,6 +281,15 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
         case .connectFailed, .connectionClosed, .protocolError:
             respond(.badGateway, "upstream unavailable\n")
         }
+    }
+
+    /// The policy failed this scrape: the body is cut, so the scraper sees an error.
+    private func failByFilter() {
+        policy.logger.warning("the filter policy failed the scrape (an unreadable line under invalid_lines: fail_scrape)")
+        policy.metrics.scrapeEnded(.filterRejected)
+        sentResponseHead = false
+        abandonFetch()
+        abortConnection()
     }
 
     private func abandonFetch() {

@@ -1,4 +1,5 @@
 import GatewayTLS
+import MetricsFilter
 import Prometheus
 
 /// The gateway's own metrics, served at `/gateway/metrics` behind the same auth as
@@ -15,6 +16,8 @@ public final class GatewayMetrics: Sendable {
         case tooLarge = "too_large"
         /// The scraper went away before the body was complete.
         case clientAborted = "client_aborted"
+        /// The filter policy failed the scrape (`invalid_lines: fail_scrape`).
+        case filterRejected = "filter_rejected"
     }
 
     public let registry: PrometheusCollectorRegistry
@@ -26,6 +29,7 @@ public final class GatewayMetrics: Sendable {
     private let openConnections: Gauge
     private let serverCertificateExpiry: Gauge
     private let clientCACertificateExpiry: Gauge
+    private let filterRewritten: Counter
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -49,6 +53,8 @@ public final class GatewayMetrics: Sendable {
             descriptor: Self.expiry, labels: [("certificate", "server")])
         clientCACertificateExpiry = registry.makeGauge(
             descriptor: Self.expiry, labels: [("certificate", "client_ca")])
+        filterRewritten = registry.makeCounter(
+            descriptor: name("filter_samples_rewritten", "total", "Samples whose labels the filter changed."))
         for outcome in ["success", "failure"] {
             _ = reloadCounter(outcome)
         }
@@ -96,6 +102,19 @@ public final class GatewayMetrics: Sendable {
     private func reloadCounter(_ result: String) -> Counter {
         registry.makeCounter(descriptor: name("reloads", "total", "Reloads of certificates and configuration, by result."),
                              labels: [("result", result)])
+    }
+
+    /// Records what the filter did to one scrape.
+    func filtered(_ report: FilterReport) {
+        for (key, count) in report.seriesDroppedByMetric {
+            registry.makeCounter(descriptor: name("filter_series_dropped", "total", "Series the filter dropped, by reason and metric."),
+                                 labels: [("reason", key.reason), ("metric", key.metric)]).increment(by: Int64(count))
+        }
+        for (reason, count) in report.linesRejected {
+            registry.makeCounter(descriptor: name("filter_lines_rejected", "total", "Exposition lines the filter could not read, by reason."),
+                                 labels: [("reason", reason)]).increment(by: Int64(count))
+        }
+        filterRewritten.increment(by: Int64(report.samplesRewritten))
     }
 
     /// Records the expiry of the certificates a context uses.

@@ -18,12 +18,10 @@ public struct GatewayServerSettings: Sendable {
     public var healthListen: (host: String, port: Int)?
     /// How long a drain waits for in-flight scrapes before closing what is left.
     public var shutdownTimeout: Duration
-    public var filter: any ScrapeBodyFilter
 
     public init(
         web: WebConfiguration, gateway: GatewayConfiguration, listenHost: String = "0.0.0.0", listenPort: Int = 9443,
-        healthListen: (host: String, port: Int)? = nil, shutdownTimeout: Duration = .seconds(15),
-        filter: any ScrapeBodyFilter = IdentityScrapeFilter()
+        healthListen: (host: String, port: Int)? = nil, shutdownTimeout: Duration = .seconds(15)
     ) {
         self.web = web
         self.gateway = gateway
@@ -31,7 +29,6 @@ public struct GatewayServerSettings: Sendable {
         self.listenPort = listenPort
         self.healthListen = healthListen
         self.shutdownTimeout = shutdownTimeout
-        self.filter = filter
     }
 }
 
@@ -75,7 +72,7 @@ public final class GatewayServer: Service, Sendable {
         let tlsContext = try TLSContext(configuration: settings.web.tls)
         self.active = NIOLockedValueBox(Active(
             tlsContext: tlsContext,
-            policy: Self.makePolicy(settings.web, settings.gateway, filter: settings.filter, pool: pool,
+            policy: Self.makePolicy(settings.web, settings.gateway, pool: pool,
                                     metrics: metrics, health: health, logger: logger),
             limits: settings.gateway.limits))
         let active = self.active
@@ -85,14 +82,14 @@ public final class GatewayServer: Service, Sendable {
     }
 
     private static func makePolicy(
-        _ web: WebConfiguration, _ gateway: GatewayConfiguration, filter: any ScrapeBodyFilter, pool: NIOThreadPool,
+        _ web: WebConfiguration, _ gateway: GatewayConfiguration, pool: NIOThreadPool,
         metrics: GatewayMetrics, health: GatewayHealth, logger: Logger
     ) -> GatewayRequestPolicy {
         GatewayRequestPolicy(
             authenticator: BasicAuthenticator(users: web.basicAuthUsers, pool: pool),
             rateLimiter: web.rateLimit.map { RateLimiter(interval: $0.interval, burst: $0.burst) },
             upstream: UpstreamClient(configuration: gateway.upstream),
-            filter: filter,
+            filter: PolicyScrapeFilter(policy: gateway.filter, metrics: metrics),
             metricsPath: gateway.metricsPath,
             maximumRequestLine: gateway.limits.maximumRequestLine,
             responseHeaders: web.headers.map { ($0.name, $0.value) },
@@ -114,14 +111,12 @@ public final class GatewayServer: Service, Sendable {
 
     public var openConnections: Int { connections.count }
 
-    /// Swaps in a new configuration for new connections. Everything is built first,
-    /// so a failure (a broken certificate) changes nothing. Listen addresses are not
-    /// reloadable.
-    public func apply(web: WebConfiguration, gateway: GatewayConfiguration, filter: (any ScrapeBodyFilter)? = nil) throws {
+    /// Swaps in a new configuration for new connections: certificates, users, upstream,
+    /// limits and filter policy. Everything is built first, so a failure (a broken
+    /// certificate) changes nothing. Listen addresses are not reloadable.
+    public func apply(web: WebConfiguration, gateway: GatewayConfiguration) throws {
         let tlsContext = try TLSContext(configuration: web.tls)
-        let previousFilter = active.withLockedValue { $0.policy.filter }
-        let policy = Self.makePolicy(web, gateway, filter: filter ?? previousFilter, pool: threadPool,
-                                     metrics: metrics, health: health, logger: logger)
+        let policy = Self.makePolicy(web, gateway, pool: threadPool, metrics: metrics, health: health, logger: logger)
         let previous = active.withLockedValue { active in
             defer { active = Active(tlsContext: tlsContext, policy: policy, limits: gateway.limits) }
             return active

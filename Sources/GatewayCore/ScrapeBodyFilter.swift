@@ -13,6 +13,12 @@ public protocol ScrapeBodyTransform {
     mutating func process(_ chunk: ByteBuffer) -> ByteBuffer?
     /// The body ended: returns whatever is still held back.
     mutating func finish() -> ByteBuffer?
+    /// The policy says this scrape must fail (an unreadable line under `fail_scrape`).
+    var shouldFailScrape: Bool { get }
+}
+
+extension ScrapeBodyTransform {
+    public var shouldFailScrape: Bool { false }
 }
 
 /// Passes bodies through unchanged.

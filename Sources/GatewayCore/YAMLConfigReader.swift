@@ -45,6 +45,11 @@ struct YAMLConfigReader {
         self.entries = entries
     }
 
+    /// A reader over a mapping found elsewhere (a list item).
+    static func mapping(_ node: Node, file: String, path: String) throws -> YAMLConfigReader {
+        try YAMLConfigReader(file: file, path: path, node: node)
+    }
+
     private init(file: String, path: String, node: Node) throws {
         guard let mapping = node.mapping else {
             throw ConfigError(.wrongType, file: file, key: path, reason: "must be a mapping")
@@ -117,6 +122,21 @@ struct YAMLConfigReader {
             throw error(.wrongType, key, "must be an integer")
         }
         return int
+    }
+
+    mutating func sequence(_ key: String) throws -> [Node]? {
+        guard let value = node(key) else { return nil }
+        guard let sequence = value.sequence else {
+            throw error(.wrongType, key, "expected a list")
+        }
+        return Array(sequence)
+    }
+
+    /// A plain (unquoted) non-negative integer.
+    mutating func unsignedInt(_ key: String) throws -> UInt64? {
+        guard let value = node(key) else { return nil }
+        guard let scalar = value.scalar, scalar.style == .plain, let number = UInt64(scalar.string) else { return nil }
+        return number
     }
 
     mutating func stringList(_ key: String) throws -> [String]? {

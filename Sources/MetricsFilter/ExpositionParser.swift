@@ -1,0 +1,399 @@
+/// Parses one line of the text format 0.0.4 or OpenMetrics 1.0, on raw bytes. The
+/// text format is read as leniently as Prometheus reads it (blanks between tokens, a
+/// trailing comma in braces); OpenMetrics as strictly as its ABNF, so a line that
+/// passes here and is written back unchanged is valid for a strict parser too.
+public enum ExpositionParser {
+    public static func parse(_ line: UnsafeRawBufferPointer, format: ExpositionFormat) -> Result<ExpositionLine, LineError> {
+        var cursor = Cursor(bytes: line, strict: format == .openMetrics)
+        do {
+            return .success(try cursor.line())
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    public static func parse(_ line: [UInt8], format: ExpositionFormat) -> Result<ExpositionLine, LineError> {
+        line.withUnsafeBytes { parse($0, format: format) }
+    }
+}
+
+private struct Cursor {
+    let bytes: UnsafeRawBufferPointer
+    /// OpenMetrics: single spaces, no blank lines, only the three escapes.
+    let strict: Bool
+    var index = 0
+
+    init(bytes: UnsafeRawBufferPointer, strict: Bool) {
+        self.bytes = bytes
+        self.strict = strict
+    }
+
+    var atEnd: Bool { index >= bytes.count }
+    var current: UInt8 { bytes[index] }
+
+    mutating func line() throws(LineError) -> ExpositionLine {
+        if strict {
+            guard !bytes.isEmpty else { throw LineError(reason: "blank line") }
+        } else {
+            skipBlanks()
+            if atEnd { return .blank }
+        }
+        if current == UInt8(ascii: "#") {
+            return try metadata()
+        }
+        return .sample(try sample())
+    }
+
+    // MARK: Metadata
+
+    mutating func metadata() throws(LineError) -> ExpositionLine {
+        index += 1
+        if strict {
+            guard !atEnd, current == UInt8(ascii: " ") else { throw LineError(reason: "bad comment") }
+            index += 1
+        } else {
+            skipBlanks()
+        }
+        let keyword = word()
+        if strict && keyword.elementsEqual("EOF".utf8) {
+            guard atEnd else { throw LineError(reason: "text after EOF keyword") }
+            return .eof
+        }
+        let isHelp = keyword.elementsEqual("HELP".utf8)
+        let isType = keyword.elementsEqual("TYPE".utf8)
+        let isUnit = strict && keyword.elementsEqual("UNIT".utf8)
+        guard isHelp || isType || isUnit else {
+            if strict { throw LineError(reason: "unknown comment") }
+            return .comment
+        }
+        if strict {
+            guard !atEnd, current == UInt8(ascii: " ") else { throw LineError(reason: "bad metadata") }
+            index += 1
+        } else {
+            guard skipBlanks() > 0 else {
+                // `# HELPER ...` and the like are plain comments in the text format.
+                return .comment
+            }
+        }
+        let name = try metricName(allowQuoted: true)
+        if isHelp {
+            if atEnd { return .help(name: name, text: []) }
+            guard current == UInt8(ascii: " ") || (!strict && current == UInt8(ascii: "\t")) else {
+                throw LineError(reason: "bad HELP")
+            }
+            if strict { index += 1 } else { skipBlanks() }
+            let text = Array(bytes[index...])
+            try checkHelpText(text)
+            return .help(name: name, text: text)
+        }
+        if strict {
+            guard !atEnd, current == UInt8(ascii: " ") else {
+                if isUnit && atEnd { return .unit(name: name, unit: []) }
+                throw LineError(reason: "bad metadata")
+            }
+            index += 1
+        } else {
+            guard skipBlanks() > 0 else { throw LineError(reason: "bad TYPE") }
+        }
+        let value = Array(word())
+        if !strict { skipBlanks() }
+        guard atEnd else { throw LineError(reason: "bad metadata") }
+        if isUnit {
+            guard value.allSatisfy(Self.isMetricNameByte) else { throw LineError(reason: "bad UNIT") }
+            return .unit(name: name, unit: value)
+        }
+        guard let type = MetricType(rawValue: String(decoding: value, as: UTF8.self)) else {
+            throw LineError(reason: "unknown type")
+        }
+        let allowed: Set<MetricType> = strict
+            ? [.counter, .gauge, .histogram, .gaugehistogram, .stateset, .info, .summary, .unknown]
+            : [.counter, .gauge, .histogram, .summary, .untyped]
+        guard allowed.contains(type) else { throw LineError(reason: "unknown type") }
+        return .type(name: name, type: type)
+    }
+
+    func checkHelpText(_ text: [UInt8]) throws(LineError) {
+        guard Self.isValidUTF8(text) else { throw LineError(reason: "invalid UTF-8") }
+        guard strict else { return }
+        var escaped = false
+        for byte in text {
+            if escaped {
+                guard byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "n") || byte == UInt8(ascii: "\"") else {
+                    throw LineError(reason: "bad escape in HELP")
+                }
+                escaped = false
+            } else if byte == UInt8(ascii: "\\") {
+                escaped = true
+            }
+        }
+        if escaped { throw LineError(reason: "bad escape in HELP") }
+    }
+
+    // MARK: Samples
+
+    mutating func sample() throws(LineError) -> Sample {
+        var name: [UInt8] = []
+        var quotedName = false
+        var labels: [Label] = []
+        if current == UInt8(ascii: "{") {
+            // Prometheus 3: `{"my.metric", "label"="v"} 1`
+            guard !strict else { throw LineError(reason: "missing metric name") }
+            index += 1
+            skipBlanks()
+            guard !atEnd, current == UInt8(ascii: "\"") else { throw LineError(reason: "missing metric name") }
+            name = try quoted()
+            quotedName = true
+            skipBlanks()
+            if !atEnd, current == UInt8(ascii: ",") {
+                index += 1
+                labels = try labelList(closing: UInt8(ascii: "}"))
+            } else {
+                guard !atEnd, current == UInt8(ascii: "}") else { throw LineError(reason: "bad label set") }
+                index += 1
+            }
+        } else {
+            name = try metricName(allowQuoted: false)
+            let blanks = strict ? 0 : skipBlanks()
+            if !atEnd, current == UInt8(ascii: "{") {
+                index += 1
+                labels = try labelList(closing: UInt8(ascii: "}"))
+            } else if blanks > 0 {
+                index -= 1  // the blanks were the separator before the value
+            }
+        }
+        try separator()
+        let value = Array(word())
+        guard Self.isNumber(value, strict: strict) else { throw LineError(reason: "bad value") }
+        var sample = Sample(name: name, labels: labels, value: value, timestamp: nil, exemplar: nil, quotedName: quotedName)
+        if !strict { skipBlanks() }
+        if atEnd { return sample }
+        if strict {
+            try separator()
+        }
+        if current != UInt8(ascii: "#") {
+            let timestamp = Array(word())
+            guard Self.isTimestamp(timestamp, strict: strict) else { throw LineError(reason: "bad timestamp") }
+            sample.timestamp = timestamp
+            if !strict { skipBlanks() }
+            if atEnd { return sample }
+            if strict { try separator() }
+        }
+        guard strict, current == UInt8(ascii: "#") else { throw LineError(reason: "text after value") }
+        sample.exemplar = try exemplar()
+        return sample
+    }
+
+    mutating func exemplar() throws(LineError) -> Exemplar {
+        index += 1
+        try separator()
+        guard !atEnd, current == UInt8(ascii: "{") else { throw LineError(reason: "bad exemplar") }
+        index += 1
+        let labels = try labelList(closing: UInt8(ascii: "}"))
+        var runes = 0
+        for label in labels {
+            runes += Self.runeCount(label.name) + Self.runeCount(label.value)
+        }
+        guard runes <= 128 else { throw LineError(reason: "exemplar labels too long") }
+        try separator()
+        let value = Array(word())
+        guard Self.isNumber(value, strict: true) else { throw LineError(reason: "bad exemplar value") }
+        var exemplar = Exemplar(labels: labels, value: value, timestamp: nil)
+        if atEnd { return exemplar }
+        try separator()
+        let timestamp = Array(word())
+        guard Self.isTimestamp(timestamp, strict: true) else { throw LineError(reason: "bad exemplar timestamp") }
+        exemplar.timestamp = timestamp
+        guard atEnd else { throw LineError(reason: "text after exemplar") }
+        return exemplar
+    }
+
+    /// Labels up to and including `closing`.
+    mutating func labelList(closing: UInt8) throws(LineError) -> [Label] {
+        var labels: [Label] = []
+        if !strict { skipBlanks() }
+        if !atEnd, current == closing {
+            index += 1
+            return labels
+        }
+        while true {
+            if !strict { skipBlanks() }
+            guard !atEnd else { throw LineError(reason: "unclosed label set") }
+            if !strict, current == closing, !labels.isEmpty {
+                // `{a="b",}`: Prometheus accepts the trailing comma.
+                index += 1
+                return labels
+            }
+            let name: [UInt8]
+            if current == UInt8(ascii: "\"") {
+                guard !strict else { throw LineError(reason: "bad label name") }
+                name = try quoted()
+            } else {
+                name = try labelName()
+            }
+            if !strict { skipBlanks() }
+            guard !atEnd, current == UInt8(ascii: "=") else { throw LineError(reason: "missing =") }
+            index += 1
+            if !strict { skipBlanks() }
+            guard !atEnd, current == UInt8(ascii: "\"") else { throw LineError(reason: "missing label value") }
+            let value = try quoted()
+            if labels.contains(where: { $0.name == name }) { throw LineError(reason: "duplicate label") }
+            labels.append(Label(name: name, value: value))
+            if !strict { skipBlanks() }
+            guard !atEnd else { throw LineError(reason: "unclosed label set") }
+            if current == closing {
+                index += 1
+                return labels
+            }
+            guard current == UInt8(ascii: ",") else { throw LineError(reason: "bad label set") }
+            index += 1
+        }
+    }
+
+    /// A double-quoted string, unescaped. OpenMetrics allows `\\`, `\"` and `\n`
+    /// only; the text format keeps any other escape as its two characters, as
+    /// Prometheus does.
+    mutating func quoted() throws(LineError) -> [UInt8] {
+        index += 1
+        var value: [UInt8] = []
+        while true {
+            guard !atEnd else { throw LineError(reason: "unclosed quote") }
+            let byte = current
+            index += 1
+            if byte == UInt8(ascii: "\"") { break }
+            if byte == UInt8(ascii: "\\") {
+                guard !atEnd else { throw LineError(reason: "unclosed quote") }
+                let escaped = current
+                index += 1
+                switch escaped {
+                case UInt8(ascii: "\\"): value.append(UInt8(ascii: "\\"))
+                case UInt8(ascii: "\""): value.append(UInt8(ascii: "\""))
+                case UInt8(ascii: "n"): value.append(0x0A)
+                default:
+                    if strict { throw LineError(reason: "bad escape") }
+                    value.append(UInt8(ascii: "\\"))
+                    value.append(escaped)
+                }
+                continue
+            }
+            if byte == 0x0A { throw LineError(reason: "newline in value") }
+            value.append(byte)
+        }
+        guard Self.isValidUTF8(value) else { throw LineError(reason: "invalid UTF-8") }
+        return value
+    }
+
+    mutating func metricName(allowQuoted: Bool) throws(LineError) -> [UInt8] {
+        if allowQuoted, !strict, !atEnd, current == UInt8(ascii: "\"") {
+            return try quoted()
+        }
+        let start = index
+        while !atEnd, Self.isMetricNameByte(current) { index += 1 }
+        guard index > start, !Self.isDigit(bytes[start]) else { throw LineError(reason: "bad metric name") }
+        return Array(bytes[start..<index])
+    }
+
+    mutating func labelName() throws(LineError) -> [UInt8] {
+        let start = index
+        while !atEnd, Self.isLabelNameByte(current) { index += 1 }
+        guard index > start, !Self.isDigit(bytes[start]) else { throw LineError(reason: "bad label name") }
+        return Array(bytes[start..<index])
+    }
+
+    /// The separator between tokens: one space (OpenMetrics) or a run of blanks.
+    mutating func separator() throws(LineError) {
+        if strict {
+            guard !atEnd, current == UInt8(ascii: " ") else { throw LineError(reason: "missing space") }
+            index += 1
+            guard !atEnd, current != UInt8(ascii: " ") else { throw LineError(reason: "double space") }
+        } else {
+            guard skipBlanks() > 0 else { throw LineError(reason: "missing value") }
+            guard !atEnd else { throw LineError(reason: "missing value") }
+        }
+    }
+
+    /// The bytes up to the next blank.
+    mutating func word() -> UnsafeRawBufferPointer.SubSequence {
+        let start = index
+        while !atEnd, current != UInt8(ascii: " "), current != UInt8(ascii: "\t") { index += 1 }
+        return bytes[start..<index]
+    }
+
+    @discardableResult
+    mutating func skipBlanks() -> Int {
+        let start = index
+        while !atEnd, current == UInt8(ascii: " ") || current == UInt8(ascii: "\t") { index += 1 }
+        return index - start
+    }
+
+    // MARK: Character classes and tokens
+
+    static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+
+    static func isLabelNameByte(_ byte: UInt8) -> Bool {
+        (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || isDigit(byte) || byte == UInt8(ascii: "_")
+    }
+
+    static func isMetricNameByte(_ byte: UInt8) -> Bool {
+        isLabelNameByte(byte) || byte == UInt8(ascii: ":")
+    }
+
+    /// Go's float syntax as Prometheus accepts it (no hex, no underscores), or the
+    /// OpenMetrics number; `Inf`, `Infinity` and `NaN` in any case, with a sign for Inf.
+    static func isNumber(_ token: [UInt8], strict: Bool) -> Bool {
+        guard !token.isEmpty else { return false }
+        var body = token[...]
+        var signed = false
+        if body.first == UInt8(ascii: "+") || body.first == UInt8(ascii: "-") {
+            body = body.dropFirst()
+            signed = true
+        }
+        let lowered = String(decoding: body.map { $0 | 0x20 }, as: UTF8.self)
+        if lowered == "inf" || lowered == "infinity" { return true }
+        if lowered == "nan" { return !signed }
+        return isRealNumber(body)
+    }
+
+    static func isRealNumber(_ body: ArraySlice<UInt8>) -> Bool {
+        var index = body.startIndex
+        var digits = 0
+        while index < body.endIndex, isDigit(body[index]) { index += 1; digits += 1 }
+        if index < body.endIndex, body[index] == UInt8(ascii: ".") {
+            index += 1
+            while index < body.endIndex, isDigit(body[index]) { index += 1; digits += 1 }
+        }
+        guard digits > 0 else { return false }
+        if index < body.endIndex, body[index] | 0x20 == UInt8(ascii: "e") {
+            index += 1
+            if index < body.endIndex, body[index] == UInt8(ascii: "+") || body[index] == UInt8(ascii: "-") { index += 1 }
+            let start = index
+            while index < body.endIndex, isDigit(body[index]) { index += 1 }
+            guard index > start else { return false }
+        }
+        return index == body.endIndex
+    }
+
+    /// Text format: int64 milliseconds. OpenMetrics: a real number of seconds.
+    static func isTimestamp(_ token: [UInt8], strict: Bool) -> Bool {
+        var body = token[...]
+        if body.first == UInt8(ascii: "+") || body.first == UInt8(ascii: "-") { body = body.dropFirst() }
+        if strict { return isRealNumber(body) }
+        return !body.isEmpty && body.count <= 19 && body.allSatisfy(isDigit)
+    }
+
+    static func runeCount(_ bytes: [UInt8]) -> Int {
+        bytes.reduce(0) { $0 + (($1 & 0xC0) != 0x80 ? 1 : 0) }
+    }
+
+    static func isValidUTF8(_ bytes: [UInt8]) -> Bool {
+        if bytes.allSatisfy({ $0 < 0x80 }) { return true }
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue: continue
+            case .emptyInput: return true
+            case .error: return false
+            }
+        }
+    }
+}

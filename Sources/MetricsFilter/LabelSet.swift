@@ -1,0 +1,42 @@
+/// A series' labels as relabeling sees them: sorted by name, the metric name as
+/// `__name__`, and no label with an empty value (Prometheus treats `a=""` as absent).
+public struct LabelSet: Hashable, Sendable {
+    public private(set) var labels: [Label]
+
+    public static let metricNameLabel: [UInt8] = Array("__name__".utf8)
+
+    public init(labels: [Label]) {
+        self.labels = labels.filter { !$0.value.isEmpty }.sorted { $0.name.lexicographicallyPrecedes($1.name) }
+    }
+
+    public init(sample: Sample) {
+        self.init(labels: [Label(name: Self.metricNameLabel, value: sample.name)] + sample.labels)
+    }
+
+    public var isEmpty: Bool { labels.isEmpty }
+
+    public var metricName: [UInt8]? { labels.first { $0.name == Self.metricNameLabel }?.value }
+
+    /// The value of `name`, or empty when absent.
+    public func value(_ name: [UInt8]) -> [UInt8] {
+        labels.first { $0.name == name }?.value ?? []
+    }
+
+    /// Sets `name`; an empty value deletes it.
+    public mutating func set(_ name: [UInt8], _ value: [UInt8]) {
+        guard !value.isEmpty else {
+            delete(name)
+            return
+        }
+        if let index = labels.firstIndex(where: { $0.name == name }) {
+            labels[index].value = value
+            return
+        }
+        let position = labels.firstIndex { name.lexicographicallyPrecedes($0.name) } ?? labels.count
+        labels.insert(Label(name: name, value: value), at: position)
+    }
+
+    public mutating func delete(_ name: [UInt8]) {
+        labels.removeAll { $0.name == name }
+    }
+}

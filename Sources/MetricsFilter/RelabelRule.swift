@@ -1,0 +1,171 @@
+import COpenSSL
+
+/// Prometheus's relabel actions.
+public enum RelabelAction: String, Sendable, Hashable, CaseIterable {
+    case replace, keep, drop, keepequal, dropequal, hashmod, labelmap, labeldrop, labelkeep, lowercase, uppercase
+}
+
+/// One `metric_relabel_configs` entry, validated as Prometheus validates it.
+public struct RelabelRule: Sendable {
+    public var action: RelabelAction
+    public var sourceLabels: [[UInt8]]
+    public var separator: [UInt8]
+    public var targetLabel: [UInt8]
+    public var regex: RelabelRegex
+    public var modulus: UInt64
+    public var replacement: [UInt8]
+
+    public struct Invalid: Error, Sendable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// What was written in the configuration; nil for a field left out.
+    public struct Fields: Sendable {
+        public var action: String?
+        public var sourceLabels: [String]?
+        public var separator: String?
+        public var targetLabel: String?
+        public var regex: String?
+        public var modulus: UInt64?
+        public var replacement: String?
+
+        public init(action: String? = nil, sourceLabels: [String]? = nil, separator: String? = nil, targetLabel: String? = nil,
+                    regex: String? = nil, modulus: UInt64? = nil, replacement: String? = nil) {
+            self.action = action
+            self.sourceLabels = sourceLabels
+            self.separator = separator
+            self.targetLabel = targetLabel
+            self.regex = regex
+            self.modulus = modulus
+            self.replacement = replacement
+        }
+    }
+
+    /// Applies Prometheus's defaults and checks, with its messages.
+    public init(_ fields: Fields) throws(Invalid) {
+        let actionText = (fields.action ?? "replace").lowercased()
+        guard let action = RelabelAction(rawValue: actionText) else {
+            throw Invalid(message: "unknown relabel action \"\(fields.action ?? "")\"")
+        }
+        for name in fields.sourceLabels ?? [] where !LabelNames.isValid(Array(name.utf8)) {
+            throw Invalid(message: "\"\(name)\" is not a valid label name")
+        }
+        let regex: RelabelRegex
+        do {
+            regex = try RelabelRegex(fields.regex ?? RelabelRegex.defaultPattern)
+        } catch {
+            throw Invalid(message: error.message)
+        }
+        self.action = action
+        self.sourceLabels = (fields.sourceLabels ?? []).map { Array($0.utf8) }
+        self.separator = Array((fields.separator ?? ";").utf8)
+        self.targetLabel = Array((fields.targetLabel ?? "").utf8)
+        self.regex = regex
+        self.modulus = fields.modulus ?? 0
+        self.replacement = Array((fields.replacement ?? "$1").utf8)
+        try validate(fields)
+    }
+
+    private func validate(_ fields: Fields) throws(Invalid) {
+        let target = fields.targetLabel ?? ""
+        if fields.regex == nil && fields.action == nil && fields.sourceLabels == nil && fields.targetLabel == nil
+            && fields.replacement == nil && fields.separator == nil && fields.modulus == nil {
+            throw Invalid(message: "relabel configuration for replace action requires 'target_label' value")
+        }
+        switch action {
+        case .replace, .hashmod, .lowercase, .uppercase, .keepequal, .dropequal:
+            if target.isEmpty {
+                throw Invalid(message: "relabel configuration for \(action.rawValue) action requires 'target_label' value")
+            }
+        default:
+            break
+        }
+        if action == .hashmod && modulus == 0 {
+            throw Invalid(message: "relabel configuration for hashmod requires non-zero modulus")
+        }
+        if action == .replace && !LabelNames.isValidTemplate(Array(target.utf8)) {
+            throw Invalid(message: "\"\(target)\" is invalid 'target_label' for replace action")
+        }
+        if (action == .hashmod || action == .lowercase || action == .uppercase) && !LabelNames.isValid(Array(target.utf8))
+            && !(action != .hashmod && target.contains("$")) {
+            throw Invalid(message: "\"\(target)\" is invalid 'target_label' for \(action.rawValue) action")
+        }
+        if (action == .lowercase || action == .uppercase) && fields.replacement != nil && fields.replacement != "$1" {
+            throw Invalid(message: "'replacement' can not be set for \(action.rawValue) action")
+        }
+        if action == .labelmap && !LabelNames.isValidTemplate(replacement) {
+            throw Invalid(message: "\"\(fields.replacement ?? "")\" is invalid 'replacement' for labelmap action")
+        }
+        if action == .keepequal || action == .dropequal {
+            if fields.regex != nil {
+                throw Invalid(message: "\(action.rawValue) action requires only 'source_labels' and `target_label`, and no other fields")
+            }
+            if (fields.separator != nil && fields.separator != ";") || fields.modulus != nil {
+                throw Invalid(message: "\(action.rawValue) action requires only 'source_labels' and `target_label`, and no other fields")
+            }
+            if fields.replacement != nil && fields.replacement != "$1" {
+                throw Invalid(message: "'replacement' can not be set for \(action.rawValue) action")
+            }
+        }
+        if action == .labeldrop || action == .labelkeep {
+            if fields.sourceLabels != nil || fields.targetLabel != nil || fields.modulus != nil
+                || (fields.separator != nil && fields.separator != ";")
+                || (fields.replacement != nil && fields.replacement != "$1") {
+                throw Invalid(message: "\(action.rawValue) action requires only 'regex', and no other fields")
+            }
+        }
+    }
+}
+
+/// Label name rules of Prometheus 2.x: `[a-zA-Z_][a-zA-Z0-9_]*`.
+public enum LabelNames {
+    public static func isValid(_ name: [UInt8]) -> Bool {
+        guard let first = name.first, !(first >= 0x30 && first <= 0x39) else { return false }
+        return name.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F }
+    }
+
+    /// A metric name also allows `:`.
+    public static func isValidMetricName(_ name: [UInt8]) -> Bool {
+        guard let first = name.first, !(first >= 0x30 && first <= 0x39) else { return false }
+        return name.allSatisfy {
+            ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F || $0 == 0x3A
+        }
+    }
+
+    /// A name that may hold `$1` / `${name}` references (Prometheus's
+    /// `relabelTarget` pattern `^(?:(?:[a-zA-Z_]|\$(?:\{\w+\}|\w+))+\w*)+$`).
+    public static func isValidTemplate(_ name: [UInt8]) -> Bool {
+        func isWord(_ byte: UInt8) -> Bool {
+            (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x30 && byte <= 0x39) || byte == 0x5F
+        }
+        func isStart(_ byte: UInt8) -> Bool {
+            (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || byte == 0x5F
+        }
+        var index = 0
+        guard !name.isEmpty else { return false }
+        // Each piece: a start letter or a $reference, then any word characters.
+        while index < name.count {
+            if isStart(name[index]) {
+                index += 1
+            } else if name[index] == UInt8(ascii: "$") {
+                index += 1
+                if index < name.count, name[index] == UInt8(ascii: "{") {
+                    let start = index + 1
+                    var end = start
+                    while end < name.count, isWord(name[end]) { end += 1 }
+                    guard end > start, end < name.count, name[end] == UInt8(ascii: "}") else { return false }
+                    index = end + 1
+                } else {
+                    let start = index
+                    while index < name.count, isWord(name[index]) { index += 1 }
+                    guard index > start else { return false }
+                }
+            } else {
+                return false
+            }
+            while index < name.count, isWord(name[index]) { index += 1 }
+        }
+        return true
+    }
+}

@@ -1,0 +1,143 @@
+import COpenSSL
+
+/// Runs `metric_relabel_configs` over label sets with Prometheus 2.x semantics: rules
+/// in order, each seeing the previous one's result; a drop ends processing. Regex
+/// results are memoized per distinct value in bounded caches: label values repeat
+/// from one scrape to the next, so most lookups never run the regex.
+///
+/// Not thread-safe: one per filter transform (scrape).
+public final class Relabeler {
+    public let rules: [RelabelRule]
+    private let matchData: [MatchData]
+    private var matchCache: [[[UInt8]: [Int]?]]
+    private let cacheCapacity: Int
+
+    public init(rules: [RelabelRule], cacheCapacity: Int = 4096) {
+        self.rules = rules
+        self.matchData = rules.map { $0.regex.makeMatchData() }
+        self.matchCache = Array(repeating: [:], count: rules.count)
+        self.cacheCapacity = cacheCapacity
+    }
+
+    /// Applies every rule; false when the series is dropped.
+    public func apply(_ set: inout LabelSet) -> Bool {
+        for (index, rule) in rules.enumerated() {
+            guard apply(rule, index: index, to: &set) else { return false }
+        }
+        return true
+    }
+
+    private func apply(_ rule: RelabelRule, index: Int, to set: inout LabelSet) -> Bool {
+        let value = joinedSource(rule, set)
+        switch rule.action {
+        case .drop:
+            return match(index, value) == nil
+        case .keep:
+            return match(index, value) != nil
+        case .dropequal:
+            return set.value(rule.targetLabel) != value
+        case .keepequal:
+            return set.value(rule.targetLabel) == value
+        case .replace:
+            guard let groups = match(index, value) else { return true }
+            let target = rule.regex.expand(rule.targetLabel, subject: value, match: groups)
+            guard LabelNames.isValid(target) else { return true }
+            let result = rule.regex.expand(rule.replacement, subject: value, match: groups)
+            set.set(target, result)
+        case .lowercase:
+            set.set(rule.targetLabel, GoCaseMapping.lowercased(value))
+        case .uppercase:
+            set.set(rule.targetLabel, GoCaseMapping.uppercased(value))
+        case .hashmod:
+            set.set(rule.targetLabel, Array(String(Self.md5Tail(value) % rule.modulus).utf8))
+        case .labelmap:
+            let original = set.labels
+            for label in original {
+                guard let groups = match(index, label.name) else { continue }
+                set.set(rule.regex.expand(rule.replacement, subject: label.name, match: groups), label.value)
+            }
+        case .labeldrop:
+            for label in set.labels where match(index, label.name) != nil {
+                set.delete(label.name)
+            }
+        case .labelkeep:
+            for label in set.labels where match(index, label.name) == nil {
+                set.delete(label.name)
+            }
+        }
+        return true
+    }
+
+    private func joinedSource(_ rule: RelabelRule, _ set: LabelSet) -> [UInt8] {
+        if rule.sourceLabels.count == 1 { return set.value(rule.sourceLabels[0]) }
+        var value: [UInt8] = []
+        for (position, name) in rule.sourceLabels.enumerated() {
+            if position > 0 { value.append(contentsOf: rule.separator) }
+            value.append(contentsOf: set.value(name))
+        }
+        return value
+    }
+
+    private func match(_ index: Int, _ subject: [UInt8]) -> [Int]? {
+        if let cached = matchCache[index][subject] { return cached }
+        let result = rules[index].regex.match(subject, using: matchData[index])
+        if matchCache[index].count >= cacheCapacity { matchCache[index].removeAll(keepingCapacity: true) }
+        matchCache[index][subject] = .some(result)
+        return result
+    }
+
+    /// MD5 of `value`, its last eight bytes as a big-endian integer (Prometheus's `sum64`).
+    static func md5Tail(_ value: [UInt8]) -> UInt64 {
+        var digest = [UInt8](repeating: 0, count: 16)
+        var length: UInt32 = 0
+        _ = value.withUnsafeBufferPointer { buffer in
+            EVP_Digest(buffer.baseAddress, buffer.count, &digest, &length, EVP_md5(), nil)
+        }
+        return digest[8..<16].reduce(0) { ($0 << 8) | UInt64($1) }
+    }
+}
+
+/// Go's `strings.ToLower`/`ToUpper`: one scalar to one scalar (simple case mapping),
+/// which differs from Swift's full mapping (`ß` stays `ß` in upper case).
+enum GoCaseMapping {
+    static func lowercased(_ bytes: [UInt8]) -> [UInt8] {
+        map(bytes) { scalar in
+            if scalar.value == 0x130 { return "i" }
+            return single(scalar.properties.lowercaseMapping) ?? scalar
+        }
+    }
+
+    static func uppercased(_ bytes: [UInt8]) -> [UInt8] {
+        map(bytes) { scalar in single(scalar.properties.uppercaseMapping) ?? scalar }
+    }
+
+    private static func single(_ mapping: String) -> Unicode.Scalar? {
+        let scalars = mapping.unicodeScalars
+        return scalars.count == 1 ? scalars.first : nil
+    }
+
+    private static func map(_ bytes: [UInt8], _ transform: (Unicode.Scalar) -> Unicode.Scalar) -> [UInt8] {
+        if bytes.allSatisfy({ $0 < 0x80 }) {
+            return asciiMap(bytes, transform)
+        }
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        loop: while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar):
+                UTF8.encode(transform(scalar)) { output.append($0) }
+            case .emptyInput:
+                break loop
+            case .error:
+                UTF8.encode("\u{FFFD}") { output.append($0) }
+            }
+        }
+        return output
+    }
+
+    private static func asciiMap(_ bytes: [UInt8], _ transform: (Unicode.Scalar) -> Unicode.Scalar) -> [UInt8] {
+        bytes.map { UInt8(transform(Unicode.Scalar($0)).value) }
+    }
+}
