@@ -105,7 +105,15 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// Records what the filter did to one scrape.
-    func filtered(_ report: FilterReport) {
+    func filtered(_ report: FilterReport, admitted: [String: Int]?) {
+        for (key, count) in report.piiActions {
+            registry.makeCounter(descriptor: name("filter_pii_actions", "total", "Label values a PII rule redacted, hashed or dropped, by rule and action."),
+                                 labels: [("rule", key.rule), ("action", key.action)]).increment(by: Int64(count))
+        }
+        for (metric, count) in admitted ?? [:] {
+            registry.makeGauge(descriptor: name("filter_series_admitted", "", "Series admitted by the cardinality limits now, by metric."),
+                               labels: [("metric", metric)]).set(Double(count))
+        }
         for (key, count) in report.seriesDroppedByMetric {
             registry.makeCounter(descriptor: name("filter_series_dropped", "total", "Series the filter dropped, by reason and metric."),
                                  labels: [("reason", key.reason), ("metric", key.metric)]).increment(by: Int64(count))

@@ -1,4 +1,5 @@
 import GatewayTLS
+import MetricsFilter
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -83,13 +84,13 @@ public final class GatewayServer: Service, Sendable {
 
     private static func makePolicy(
         _ web: WebConfiguration, _ gateway: GatewayConfiguration, pool: NIOThreadPool,
-        metrics: GatewayMetrics, health: GatewayHealth, logger: Logger
+        metrics: GatewayMetrics, health: GatewayHealth, logger: Logger, previousTracker: SeriesTracker? = nil
     ) -> GatewayRequestPolicy {
         GatewayRequestPolicy(
             authenticator: BasicAuthenticator(users: web.basicAuthUsers, pool: pool),
             rateLimiter: web.rateLimit.map { RateLimiter(interval: $0.interval, burst: $0.burst) },
             upstream: UpstreamClient(configuration: gateway.upstream),
-            filter: PolicyScrapeFilter(policy: gateway.filter, metrics: metrics),
+            filter: PolicyScrapeFilter(policy: gateway.filter, metrics: metrics, previous: previousTracker),
             metricsPath: gateway.metricsPath,
             maximumRequestLine: gateway.limits.maximumRequestLine,
             responseHeaders: web.headers.map { ($0.name, $0.value) },
@@ -116,7 +117,9 @@ public final class GatewayServer: Service, Sendable {
     /// certificate) changes nothing. Listen addresses are not reloadable.
     public func apply(web: WebConfiguration, gateway: GatewayConfiguration) throws {
         let tlsContext = try TLSContext(configuration: web.tls)
-        let policy = Self.makePolicy(web, gateway, pool: threadPool, metrics: metrics, health: health, logger: logger)
+        let previousTracker = active.withLockedValue { ($0.policy.filter as? PolicyScrapeFilter)?.tracker }
+        let policy = Self.makePolicy(web, gateway, pool: threadPool, metrics: metrics, health: health, logger: logger,
+                                     previousTracker: previousTracker)
         let previous = active.withLockedValue { active in
             defer { active = Active(tlsContext: tlsContext, policy: policy, limits: gateway.limits) }
             return active

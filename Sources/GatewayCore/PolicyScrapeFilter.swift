@@ -7,19 +7,35 @@ import NIOCore
 struct PolicyScrapeFilter: ScrapeBodyFilter {
     let policy: FilterPolicy
     let metrics: GatewayMetrics
+    /// Admission memory, kept across scrapes (and across reloads that keep the limits).
+    let tracker: SeriesTracker?
+
+    init(policy: FilterPolicy, metrics: GatewayMetrics, previous: SeriesTracker? = nil) {
+        self.policy = policy
+        self.metrics = metrics
+        if policy.limits.needsTracker {
+            self.tracker = previous?.limits == policy.limits ? previous : SeriesTracker(limits: policy.limits)
+        } else {
+            self.tracker = nil
+        }
+    }
 
     func makeTransform(contentType: String?) -> any ScrapeBodyTransform {
-        Transform(filter: StreamingFilter(policy: policy, format: ExpositionFormat(contentType: contentType)), metrics: metrics)
+        Transform(
+            filter: StreamingFilter(policy: policy, format: ExpositionFormat(contentType: contentType), tracker: tracker),
+            metrics: metrics, tracker: tracker)
     }
 
     struct Transform: ScrapeBodyTransform {
         let filter: StreamingFilter
         let metrics: GatewayMetrics
+        let tracker: SeriesTracker?
         private(set) var shouldFailScrape = false
 
-        init(filter: StreamingFilter, metrics: GatewayMetrics) {
+        init(filter: StreamingFilter, metrics: GatewayMetrics, tracker: SeriesTracker?) {
             self.filter = filter
             self.metrics = metrics
+            self.tracker = tracker
         }
 
         mutating func process(_ chunk: ByteBuffer) -> ByteBuffer? {
@@ -34,7 +50,7 @@ struct PolicyScrapeFilter: ScrapeBodyFilter {
             var output: [UInt8] = []
             let report = filter.finish(into: &output)
             shouldFailScrape = report.failed
-            metrics.filtered(report)
+            metrics.filtered(report, admitted: tracker?.admittedPerFamily)
             return output.isEmpty ? nil : ByteBuffer(bytes: output)
         }
     }

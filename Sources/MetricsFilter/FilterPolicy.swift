@@ -9,18 +9,26 @@ public struct FilterPolicy: Sendable {
     }
 
     public var relabelRules: [RelabelRule]
+    public var pii: PIIPolicy
+    public var limits: SeriesLimits
     /// Lines longer than this are dropped whole.
     public var maximumLineLength: Int
     public var invalidLines: InvalidLineAction
 
-    public init(relabelRules: [RelabelRule] = [], maximumLineLength: Int = 64 << 10, invalidLines: InvalidLineAction = .drop) {
+    public init(relabelRules: [RelabelRule] = [], pii: PIIPolicy = PIIPolicy(), limits: SeriesLimits = SeriesLimits(),
+                maximumLineLength: Int = 64 << 10, invalidLines: InvalidLineAction = .drop) {
         self.relabelRules = relabelRules
+        self.pii = pii
+        self.limits = limits
         self.maximumLineLength = maximumLineLength
         self.invalidLines = invalidLines
     }
 
     /// Nothing to change: samples are still parsed and checked, never rewritten.
-    public var isIdentity: Bool { relabelRules.isEmpty }
+    public var isIdentity: Bool {
+        relabelRules.isEmpty && pii.isEmpty && limits.labelLimit == nil && limits.labelValueLengthLimit == nil
+            && !limits.needsTracker
+    }
 }
 
 /// What one pass of the filter did, for counters and the `filter` command's summary.
@@ -35,6 +43,14 @@ public struct FilterReport: Sendable, Hashable {
     public var linesRejected: [String: Int] = [:]
     /// Samples whose labels were rewritten.
     public var samplesRewritten = 0
+    /// Values a PII rule changed or removed, by rule name and action (`redact`,
+    /// `hash`, `drop`, `drop_series`).
+    public var piiActions: [PIIKey: Int] = [:]
+
+    public struct PIIKey: Hashable, Sendable {
+        public var rule: String
+        public var action: String
+    }
     /// The scrape must fail (policy `fail_scrape` met an invalid line).
     public var failed = false
 

@@ -8,16 +8,29 @@ public final class StreamingFilter {
     public let format: ExpositionFormat
     private let policy: FilterPolicy
     private let relabeler: Relabeler?
+    private let scrubber: PIIScrubber?
+    private let tracker: SeriesTracker?
     private var splitter: LineSplitter
     private var seenSeries = Set<SeriesFingerprint>()
     private var sawEOF = false
     public private(set) var report = FilterReport()
 
-    public init(policy: FilterPolicy, format: ExpositionFormat) {
+    // Family and admission state of this scrape.
+    private var family: [UInt8]?
+    private var unitsThisScrape: [SeriesTracker.UnitKey: Bool] = [:]
+    private var reservedRemaining = 0
+    private let now = ContinuousClock.now
+
+    /// - Parameter tracker: the admission memory shared by the scrapes of this policy;
+    ///   needed when the policy has a sample, series or label-value limit.
+    public init(policy: FilterPolicy, format: ExpositionFormat, tracker: SeriesTracker? = nil) {
         self.policy = policy
         self.format = format
         self.relabeler = policy.relabelRules.isEmpty ? nil : Relabeler(rules: policy.relabelRules)
+        self.scrubber = policy.pii.isEmpty ? nil : PIIScrubber(policy: policy.pii)
+        self.tracker = policy.limits.needsTracker ? (tracker ?? SeriesTracker(limits: policy.limits)) : nil
         self.splitter = LineSplitter(maximumLineLength: policy.maximumLineLength)
+        self.reservedRemaining = self.tracker?.reservedSamples() ?? 0
     }
 
     /// Filters one chunk; appends what may be sent on to `output`.
@@ -65,7 +78,8 @@ public final class StreamingFilter {
             break  // nothing a scraper needs, and comments may hold anything
         case .success(.eof):
             sawEOF = true
-        case .success(.help), .success(.type), .success(.unit):
+        case .success(.help(let name, _)), .success(.type(let name, _)), .success(.unit(let name, _)):
+            family = name
             output.append(contentsOf: line)
             output.append(0x0A)
         case .success(.sample(let sample)):
@@ -81,6 +95,17 @@ public final class StreamingFilter {
             guard relabeler.apply(&labels) else {
                 report.drop("relabel", metric: sample.name)
                 return
+            }
+        }
+        var exemplar = sample.exemplar
+        if let scrubber {
+            guard scrub(&labels, with: scrubber, metric: sample.name) else { return }
+            if var scrubbed = exemplar.map({ LabelSet(labels: $0.labels) }) {
+                if scrub(&scrubbed, with: scrubber, metric: sample.name, exemplar: true) {
+                    exemplar?.labels = scrubbed.labels
+                } else {
+                    exemplar = nil
+                }
             }
         }
         if labels.isEmpty {
@@ -103,12 +128,23 @@ public final class StreamingFilter {
             report.drop("renamed_in_openmetrics", metric: sample.name)
             return
         }
+        if let limit = policy.limits.labelLimit, labels.labels.count - 1 > limit {
+            report.drop("label_limit", metric: name)
+            return
+        }
+        if let limit = policy.limits.labelValueLengthLimit, labels.labels.contains(where: { $0.value.count > limit }) {
+            report.drop("label_value_length_limit", metric: name)
+            return
+        }
         guard seenSeries.insert(SeriesFingerprint(labels)).inserted else {
             report.drop("duplicate", metric: sample.name)
             return
         }
+        if let tracker {
+            guard admit(labels, name: name, tracker: tracker) else { return }
+        }
         report.samplesOut += 1
-        if labels == before {
+        if labels == before && exemplar == sample.exemplar {
             output.append(contentsOf: original)
             output.append(0x0A)
             return
@@ -116,7 +152,75 @@ public final class StreamingFilter {
         report.samplesRewritten += 1
         ExpositionWriter.write(
             name: name, labels: labels.labels.filter { $0.name != LabelSet.metricNameLabel },
-            value: sample.value, timestamp: sample.timestamp, exemplar: sample.exemplar, into: &output)
+            value: sample.value, timestamp: sample.timestamp, exemplar: exemplar, into: &output)
+    }
+
+    /// Applies the PII policy; false when the series is dropped.
+    private func scrub(_ labels: inout LabelSet, with scrubber: PIIScrubber, metric: [UInt8], exemplar: Bool = false) -> Bool {
+        for label in labels.labels where label.name != LabelSet.metricNameLabel {
+            switch scrubber.outcome(name: label.name, value: label.value) {
+            case .keep:
+                continue
+            case .replace(let value, let rule, let action):
+                labels.set(label.name, value)
+                count(scrubber.ruleName(rule), action.rawValue)
+            case .dropLabel(let rule):
+                labels.delete(label.name)
+                count(scrubber.ruleName(rule), PIIAction.drop.rawValue)
+            case .dropSeries(let rule):
+                count(scrubber.ruleName(rule), PIIAction.dropSeries.rawValue)
+                if !exemplar { report.drop("pii", metric: metric) }
+                return false
+            }
+        }
+        return true
+    }
+
+    private func count(_ rule: String, _ action: String) {
+        report.piiActions[FilterReport.PIIKey(rule: rule, action: action), default: 0] += 1
+    }
+
+    /// Stable admission of the series' unit (its family and labels without `le` and
+    /// `quantile`); false when refused.
+    private func admit(_ labels: LabelSet, name: [UInt8], tracker: SeriesTracker) -> Bool {
+        let familyName = Self.family(of: name, current: family)
+        let unitLabels = labels.labels.filter {
+            $0.name != LabelSet.metricNameLabel && !$0.name.elementsEqual("le".utf8) && !$0.name.elementsEqual("quantile".utf8)
+        }
+        let key = SeriesTracker.UnitKey(familyName, unitLabels)
+        if let admitted = unitsThisScrape[key] {
+            if admitted { tracker.countSample(key, firstOfScrape: false) } else { report.drop("unit_refused", metric: name) }
+            return admitted
+        }
+        let admission = tracker.admit(family: familyName, unitLabels: unitLabels, key: key,
+                                      samplesSoFar: report.samplesOut, reservedRemaining: reservedRemaining, now: now)
+        switch admission {
+        case .refused(let reason):
+            unitsThisScrape[key] = false
+            report.drop(reason, metric: name)
+            return false
+        case .known(let previousSamples):
+            // Its samples were reserved; they are counted as they pass now.
+            reservedRemaining = max(0, reservedRemaining - previousSamples)
+        case .new:
+            break
+        }
+        unitsThisScrape[key] = true
+        tracker.countSample(key, firstOfScrape: true)
+        return true
+    }
+
+    /// The family a sample belongs to: the current metadata's name when the sample's
+    /// name is it or it with a type suffix, else the sample's own name.
+    static func family(of name: [UInt8], current: [UInt8]?) -> [UInt8] {
+        guard let current, name.starts(with: current) else { return name }
+        let suffix = name[current.count...]
+        if suffix.isEmpty { return current }
+        for candidate in ["_bucket", "_sum", "_count", "_created", "_total", "_gcount", "_gsum", "_info"]
+        where suffix.elementsEqual(candidate.utf8) {
+            return current
+        }
+        return name
     }
 }
 

@@ -1,0 +1,263 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Finds personal data in label values, on bytes. Each detector answers whether a
+/// value contains what it looks for anywhere in it.
+enum PIIDetection {
+    static func contains(_ detector: PIIDetector, in value: [UInt8]) -> Bool {
+        switch detector {
+        case .email: return containsEmail(value)
+        case .ipv4: return containsIPv4(value)
+        case .ipv6: return containsIPv6(value)
+        case .card: return containsCardNumber(value)
+        case .bearer: return containsBearerToken(value)
+        case .jwt: return containsJWT(value)
+        }
+    }
+
+    private static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+    private static func isAlpha(_ byte: UInt8) -> Bool { (byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x7A }
+    private static func isAlphanumeric(_ byte: UInt8) -> Bool { isDigit(byte) || isAlpha(byte) }
+    private static func isHex(_ byte: UInt8) -> Bool { isDigit(byte) || ((byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x66) }
+
+    /// `local@domain.tld`: a local part of letters, digits and `._%+-`, a domain of
+    /// dot-separated labels ending in a top-level domain of two or more letters.
+    static func containsEmail(_ value: [UInt8]) -> Bool {
+        for at in value.indices where value[at] == UInt8(ascii: "@") {
+            var start = at
+            while start > 0, isAlphanumeric(value[start - 1]) || "._%+-".utf8.contains(value[start - 1]) { start -= 1 }
+            guard start < at else { continue }
+            var end = at + 1
+            while end < value.count, isAlphanumeric(value[end]) || value[end] == UInt8(ascii: ".") || value[end] == UInt8(ascii: "-") {
+                end += 1
+            }
+            let domain = value[(at + 1)..<end]
+            guard let lastDot = domain.lastIndex(of: UInt8(ascii: ".")), lastDot > at + 1 else { continue }
+            let tld = domain[(lastDot + 1)...]
+            if tld.count >= 2 && tld.allSatisfy(isAlpha) { return true }
+        }
+        return false
+    }
+
+    /// Four dot-separated decimal octets, 0–255, not part of a longer dotted number.
+    static func containsIPv4(_ value: [UInt8]) -> Bool {
+        var index = 0
+        while index < value.count {
+            guard isDigit(value[index]), index == 0 || !(isDigit(value[index - 1]) || value[index - 1] == UInt8(ascii: ".")) else {
+                index += 1
+                continue
+            }
+            var cursor = index
+            var octets = 0
+            var valid = true
+            while octets < 4 {
+                let start = cursor
+                var number = 0
+                while cursor < value.count, isDigit(value[cursor]), cursor - start < 3 {
+                    number = number * 10 + Int(value[cursor] - 0x30)
+                    cursor += 1
+                }
+                guard cursor > start, number <= 255, cursor >= value.count || !isDigit(value[cursor]) else { valid = false; break }
+                octets += 1
+                if octets < 4 {
+                    guard cursor < value.count, value[cursor] == UInt8(ascii: ".") else { valid = false; break }
+                    cursor += 1
+                }
+            }
+            if valid && octets == 4 && (cursor >= value.count || !(value[cursor] == UInt8(ascii: ".") && cursor + 1 < value.count && isDigit(value[cursor + 1]))) {
+                return true
+            }
+            index += 1
+        }
+        return false
+    }
+
+    /// A run of hex digits, colons (two or more) and dots that `inet_pton` reads as IPv6.
+    static func containsIPv6(_ value: [UInt8]) -> Bool {
+        var index = 0
+        while index < value.count {
+            guard isHex(value[index]) || value[index] == UInt8(ascii: ":") else {
+                index += 1
+                continue
+            }
+            var end = index
+            var colons = 0
+            while end < value.count, isHex(value[end]) || value[end] == UInt8(ascii: ":") || value[end] == UInt8(ascii: ".") {
+                if value[end] == UInt8(ascii: ":") { colons += 1 }
+                end += 1
+            }
+            if colons >= 2 && end - index <= 45 {
+                var candidate = Array(value[index..<end])
+                candidate.append(0)
+                var address = in6_addr()
+                let parsed = candidate.withUnsafeBufferPointer { pointer in
+                    pointer.withMemoryRebound(to: CChar.self) { inet_pton(AF_INET6, $0.baseAddress, &address) }
+                }
+                if parsed == 1 { return true }
+            }
+            index = end + 1
+        }
+        return false
+    }
+
+    /// 13–19 digits, optionally grouped by spaces or dashes, passing the Luhn check.
+    static func containsCardNumber(_ value: [UInt8]) -> Bool {
+        var index = 0
+        while index < value.count {
+            guard isDigit(value[index]), index == 0 || !isDigit(value[index - 1]) else {
+                index += 1
+                continue
+            }
+            var digits: [UInt8] = []
+            var cursor = index
+            while cursor < value.count {
+                if isDigit(value[cursor]) {
+                    digits.append(value[cursor] - 0x30)
+                } else if (value[cursor] == UInt8(ascii: " ") || value[cursor] == UInt8(ascii: "-")),
+                    cursor + 1 < value.count, isDigit(value[cursor + 1]) {
+                    // a group separator
+                } else {
+                    break
+                }
+                cursor += 1
+                if digits.count > 19 { break }
+            }
+            if (13...19).contains(digits.count) && luhn(digits) { return true }
+            index = cursor + 1
+        }
+        return false
+    }
+
+    static func luhn(_ digits: [UInt8]) -> Bool {
+        var sum = 0
+        for (position, digit) in digits.reversed().enumerated() {
+            var value = Int(digit)
+            if position % 2 == 1 {
+                value *= 2
+                if value > 9 { value -= 9 }
+            }
+            sum += value
+        }
+        return sum % 10 == 0
+    }
+
+    /// `bearer` (any case), blanks, and a token of eight or more token characters.
+    static func containsBearerToken(_ value: [UInt8]) -> Bool {
+        let word = Array("bearer".utf8)
+        guard value.count > word.count else { return false }
+        for start in 0...(value.count - word.count) {
+            guard zip(value[start..<(start + word.count)], word).allSatisfy({ $0 | 0x20 == $1 }) else { continue }
+            var cursor = start + word.count
+            let blanks = cursor
+            while cursor < value.count, value[cursor] == UInt8(ascii: " ") || value[cursor] == UInt8(ascii: "\t") { cursor += 1 }
+            guard cursor > blanks else { continue }
+            var length = 0
+            while cursor < value.count, isAlphanumeric(value[cursor]) || "-._~+/=".utf8.contains(value[cursor]) {
+                cursor += 1
+                length += 1
+            }
+            if length >= 8 { return true }
+        }
+        return false
+    }
+
+    /// `eyJ` + base64url, `.`, base64url, `.`, base64url (the signature may be empty).
+    static func containsJWT(_ value: [UInt8]) -> Bool {
+        func isBase64URL(_ byte: UInt8) -> Bool { isAlphanumeric(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") }
+        let prefix = Array("eyJ".utf8)
+        guard value.count >= 10 else { return false }
+        for start in 0...(value.count - prefix.count) where value[start..<(start + 3)].elementsEqual(prefix) {
+            var cursor = start
+            var parts = [0, 0, 0]
+            for part in 0..<3 {
+                while cursor < value.count, isBase64URL(value[cursor]) {
+                    parts[part] += 1
+                    cursor += 1
+                }
+                if part < 2 {
+                    guard cursor < value.count, value[cursor] == UInt8(ascii: ".") else { parts[part] = -1; break }
+                    cursor += 1
+                }
+            }
+            if parts[0] >= 4 && parts[1] >= 2 && parts[2] >= 0 && !parts.contains(-1) { return true }
+        }
+        return false
+    }
+}
+
+/// Applies a `PIIPolicy` to label sets, memoizing per (label name, value) in a
+/// bounded cache. Not thread-safe: one per scrape.
+final class PIIScrubber {
+    let policy: PIIPolicy
+    private var labelMatch: [[UInt8]: Int?] = [:]
+    private var valueOutcome: [ValueKey: Outcome] = [:]
+    private let labelMatchData: [MatchData?]
+    private let cacheCapacity = 8192
+
+    struct ValueKey: Hashable {
+        var name: [UInt8]
+        var value: [UInt8]
+    }
+
+    enum Outcome {
+        case keep
+        case replace([UInt8], rule: Int, action: PIIAction)
+        case dropLabel(rule: Int)
+        case dropSeries(rule: Int)
+    }
+
+    init(policy: PIIPolicy) {
+        self.policy = policy
+        self.labelMatchData = policy.labelRules.map { $0.labelRegex?.makeMatchData() }
+    }
+
+    /// The index (in `labelRules`) of the first rule that names `name`.
+    private func labelRule(for name: [UInt8]) -> Int? {
+        if let cached = labelMatch[name] { return cached }
+        var found: Int?
+        for (index, rule) in policy.labelRules.enumerated() {
+            if rule.labelNames.contains(name) { found = index; break }
+            if let regex = rule.labelRegex, let data = labelMatchData[index], regex.matches(name, using: data) { found = index; break }
+        }
+        if labelMatch.count >= cacheCapacity { labelMatch.removeAll(keepingCapacity: true) }
+        labelMatch[name] = .some(found)
+        return found
+    }
+
+    /// What the policy does to one label. Rule numbers: label rules first, then detectors.
+    func outcome(name: [UInt8], value: [UInt8]) -> Outcome {
+        let key = ValueKey(name: name, value: value)
+        if let cached = valueOutcome[key] { return cached }
+        var result = Outcome.keep
+        if let index = labelRule(for: name) {
+            result = apply(policy.labelRules[index].action, to: value, rule: index)
+        } else if !policy.detectorExemptLabels.contains(name) {
+            for (offset, rule) in policy.detectorRules.enumerated() where PIIDetection.contains(rule.detector, in: value) {
+                result = apply(rule.action, to: value, rule: policy.labelRules.count + offset)
+                break
+            }
+        }
+        if valueOutcome.count >= cacheCapacity { valueOutcome.removeAll(keepingCapacity: true) }
+        valueOutcome[key] = result
+        return result
+    }
+
+    private func apply(_ action: PIIAction, to value: [UInt8], rule: Int) -> Outcome {
+        switch action {
+        case .drop: return .dropLabel(rule: rule)
+        case .redact: return .replace(policy.marker, rule: rule, action: .redact)
+        case .hash: return .replace(policy.pseudonym(value), rule: rule, action: .hash)
+        case .dropSeries: return .dropSeries(rule: rule)
+        }
+    }
+
+    func ruleName(_ index: Int) -> String {
+        index < policy.labelRules.count
+            ? policy.labelRules[index].name : policy.detectorRules[index - policy.labelRules.count].name
+    }
+}
