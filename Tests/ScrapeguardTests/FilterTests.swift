@@ -1,0 +1,303 @@
+import Foundation
+@testable import GatewayCore
+@testable import MetricsFilter
+import Testing
+
+/// The streaming filter on its own: scanning across chunk boundaries, PII rules,
+/// cardinality limits, duplicates.
+@Suite struct FilterTests {
+    static func run(_ input: String, _ policy: FilterPolicy = FilterPolicy(), format: ExpositionFormat = .text,
+                    tracker: SeriesTracker? = nil, chunk: Int? = nil) -> (String, FilterReport) {
+        let filter = StreamingFilter(policy: policy, format: format, tracker: tracker)
+        var output: [UInt8] = []
+        let bytes = Array(input.utf8)
+        let size = chunk ?? max(bytes.count, 1)
+        var start = 0
+        while start < bytes.count {
+            filter.process(Array(bytes[start..<min(start + size, bytes.count)]), into: &output)
+            start += size
+        }
+        let report = filter.finish(into: &output)
+        return (String(decoding: output, as: UTF8.self), report)
+    }
+
+    static let textInput = """
+        # HELP http_requests_total Requests.\\nWith an escaped newline.
+        # TYPE http_requests_total counter
+        http_requests_total{method="get",path="/a b",note="q\\"uote\\\\back\\nline"} 1027 1395066363000
+        http_requests_total{method="post",path="/",} 3
+        \t  http_requests_total { method = "put" , path="/x" } +Inf
+        # a comment that is dropped
+        metric_without_labels 1e-3
+        nan_metric NaN
+        bad line without value
+        bad_metric{a="b" 1
+
+        # TYPE rpc_duration_seconds summary
+        rpc_duration_seconds{quantile="0.5"} 4.773
+        rpc_duration_seconds_sum 1.7560473e+07
+        rpc_duration_seconds_count 2693
+        {"my.dotted.metric","label.with.dots"="v"} 5
+        last_line_without_newline 7
+        """
+
+    static let openMetricsInput = """
+        # TYPE requests counter
+        # UNIT requests requests
+        # HELP requests Requests with \\"quotes\\".
+        requests_total{path="/"} 5 1.5 # {trace_id="abc123"} 1.0 1.25
+        requests_created{path="/"} 1.0
+        # TYPE temperature gauge
+        temperature 21.5
+        temperature{room="x"} -Inf
+        # TYPE latency histogram
+        latency_bucket{le="0.5"} 1 # {trace_id="t1"} 0.3
+        latency_bucket{le="+Inf"} 2
+        latency_count 2
+        latency_sum 0.9
+        # EOF
+
+        """
+
+    @Test(arguments: [ExpositionFormat.text, .openMetrics])
+    func everyChunkBoundaryGivesTheSameOutput(_ format: ExpositionFormat) {
+        let input = format == .text ? Self.textInput : Self.openMetricsInput
+        let (whole, report) = Self.run(input, format: format)
+        #expect(report.samplesOut > 5)
+        for size in 1...input.utf8.count {
+            let (chunked, _) = Self.run(input, format: format, chunk: size)
+            if chunked != whole {
+                Issue.record("chunks of \(size) bytes gave other output:\n\(chunked)\nvs\n\(whole)")
+                return
+            }
+        }
+    }
+
+    @Test func textFormatIsReadAsPrometheusReadsItAndBadLinesAreDropped() {
+        let (output, report) = Self.run(Self.textInput)
+        #expect(report.samplesIn == 10)
+        #expect(report.samplesOut == 10)
+        #expect(report.linesRejected.values.reduce(0, +) == 2, "\(report.linesRejected)")
+        #expect(!output.contains("bad"))
+        #expect(!output.contains("a comment"))
+        #expect(output.contains("http_requests_total{method=\"post\",path=\"/\",} 3"), "lines pass unchanged")
+        #expect(output.hasSuffix("last_line_without_newline 7\n"))
+        for line in output.split(separator: "\n") {
+            guard case .success = ExpositionParser.parse(Array(line.utf8), format: .text) else {
+                Issue.record("output line does not parse: \(line)")
+                continue
+            }
+        }
+    }
+
+    @Test func openMetricsIsStrictAndEndsWithEOF() {
+        let (output, report) = Self.run(Self.openMetricsInput, format: .openMetrics)
+        #expect(report.samplesOut == 8, "\(report)")
+        #expect(output.hasSuffix("# EOF\n"))
+        let (afterEOF, rejected) = Self.run("a 1\n# EOF\nb 2\n", format: .openMetrics)
+        #expect(afterEOF == "a 1\n# EOF\n")
+        #expect(rejected.linesRejected["text_after_eof"] == 1)
+        for bad in ["a  1", "a 1 ", "a{b=\"c\",} 1", "", "a{b=\"\\t\"} 1", "# random comment"] {
+            let (out, result) = Self.run(bad + "\n# EOF\n", format: .openMetrics)
+            #expect(out == "# EOF\n", "\(bad) must not pass: \(out)")
+            #expect(result.linesRejected.values.reduce(0, +) == 1)
+        }
+    }
+
+    @Test func overlongLinesAreDroppedWhole() {
+        let long = "x{a=\"" + String(repeating: "y", count: 5000) + "\"} 1\n"
+        let (output, report) = Self.run("a 1\n" + long + "b 2\n", FilterPolicy(maximumLineLength: 1024), chunk: 100)
+        #expect(output == "a 1\nb 2\n")
+        #expect(report.linesRejected["line_too_long"] == 1)
+    }
+
+    static func piiPolicy() throws -> FilterPolicy {
+        var policy = FilterPolicy()
+        policy.pii = PIIPolicy(
+            labelRules: [.init(name: "session", labelNames: ["session_id"], action: .hash),
+                         .init(name: "tokens", labelRegex: try RelabelRegex(".*_token"), action: .drop)],
+            detectorRules: [.init(name: "email", detector: .email, action: .hash),
+                            .init(name: "ip", detector: .ipv4, action: .redact),
+                            .init(name: "ip6", detector: .ipv6, action: .redact),
+                            .init(name: "card", detector: .card, action: .dropSeries)],
+            hashKey: Array("0123456789abcdef0123456789abcdef".utf8))
+        return policy
+    }
+
+    /// 100k series carrying e-mails, IPs and session ids: none of them is left in
+    /// the output, and every series is still there (pseudonyms keep them apart).
+    @Test func piiPolicyLeavesNoTraceOnAHundredThousandSeries() throws {
+        var input = "# TYPE app_requests_total counter\n"
+        for index in 0..<100_000 {
+            input += "app_requests_total{user=\"user\(index)@example.com\",client=\"10.\(index % 256).\((index / 256) % 256).7\",session_id=\"sess-\(index)\",route=\"/r\(index % 10)\"} \(index)\n"
+        }
+        let (output, report) = Self.run(input, try Self.piiPolicy(), chunk: 65536)
+        #expect(report.samplesOut == 100_000)
+        #expect(!output.contains("@example.com"))
+        #expect(!output.contains("sess-"))
+        #expect(output.range(of: #"10\.\d+\.\d+\.7"#, options: .regularExpression) == nil)
+        #expect(report.piiActions[FilterReport.PIIKey(rule: "email", action: "hash")] == 100_000)
+        #expect(report.piiActions[FilterReport.PIIKey(rule: "ip", action: "redact")] == 100_000)
+        #expect(report.piiActions[FilterReport.PIIKey(rule: "session", action: "hash")] == 100_000)
+    }
+
+    @Test func pseudonymsAreStableAndKeyed() throws {
+        let policy = try Self.piiPolicy()
+        let input = "m{session_id=\"abc\",mail=\"bob@example.org\"} 1\n"
+        let (first, _) = Self.run(input, policy)
+        let (second, _) = Self.run(input, policy)
+        #expect(first == second)
+        var rekeyed = policy
+        rekeyed.pii.hashKey = Array("another key, another pseudonym!!".utf8)
+        let (third, _) = Self.run(input, rekeyed)
+        #expect(third != first)
+        #expect(first.contains("session_id=\"h_") && first.count == third.count)
+    }
+
+    @Test func exemplarLabelsGoThroughThePIIRules() throws {
+        let input = "# TYPE r counter\nr_total 1 # {user=\"amy@example.com\",trace_id=\"x\"} 1\n# EOF\n"
+        let (output, _) = Self.run(input, try Self.piiPolicy(), format: .openMetrics)
+        #expect(!output.contains("amy@example.com"))
+        #expect(output.contains("trace_id=\"x\""))
+    }
+
+    @Test func droppingALabelNeverEmitsTwoSamplesWithOneIdentity() throws {
+        let input = "m{user_token=\"a\",route=\"/\"} 1\nm{user_token=\"b\",route=\"/\"} 2\nm{route=\"/x\"} 3\n"
+        let (output, report) = Self.run(input, try Self.piiPolicy())
+        #expect(output == "m{route=\"/\"} 1\nm{route=\"/x\"} 3\n")
+        #expect(report.seriesDropped["duplicate"] == 1)
+    }
+
+    @Test func cardNumbersDropTheSeries() throws {
+        let (output, report) = Self.run("m{note=\"4111 1111 1111 1111\"} 1\nm{note=\"4111 1111 1111 1112\"} 2\n", try Self.piiPolicy())
+        #expect(output == "m{note=\"4111 1111 1111 1112\"} 2\n", "only the Luhn-valid number is a card")
+        #expect(report.seriesDropped["pii"] == 1)
+    }
+
+    @Test func detectorsFindWhatTheyLookFor() {
+        let cases: [(PIIDetector, String, Bool)] = [
+            (.email, "contact: jo.doe+x@mail.example.co.uk", true), (.email, "user@localhost", false), (.email, "@home", false),
+            (.ipv4, "from 192.168.0.1:8080", true), (.ipv4, "1.2.3", false), (.ipv4, "256.1.1.1", false), (.ipv4, "v1.2.3.4.5", false),
+            (.ipv6, "fe80::1ff:fe23:4567:890a", true), (.ipv6, "2001:db8::8a2e:370:7334", true), (.ipv6, "12:30", false),
+            (.card, "4111-1111-1111-1111", true), (.card, "4111111111111112", false), (.card, "1234", false),
+            (.bearer, "Authorization: Bearer abcdef123456", true), (.bearer, "bearer x", false),
+            (.jwt, "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig_123", true), (.jwt, "eyJ.x", false),
+        ]
+        for (detector, value, expected) in cases {
+            #expect(PIIDetection.contains(detector, in: Array(value.utf8)) == expected, "\(detector) in \(value)")
+        }
+    }
+
+    static func body(_ series: ClosedRange<Int>, extraFirst: ClosedRange<Int>? = nil) -> String {
+        var text = "# TYPE jobs_total counter\n"
+        for index in extraFirst.map(Array.init) ?? [] { text += "jobs_total{id=\"new\(index)\"} 1\n" }
+        for index in series { text += "jobs_total{id=\"j\(index)\"} \(index)\n" }
+        text += "# TYPE wait_seconds histogram\n"
+        for queue in ["a", "b", "c"] {
+            for le in ["0.1", "1", "+Inf"] { text += "wait_seconds_bucket{queue=\"\(queue)\",le=\"\(le)\"} 1\n" }
+            text += "wait_seconds_sum{queue=\"\(queue)\"} 1\nwait_seconds_count{queue=\"\(queue)\"} 1\n"
+        }
+        return text
+    }
+
+    /// Admission is stable: what was admitted stays admitted, even when new series
+    /// come first in a later scrape; a histogram is admitted or dropped whole.
+    @Test func cappedPolicyAdmitsTheSameSeriesEveryTime() {
+        var policy = FilterPolicy()
+        policy.limits = SeriesLimits(seriesPerMetric: 10)
+        let tracker = SeriesTracker(limits: policy.limits)
+        let (first, firstReport) = Self.run(Self.body(1...20), policy, tracker: tracker)
+        let (again, _) = Self.run(Self.body(1...20), policy, tracker: tracker)
+        #expect(first == again)
+        #expect(firstReport.seriesDropped["series_limit"] == 10)
+        #expect(first.contains("jobs_total{id=\"j10\"}") && !first.contains("jobs_total{id=\"j11\"}"))
+        // New series first in the body: the admitted ten are still the ones passed on.
+        let (later, laterReport) = Self.run(Self.body(1...20, extraFirst: 1...5), policy, tracker: tracker)
+        #expect(!later.contains("new1"))
+        #expect(later.contains("jobs_total{id=\"j1\"}") && later.contains("jobs_total{id=\"j10\"}"))
+        #expect(laterReport.seriesDropped["series_limit"] == 15)
+        // Three histogram units of five samples each, all admitted whole.
+        #expect(later.split(separator: "\n").filter { $0.hasPrefix("wait_seconds") }.count == 15)
+        #expect(tracker.admittedPerFamily["jobs_total"] == 10)
+        #expect(tracker.admittedPerFamily["wait_seconds"] == 3)
+    }
+
+    @Test func histogramUnitsAreAdmittedOrDroppedWhole() {
+        var policy = FilterPolicy()
+        policy.limits = SeriesLimits(seriesPerMetric: 2)
+        let (output, report) = Self.run(Self.body(1...1), policy)
+        let kept = output.split(separator: "\n").filter { $0.hasPrefix("wait_seconds") }
+        #expect(kept.count == 10, "two whole histograms: \(kept)")
+        #expect(!output.contains("queue=\"c\""))
+        #expect(report.seriesDropped["series_limit"] == 1)
+        #expect(report.seriesDropped["unit_refused"] == 4)
+    }
+
+    @Test func sampleLimitReservesRoomForAdmittedSeries() {
+        var policy = FilterPolicy()
+        policy.limits = SeriesLimits(sampleLimit: 12)
+        let tracker = SeriesTracker(limits: policy.limits)
+        let (first, _) = Self.run(Self.body(1...20), policy, tracker: tracker)
+        let firstSeries = first.split(separator: "\n").filter { !$0.hasPrefix("#") }
+        #expect(firstSeries.count <= 12)
+        let (later, _) = Self.run(Self.body(1...20, extraFirst: 1...5), policy, tracker: tracker)
+        #expect(!later.contains("new1"), "new series do not push out admitted ones")
+        #expect(later.split(separator: "\n").filter { !$0.hasPrefix("#") } == firstSeries)
+    }
+
+    @Test func labelLimitsDropTheSeries() {
+        var policy = FilterPolicy()
+        policy.limits = SeriesLimits(labelLimit: 2, labelValueLengthLimit: 5)
+        let (output, report) = Self.run("a{x=\"1\",y=\"2\"} 1\nb{x=\"1\",y=\"2\",z=\"3\"} 1\nc{x=\"123456\"} 1\n", policy)
+        #expect(output == "a{x=\"1\",y=\"2\"} 1\n")
+        #expect(report.seriesDropped["label_limit"] == 1)
+        #expect(report.seriesDropped["label_value_length_limit"] == 1)
+    }
+
+    @Test func filterSectionsAreReadStrictly() throws {
+        let folder = try makeTemporaryFolder("sg-filter-config")
+        let key = folder.appendingPathComponent("pii.key").path
+        try "0123456789abcdef0123".write(toFile: key, atomically: true, encoding: .utf8)
+        func load(_ text: String) throws -> GatewayConfiguration {
+            let file = folder.appendingPathComponent("scrapeguard-\(UUID().uuidString).yml").path
+            try text.write(toFile: file, atomically: true, encoding: .utf8)
+            return try GatewayConfiguration.load(file: file)
+        }
+        let good = try load("""
+            metric_relabel_configs:
+              - action: labeldrop
+                regex: pod_uid
+            pii:
+              hash_key_file: pii.key
+              labels:
+                - names: [session_id]
+                  action: hash
+              detectors:
+                - detector: email
+                  action: redact
+            limits:
+              series_per_metric: 100
+              series_idle_timeout: 5m
+            """)
+        #expect(good.filter.relabelRules.count == 1)
+        #expect(good.filter.pii.labelRules.count == 1 && good.filter.pii.detectorRules.count == 1)
+        #expect(good.filter.limits.seriesPerMetric == 100)
+        let refusals: [(String, String)] = [
+            ("pii:\n  detectors:\n    - detector: phone\n      action: redact\n", "pii.detectors[0].detector: expected one of"),
+            ("pii:\n  labels:\n    - names: [a]\n      action: hash\n", "pii.hash_key_file: a hash action needs a key file"),
+            ("pii:\n  hash_key_file: missing.key\n", "pii.hash_key_file: cannot read"),
+            ("limits:\n  series_per_metric: 0\n", "limits.series_per_metric: must be at least 1"),
+            ("limits:\n  series_limit: 5\n", "limits.series_limit: unknown key"),
+            ("metric_relabel_configs:\n  - action: hashmod\n    target_label: x\n", "metric_relabel_configs[0]: relabel configuration for hashmod requires non-zero modulus"),
+            ("filter:\n  invalid_lines: ignore\n", "filter.invalid_lines: expected one of drop, fail_scrape"),
+        ]
+        for (text, expected) in refusals {
+            do {
+                _ = try load(text)
+                Issue.record("accepted: \(text)")
+            } catch let error as ConfigError {
+                #expect("\(error.key): \(error.reason)".hasPrefix(expected), "\(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,349 @@
+// libFuzzer target over the exposition scanner (ExpositionParser, LineSplitter) and
+// the streaming filter (StreamingFilter with relabeling, PII rules and series limits).
+//
+// Built by fuzz/build.sh into one executable together with Sources/MetricsFilter
+// (same module, so no `import MetricsFilter`); it uses only the public API.
+//
+// Input layout:
+//   byte 0  control
+//           bit 0     format: 0 text 0.0.4, 1 OpenMetrics
+//           bits 1-3  policy (see `fuzzPolicies`)
+//           bit 4     small maximum line length (48 bytes): exercises oversized lines
+//           bit 5     invalid lines fail the scrape
+//           bit 6     chunk plan: 0 fixed size, 1 pseudo-random sizes 0...16 (empty chunks too)
+//   byte 1  chunk size - 1 (fixed plan) or the seed of the random plan
+//   rest    the exposition body
+//
+// Every violated invariant prints what it saw and traps (fatalError), which libFuzzer
+// reports as a crash and saves as an artifact.
+
+// MARK: Policies
+
+private func rule(_ fields: RelabelRule.Fields) -> RelabelRule {
+    do {
+        return try RelabelRule(fields)
+    } catch {
+        fatalError("fuzz harness: invalid relabel rule: \(error)")
+    }
+}
+
+private func regex(_ pattern: String) -> RelabelRegex {
+    do {
+        return try RelabelRegex(pattern)
+    } catch {
+        fatalError("fuzz harness: invalid regex: \(error)")
+    }
+}
+
+/// The rules the issue names: replace, labeldrop, keep, hashmod, labelmap. Most
+/// samples pass unchanged; some are rewritten, some dropped.
+private let mixedRules: [RelabelRule] = [
+    rule(.init(action: "replace", sourceLabels: ["job", "instance"], separator: ":", targetLabel: "origin",
+               regex: "(.+):(.+)", replacement: "$2@$1")),
+    rule(.init(action: "replace", sourceLabels: ["__name__"], targetLabel: "__name__",
+               regex: "legacy_(.+)", replacement: "modern_$1")),
+    rule(.init(action: "hashmod", sourceLabels: ["__name__", "le"], targetLabel: "__tmp_shard", modulus: 3)),
+    rule(.init(action: "keep", sourceLabels: ["__tmp_shard"], regex: "[12]")),
+    rule(.init(action: "labelmap", regex: "meta_(.+)", replacement: "m_$1")),
+    rule(.init(action: "labeldrop", regex: "__tmp_.*|tmp_.*|pod_uid")),
+]
+
+/// Edge cases: templated target labels, names taken from label values (may be
+/// invalid), values that need escaping, case mapping, drop, labelkeep, labelmap onto
+/// existing labels.
+private let edgeRules: [RelabelRule] = [
+    rule(.init(action: "replace", sourceLabels: ["dyn"], targetLabel: "${1}",
+               regex: "([a-zA-Z_]+)=(.*)", replacement: "$2")),
+    rule(.init(action: "replace", sourceLabels: ["rename"], targetLabel: "__name__", regex: "(.+)", replacement: "$1")),
+    rule(.init(action: "replace", sourceLabels: ["q"], targetLabel: "esc", regex: "(.*)x(.*)",
+               replacement: "\"\\\n$1$2")),
+    rule(.init(action: "uppercase", sourceLabels: ["method"], targetLabel: "method")),
+    rule(.init(action: "lowercase", sourceLabels: ["__name__", "code"], targetLabel: "lc")),
+    rule(.init(action: "drop", sourceLabels: ["__name__"], regex: ".*_drop")),
+    rule(.init(action: "labelkeep", regex: "__name__|le|quantile|[a-z].*")),
+    rule(.init(action: "labelmap", regex: "(.+)_orig", replacement: "$1")),
+]
+
+/// Collapses series onto each other: only the name survives, so most samples are
+/// duplicates.
+private let collapseRules: [RelabelRule] = [
+    rule(.init(action: "labeldrop", regex: "[^_].*")),
+]
+
+private let piiPolicy = PIIPolicy(
+    labelRules: [
+        .init(name: "secret", labelNames: ["password", "token"], action: .redact),
+        .init(name: "user", labelRegex: regex("user(_.*)?|.*_id"), action: .hash),
+        .init(name: "session", labelNames: ["session"], action: .dropSeries),
+        .init(name: "ip", labelNames: ["client_ip"], action: .drop),
+    ],
+    detectorRules: [
+        .init(name: "email", detector: .email, action: .drop),
+        .init(name: "ipv4", detector: .ipv4, action: .redact),
+        .init(name: "ipv6", detector: .ipv6, action: .hash),
+        .init(name: "card", detector: .card, action: .hash),
+        .init(name: "bearer", detector: .bearer, action: .dropSeries),
+        .init(name: "jwt", detector: .jwt, action: .redact),
+    ],
+    marker: "redacted",
+    hashKey: Array("fuzz-hmac-key".utf8))
+
+private let limits = SeriesLimits(labelLimit: 4, labelValueLengthLimit: 24, sampleLimit: 40, seriesPerMetric: 6,
+                                  valuesPerLabel: 10)
+
+/// Indexed by bits 1-3 of the control byte.
+private let fuzzPolicies: [(name: String, policy: FilterPolicy)] = [
+    ("identity", FilterPolicy()),
+    ("relabel-mixed", FilterPolicy(relabelRules: mixedRules)),
+    ("relabel-edge", FilterPolicy(relabelRules: edgeRules)),
+    ("relabel-collapse", FilterPolicy(relabelRules: collapseRules)),
+    ("pii", FilterPolicy(pii: piiPolicy)),
+    ("limits", FilterPolicy(limits: limits)),
+    ("relabel-edge+pii", FilterPolicy(relabelRules: edgeRules, pii: piiPolicy)),
+    ("relabel-mixed+pii+limits", FilterPolicy(relabelRules: mixedRules, pii: piiPolicy, limits: limits)),
+]
+
+// MARK: Running the filter
+
+private enum ChunkPlan: CustomStringConvertible {
+    case whole
+    case fixed(Int)
+    case random(seed: UInt8)
+
+    var description: String {
+        switch self {
+        case .whole: return "one chunk"
+        case .fixed(let size): return "chunks of \(size)"
+        case .random(let seed): return "random chunks 0...16 (seed \(seed))"
+        }
+    }
+
+    /// The chunk sizes for a body of `count` bytes; they add up to `count`.
+    func sizes(_ count: Int) -> [Int] {
+        switch self {
+        case .whole:
+            return [count]
+        case .fixed(let size):
+            return stride(from: 0, to: count, by: size).map { min(size, count - $0) }
+        case .random(let seed):
+            var state = UInt32(seed) &* 2_654_435_761 | 1
+            var sizes: [Int] = []
+            var left = count
+            while left > 0 {
+                state ^= state << 13
+                state ^= state >> 17
+                state ^= state << 5
+                let size = min(Int(state % 17), left)
+                sizes.append(size)
+                left -= size
+            }
+            sizes.append(0)
+            return sizes
+        }
+    }
+}
+
+private func runFilter(_ body: [UInt8], policy: FilterPolicy, format: ExpositionFormat, plan: ChunkPlan)
+    -> (output: [UInt8], report: FilterReport) {
+    // A fresh tracker every run: admission depends only on this body.
+    let filter = StreamingFilter(policy: policy, format: format)
+    var output: [UInt8] = []
+    var offset = 0
+    for size in plan.sizes(body.count) {
+        filter.process(Array(body[offset..<(offset + size)]), into: &output)
+        offset += size
+    }
+    let report = filter.finish(into: &output)
+    return (output, report)
+}
+
+// MARK: Checking
+
+private struct Context {
+    var format: ExpositionFormat
+    var policyName: String
+    var policy: FilterPolicy
+    var plan: ChunkPlan
+    var body: [UInt8]
+    var output: [UInt8]
+}
+
+private func show(_ bytes: some Collection<UInt8>, limit: Int = 2000) -> String {
+    var text = ""
+    for byte in bytes.prefix(limit) {
+        switch byte {
+        case 0x0A: text += "\\n\n"
+        case 0x5C: text += "\\\\"
+        case 0x20...0x7E: text.unicodeScalars.append(Unicode.Scalar(byte))
+        default:
+            let hex = Array("0123456789abcdef")
+            text += "\\x\(hex[Int(byte >> 4)])\(hex[Int(byte & 0xF)])"
+        }
+    }
+    if bytes.count > limit { text += "... (\(bytes.count) bytes)" }
+    return text
+}
+
+private func violated(_ invariant: String, _ context: Context, _ detail: @autoclosure () -> String) -> Never {
+    let message = """
+
+        ===== MetricsFilter fuzz invariant violated: \(invariant)
+        format: \(context.format.rawValue), policy: \(context.policyName), \
+        max line: \(context.policy.maximumLineLength), invalid lines: \(context.policy.invalidLines.rawValue), \
+        \(context.plan)
+        \(detail())
+        ----- input body (escaped):
+        \(show(context.body))
+        ----- output (escaped):
+        \(show(context.output))
+        =====
+
+        """
+    fatalError(message)
+}
+
+/// Lines of a body as the filter cuts them: at `\n`, a last line without one counts.
+private func splitLines(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
+    var lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false)
+    if lines.last?.isEmpty == true { lines.removeLast() }
+    return lines
+}
+
+private func check(_ context: Context, report: FilterReport) {
+    let format = context.format
+    let output = context.output
+    let policy = context.policy
+    let canRewrite = !policy.relabelRules.isEmpty || !policy.pii.isEmpty
+
+    // Input lines, and the sample names the input holds.
+    let inputLines = splitLines(context.body)
+    let inputLineSet = Set(inputLines.map { Array($0) })
+    var inputNames = Set<[UInt8]>()
+    for line in inputLines {
+        if case .success(.sample(let sample)) = ExpositionParser.parse(Array(line), format: format) {
+            inputNames.insert(sample.name)
+        }
+    }
+
+    if let last = output.last, last != 0x0A {
+        violated("output ends with a newline", context, "last byte: \(last)")
+    }
+    let outputLines = splitLines(output)
+    var newLines = 0
+    var sampleLines = 0
+    var series = Set<LabelSet>()
+    for (index, slice) in outputLines.enumerated() {
+        let line = Array(slice)
+        let isLast = index == outputLines.count - 1
+        let parsed = ExpositionParser.parse(line, format: format)
+        switch parsed {
+        case .failure(let error):
+            violated("every output line parses in the same format", context,
+                     "line \(index + 1): \(show(line))\nerror: \(error.reason)")
+        case .success(.blank), .success(.comment):
+            violated("no blank or comment line is passed on", context, "line \(index + 1): \(show(line))")
+        case .success(.eof):
+            guard format == .openMetrics, isLast else {
+                violated("# EOF only as the last line of OpenMetrics", context, "line \(index + 1) of \(outputLines.count)")
+            }
+            guard inputLineSet.contains(line) else {
+                violated("# EOF only when the input had one", context, "")
+            }
+        case .success(.help), .success(.type), .success(.unit):
+            guard inputLineSet.contains(line) else {
+                violated("metadata lines are passed on verbatim", context, "line \(index + 1): \(show(line))")
+            }
+        case .success(.sample(let sample)):
+            sampleLines += 1
+            if !inputLineSet.contains(line) {
+                newLines += 1
+                guard canRewrite else {
+                    violated("no new line without a rewriting rule", context, "line \(index + 1): \(show(line))")
+                }
+            }
+            guard series.insert(LabelSet(sample: sample)).inserted else {
+                violated("no two output samples of the same series", context, "line \(index + 1): \(show(line))")
+            }
+            if format == .openMetrics, !inputNames.contains(sample.name) {
+                violated("OpenMetrics samples are never renamed", context, "line \(index + 1): \(show(line))")
+            }
+        }
+    }
+    // Lines not in the input are rewritten samples, and the report counts them.
+    guard newLines <= report.samplesRewritten else {
+        violated("new lines <= samplesRewritten", context, "new lines: \(newLines), report: \(report)")
+    }
+    guard canRewrite || report.samplesRewritten == 0 else {
+        violated("no rewrites without a rewriting rule", context, "report: \(report)")
+    }
+    guard report.samplesRewritten <= report.samplesOut, sampleLines == report.samplesOut else {
+        violated("samplesOut counts the sample lines passed on", context,
+                 "sample lines: \(sampleLines), report: \(report)")
+    }
+    let dropped = report.seriesDropped.values.reduce(0, +)
+    guard report.samplesIn == report.samplesOut + dropped,
+          report.seriesDroppedByMetric.values.reduce(0, +) == dropped else {
+        violated("every sample in is passed on or counted as dropped", context, "report: \(report)")
+    }
+    let rejected = report.linesRejected.values.reduce(0, +)
+    guard report.failed == (policy.invalidLines == .failScrape && rejected > 0) else {
+        violated("failed iff fail_scrape met an invalid line", context, "report: \(report)")
+    }
+
+    // Without a rewriting rule the output is the input with lines left out, in order.
+    if !canRewrite {
+        var cursor = 0
+        for line in outputLines {
+            while cursor < inputLines.count, !inputLines[cursor].elementsEqual(line) { cursor += 1 }
+            guard cursor < inputLines.count else {
+                violated("without rewriting rules the output is a subsequence of the input", context, show(line))
+            }
+            cursor += 1
+        }
+    }
+
+    // The output is a fixed point of the identity filter: it is valid as it is.
+    let identity = FilterPolicy(maximumLineLength: 1 << 30)
+    let again = runFilter(output, policy: identity, format: format, plan: .whole)
+    guard again.output == output else {
+        violated("the output passes an identity filter unchanged", context,
+                 "----- identity filter over the output gave:\n\(show(again.output))\nreport: \(again.report)")
+    }
+    guard again.report.samplesIn == again.report.samplesOut, again.report.linesRejected.isEmpty,
+          again.report.seriesDropped.isEmpty else {
+        violated("the identity filter over the output drops and rejects nothing", context, "report: \(again.report)")
+    }
+}
+
+// MARK: Entry point
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func filterFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    guard let data, size >= 2 else { return 0 }
+    let control = data[0]
+    let format: ExpositionFormat = control & 1 == 0 ? .text : .openMetrics
+    let (policyName, basePolicy) = fuzzPolicies[Int((control >> 1) & 7)]
+    var policy = basePolicy
+    if control & 0x10 != 0 { policy.maximumLineLength = 48 }
+    if control & 0x20 != 0 { policy.invalidLines = .failScrape }
+    let plan: ChunkPlan = control & 0x40 != 0 ? .random(seed: data[1]) : .fixed(Int(data[1]) + 1)
+    let body = Array(UnsafeBufferPointer(start: data + 2, count: size - 2))
+
+    let chunked = runFilter(body, policy: policy, format: format, plan: plan)
+    let context = Context(format: format, policyName: policyName, policy: policy, plan: plan, body: body,
+                          output: chunked.output)
+
+    // Chunk-boundary independence: one chunk gives exactly the same bytes and report.
+    let whole = runFilter(body, policy: policy, format: format, plan: .whole)
+    guard whole.output == chunked.output, whole.report == chunked.report else {
+        violated("chunk-boundary independence", context, """
+            ----- output in one chunk:
+            \(show(whole.output))
+            report in chunks:   \(chunked.report)
+            report in one chunk: \(whole.report)
+            """)
+    }
+
+    check(context, report: chunked.report)
+    return 0
+}
