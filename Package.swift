@@ -34,6 +34,13 @@ let package = Package(
             pkgConfig: "libpcre2-8",
             providers: [.apt(["libpcre2-dev"])]
         ),
+        // zlib (zlib1g-dev) for gzip responses. NIO's own compression lives in
+        // swift-nio-extras, whose package depends on swift-nio-ssl (BoringSSL).
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         // The streaming exposition filter: raw bytes, no NIO, no Foundation.
         .target(
             name: "MetricsFilter",
@@ -55,6 +62,7 @@ let package = Package(
                 "MetricsFilter",
                 "COpenSSL",
                 "COpenSSLShims",
+                "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

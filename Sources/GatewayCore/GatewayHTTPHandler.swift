@@ -36,6 +36,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
     private var upstreamBodyBytes = 0
     private var sentBodyBytes = 0
     private var fetchStarted: NIODeadline?
+    private var gzip: GzipEncoder?
 
     init(policy: GatewayRequestPolicy) {
         self.policy = policy
@@ -167,6 +168,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
         upstreamBodyBytes = 0
         sentBodyBytes = 0
         fetchStarted = .now()
+        gzip = head.method == .GET && GzipEncoder.accepts(head.headers.first(name: "Accept-Encoding")) ? GzipEncoder() : nil
         fetch = policy.upstream.fetch(
             method: head.method == .HEAD ? .HEAD : .GET, headers: upstreamHeaders,
             timeout: .nanoseconds(timeout.nanoseconds), on: context.eventLoop, delegate: self)
@@ -204,6 +206,10 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: contentType ?? "text/plain; version=0.0.4; charset=utf-8")
         headers.add(name: "Cache-Control", value: "no-store")
+        headers.add(name: "Vary", value: "Accept-Encoding")
+        if gzip != nil {
+            headers.add(name: "Content-Encoding", value: "gzip")
+        }
         addCommonHeaders(&headers)
         if requestHead?.method != .HEAD {
             headers.add(name: "Transfer-Encoding", value: "chunked")
@@ -226,7 +232,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
         }
         if let output = transform?.process(buffer), output.readableBytes > 0 {
             sentBodyBytes += output.readableBytes
-            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(output))), promise: nil)
+            send(output, finish: false, context: context)
         }
         if transform?.shouldFailScrape == true {
             failByFilter()
@@ -247,9 +253,12 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
             }
             if let output, output.readableBytes > 0 {
                 sentBodyBytes += output.readableBytes
-                write(.body(.byteBuffer(output)))
+            }
+            if let context, output != nil || gzip != nil {
+                send(output, finish: true, context: context)
             }
         }
+        gzip = nil
         transform = nil
         if let started = fetchStarted {
             policy.metrics.upstreamFetched(duration: .nanoseconds((NIODeadline.now() - started).nanoseconds), bytes: upstreamBodyBytes)
@@ -290,6 +299,18 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamResponseDelegate 
         sentResponseHead = false
         abandonFetch()
         abortConnection()
+    }
+
+    /// Writes filtered body bytes, through gzip when the scraper asked for it.
+    private func send(_ output: ByteBuffer?, finish: Bool, context: ChannelHandlerContext) {
+        if let gzip {
+            let compressed = gzip.encode(output, finish: finish, allocator: context.channel.allocator)
+            if compressed.readableBytes > 0 {
+                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(compressed))), promise: nil)
+            }
+        } else if let output, output.readableBytes > 0 {
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(output))), promise: nil)
+        }
     }
 
     private func abandonFetch() {

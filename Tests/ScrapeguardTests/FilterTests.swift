@@ -301,3 +301,47 @@ import Testing
         }
     }
 }
+
+/// The filter in the gateway: what the scraper gets over mTLS, and what the gateway
+/// counts.
+@Suite struct FilterGatewayTests {
+    @Test func theGatewayServesTheFilteredBodyAndCountsWhatItDid() async throws {
+        let body = Array("""
+            # HELP app_http_requests_total Requests.
+            # TYPE app_http_requests_total counter
+            app_http_requests_total{user_email="alice@example.com",client_ip="203.0.113.7",pod_uid="1"} 41
+            app_http_requests_total{user_email="bob@example.org",client_ip="198.51.100.23",pod_uid="2"} 13
+            this line is garbage
+
+            """.utf8)
+        let upstream = TestUpstream(body: body)
+        let upstreamPort = try await upstream.start()
+        let gateway = try await TestGateway.start(
+            upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics",
+            serverExtra: """
+                metric_relabel_configs:
+                  - action: labeldrop
+                    regex: pod_uid
+                pii:
+                  detectors:
+                    - detector: email
+                      action: redact
+                    - detector: ipv4
+                      action: drop
+                """)
+        let response = try await Curl().get("\(gateway.baseURL)/metrics")
+        #expect(response.status == 200)
+        #expect(response.bodyText == """
+            # HELP app_http_requests_total Requests.
+            # TYPE app_http_requests_total counter
+            app_http_requests_total{user_email="redacted"} 41
+
+            """, "the two series collapse into one after the IP is dropped: the first stays")
+        let metrics = try await Curl().get("\(gateway.baseURL)/gateway/metrics").bodyText
+        #expect(metrics.contains("scrapeguard_filter_pii_actions_total{rule=\"email\",action=\"redact\"} 2"), "\(metrics)")
+        #expect(metrics.contains("scrapeguard_filter_series_dropped_total{reason=\"duplicate\",metric=\"app_http_requests_total\"} 1"))
+        #expect(metrics.contains("scrapeguard_filter_lines_rejected_total{reason=\"bad_value\"} 1"))
+        await gateway.stop()
+        await upstream.stop()
+    }
+}

@@ -27,6 +27,25 @@ import Testing
         await upstream.stop()
     }
 
+    @Test func gzipWhenTheScraperAcceptsIt() async throws {
+        let upstream = TestUpstream(body: Self.body)
+        let upstreamPort = try await upstream.start()
+        let gateway = try await TestGateway.start(upstreamURL: "http://127.0.0.1:\(upstreamPort)/chunked")
+        let compressed = try await Curl().get("\(gateway.baseURL)/metrics", extra: ["-H", "Accept-Encoding: gzip"])
+        #expect(compressed.headers.lowercased().contains("content-encoding: gzip"))
+        #expect(compressed.body.count < Self.body.count / 4, "\(compressed.body.count) bytes")
+        let file = try makeTemporaryFolder("sg-gzip").appendingPathComponent("body.gz")
+        try compressed.body.write(to: file)
+        let unzipped = try await ProcessRunner.run(["gzip", "-dc", file.path])
+        #expect(Array(unzipped.stdout) == Self.body, "gzip -d gives the upstream body back")
+        let refused = try await Curl().get("\(gateway.baseURL)/metrics", extra: ["-H", "Accept-Encoding: gzip;q=0, identity"])
+        #expect(!refused.headers.lowercased().contains("content-encoding"))
+        #expect(Array(refused.body) == Self.body)
+        #expect(upstream.receivedRequests.allSatisfy { $0.headers.first(name: "Accept-Encoding") == "identity" })
+        await gateway.stop()
+        await upstream.stop()
+    }
+
     @Test func scraperPreferencesReachTheUpstreamWithoutProtobuf() async throws {
         let upstream = TestUpstream(body: Array("up 1\n".utf8))
         let upstreamPort = try await upstream.start()

@@ -217,8 +217,14 @@ def norm_sample(s):
             ex, repr(nh) if nh is not None else None)
 
 
+def escape_label_value(v):
+    return v.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n")
+
+
 def fmt_labels(labels):
-    return "{" + ",".join('%s="%s"' % (k, one_line(v)) for k, v in sorted(labels.items())) + "}"
+    """Labels as OpenMetrics writes them (escaped), so `\\z` and `\z` read differently."""
+    return "{" + ",".join('%s="%s"' % (k, one_line(escape_label_value(v)))
+                          for k, v in sorted(labels.items())) + "}"
 
 
 def fmt_sample(s):
@@ -365,9 +371,10 @@ def check_case(name, data, should_parse, args, policy, results):
         elif out_fams is None:
             results.record(name, "samples", False, "cannot compare: the openmetrics run failed")
         else:
-            diff = compare_samples(in_fams, out_fams, limit)
-            if diff is None and args.check_metadata:
-                diff = compare_metadata(in_fams, out_fams, limit)
+            diffs = [compare_samples(in_fams, out_fams, limit)]
+            if args.check_metadata:
+                diffs.append(compare_metadata(in_fams, out_fams, limit))
+            diff = "; ".join(d for d in diffs if d) or None
             results.record(name, "samples", diff is None, diff or "",
                            ("output:\n" + om.stdout.decode("utf-8", "replace"))
                            if diff and args.verbose else "")

@@ -1,0 +1,54 @@
+import Foundation
+import CZlib
+import NIOCore
+
+/// gzip for a response body, chunk by chunk, through zlib's deflate (level 1: scrape
+/// bodies compress well and the CPU goes to filtering).
+final class GzipEncoder {
+    private var stream = z_stream()
+    private var finished = false
+
+    init?() {
+        let result = deflateInit2_(&stream, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, zlibVersion(),
+                                   Int32(MemoryLayout<z_stream>.size))
+        guard result == Z_OK else { return nil }
+    }
+
+    deinit {
+        deflateEnd(&stream)
+    }
+
+    /// Compresses `input`; with `finish`, ends the gzip member.
+    func encode(_ input: ByteBuffer?, finish: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var output = allocator.buffer(capacity: max(256, (input?.readableBytes ?? 0) / 2))
+        guard !finished else { return output }
+        var input = input ?? allocator.buffer(capacity: 0)
+        input.withUnsafeMutableReadableBytes { source in
+            stream.next_in = source.baseAddress?.assumingMemoryBound(to: Bytef.self)
+            stream.avail_in = uInt(source.count)
+            repeat {
+                output.reserveCapacity(minimumWritableBytes: 16384)
+                output.writeWithUnsafeMutableBytes(minimumWritableBytes: 16384) { target in
+                    stream.next_out = target.baseAddress?.assumingMemoryBound(to: Bytef.self)
+                    stream.avail_out = uInt(target.count)
+                    _ = deflate(&stream, finish ? Z_FINISH : Z_NO_FLUSH)
+                    return target.count - Int(stream.avail_out)
+                }
+            } while stream.avail_out == 0 || (finish && stream.avail_in > 0)
+        }
+        if finish { finished = true }
+        return output
+    }
+
+    /// Whether an `Accept-Encoding` value accepts gzip (`gzip` or `*`, not with `q=0`).
+    static func accepts(_ header: String?) -> Bool {
+        guard let header else { return false }
+        for part in header.split(separator: ",") {
+            let pieces = part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            guard let coding = pieces.first, coding == "gzip" || coding == "x-gzip" || coding == "*" else { continue }
+            let refused = pieces.dropFirst().contains { $0.replacingOccurrences(of: " ", with: "").range(of: #"^q=0(\.0{0,3})?$"#, options: .regularExpression) != nil }
+            if !refused { return true }
+        }
+        return false
+    }
+}
