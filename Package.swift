@@ -5,7 +5,9 @@ let package = Package(
     name: "scrapeguard",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "scrapeguard", targets: ["scrapeguard"])
+        .executable(name: "scrapeguard", targets: ["scrapeguard"]),
+        // For Benchmarks/ (a package of its own, so its dependencies stay out of this one).
+        .library(name: "MetricsFilter", targets: ["MetricsFilter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

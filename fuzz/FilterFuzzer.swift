@@ -209,19 +209,70 @@ private func splitLines(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
     return lines
 }
 
+/// A line without the blanks around it: how the filter passes on a line it keeps.
+private func trimmed(_ line: ArraySlice<UInt8>) -> [UInt8] {
+    var start = line.startIndex
+    var end = line.endIndex
+    while start < end, line[start] == 0x20 || line[start] == 0x09 { start += 1 }
+    while end > start, line[end - 1] == 0x20 || line[end - 1] == 0x09 { end -= 1 }
+    return Array(line[start..<end])
+}
+
+/// What a line means, whatever its spelling: a sample's series, value and timestamp;
+/// a metadata line's kind and name.
+private enum LineKey: Hashable {
+    case sample(LabelSet, value: [UInt8], timestamp: [UInt8]?)
+    case metadata(kind: UInt8, name: [UInt8])
+    case eof
+
+    init?(_ line: ExpositionLine) {
+        switch line {
+        case .sample(let sample): self = .sample(LabelSet(sample: sample), value: sample.value, timestamp: sample.timestamp)
+        case .help(let name, _): self = .metadata(kind: 0, name: name)
+        case .type(let name, _): self = .metadata(kind: 1, name: name)
+        case .unit(let name, _): self = .metadata(kind: 2, name: name)
+        case .eof: self = .eof
+        case .blank, .comment: return nil
+        }
+    }
+}
+
+private struct ValueKey: Hashable {
+    var value: [UInt8]
+    var timestamp: [UInt8]?
+}
+
+private struct ExemplarKey: Hashable {
+    var sample: LineKey
+    var exemplar: Exemplar
+}
+
 private func check(_ context: Context, report: FilterReport) {
     let format = context.format
     let output = context.output
     let policy = context.policy
+    /// Relabel and PII rules change labels; limits and identity never do.
     let canRewrite = !policy.relabelRules.isEmpty || !policy.pii.isEmpty
 
-    // Input lines, and the sample names the input holds.
+    // What the input holds: its lines (blanks around them trimmed), the meaning of
+    // each line in order, sample names, values, and the exemplars of each sample.
     let inputLines = splitLines(context.body)
     let inputLineSet = Set(inputLines.map { Array($0) })
+    let trimmedInput = Set(inputLines.map(trimmed))
+    var inputKeys: [LineKey] = []
+    var inputKeySet = Set<LineKey>()
     var inputNames = Set<[UInt8]>()
+    var inputValues = Set<ValueKey>()
+    var inputExemplars = Set<ExemplarKey>()
     for line in inputLines {
-        if case .success(.sample(let sample)) = ExpositionParser.parse(Array(line), format: format) {
+        guard case .success(let parsed) = ExpositionParser.parse(Array(line), format: format),
+              let key = LineKey(parsed) else { continue }
+        inputKeys.append(key)
+        inputKeySet.insert(key)
+        if case .sample(let sample) = parsed {
             inputNames.insert(sample.name)
+            inputValues.insert(ValueKey(value: sample.value, timestamp: sample.timestamp))
+            if let exemplar = sample.exemplar { inputExemplars.insert(ExemplarKey(sample: key, exemplar: exemplar)) }
         }
     }
 
@@ -229,52 +280,77 @@ private func check(_ context: Context, report: FilterReport) {
         violated("output ends with a newline", context, "last byte: \(last)")
     }
     let outputLines = splitLines(output)
+    if format == .openMetrics, outputLines.last.map(Array.init) != Array("# EOF".utf8) {
+        violated("OpenMetrics output always ends with # EOF", context, "")
+    }
+    var outputKeys: [LineKey] = []
     var newLines = 0
     var sampleLines = 0
-    var series = Set<LabelSet>()
+    var seriesSeen = Set<LabelSet>()
+    var previous: (series: LabelSet, timestamp: Double?)?
     for (index, slice) in outputLines.enumerated() {
         let line = Array(slice)
         let isLast = index == outputLines.count - 1
-        let parsed = ExpositionParser.parse(line, format: format)
-        switch parsed {
+        let at = "line \(index + 1): \(show(line))"
+        let parsed: ExpositionLine
+        switch ExpositionParser.parse(line, format: format) {
         case .failure(let error):
-            violated("every output line parses in the same format", context,
-                     "line \(index + 1): \(show(line))\nerror: \(error.reason)")
-        case .success(.blank), .success(.comment):
-            violated("no blank or comment line is passed on", context, "line \(index + 1): \(show(line))")
-        case .success(.eof):
+            violated("every output line parses in the same format", context, "\(at)\nerror: \(error.reason)")
+        case .success(let value):
+            parsed = value
+        }
+        guard let key = LineKey(parsed) else {
+            violated("no blank or comment line is passed on", context, at)
+        }
+        outputKeys.append(key)
+        switch parsed {
+        case .blank, .comment:
+            break
+        case .eof:
             guard format == .openMetrics, isLast else {
                 violated("# EOF only as the last line of OpenMetrics", context, "line \(index + 1) of \(outputLines.count)")
             }
-            guard inputLineSet.contains(line) else {
-                violated("# EOF only when the input had one", context, "")
+        case .help, .type, .unit:
+            // OpenMetrics metadata is passed on as it came; text-format metadata
+            // trimmed, and a HELP text with its unknown escapes escaped.
+            let known = format == .openMetrics ? inputLineSet.contains(line)
+                : trimmedInput.contains(line) || { if case .help = parsed { return inputKeySet.contains(key) }; return false }()
+            guard known else {
+                violated("metadata comes from the input", context, at)
             }
-        case .success(.help), .success(.type), .success(.unit):
-            guard inputLineSet.contains(line) else {
-                violated("metadata lines are passed on verbatim", context, "line \(index + 1): \(show(line))")
-            }
-        case .success(.sample(let sample)):
+        case .sample(let sample):
             sampleLines += 1
-            if !inputLineSet.contains(line) {
-                newLines += 1
-                guard canRewrite else {
-                    violated("no new line without a rewriting rule", context, "line \(index + 1): \(show(line))")
-                }
-            }
-            guard series.insert(LabelSet(sample: sample)).inserted else {
-                violated("no two output samples of the same series", context, "line \(index + 1): \(show(line))")
+            if !trimmedInput.contains(line) { newLines += 1 }
+            // Relabel and PII rules change labels and exemplars, never values.
+            guard inputValues.contains(ValueKey(value: sample.value, timestamp: sample.timestamp)) else {
+                violated("values and timestamps are passed on unchanged", context, at)
             }
             if format == .openMetrics, !inputNames.contains(sample.name) {
-                violated("OpenMetrics samples are never renamed", context, "line \(index + 1): \(show(line))")
+                violated("OpenMetrics samples are never renamed", context, at)
             }
+            if !canRewrite {
+                guard inputKeySet.contains(key) else {
+                    violated("without relabel/PII rules every sample is an input sample", context, at)
+                }
+                if let exemplar = sample.exemplar, !inputExemplars.contains(ExemplarKey(sample: key, exemplar: exemplar)) {
+                    violated("without relabel/PII rules an exemplar is the input's or none", context, at)
+                }
+            }
+            // A series' samples are contiguous, and only with rising timestamps.
+            let series = LabelSet(sample: sample)
+            let time = sample.timestamp.flatMap { Double(String(decoding: $0, as: UTF8.self)) }
+            if !seriesSeen.insert(series).inserted {
+                guard let previous, previous.series == series, let before = previous.timestamp, let time, time > before else {
+                    violated("a series again only right after itself, with a later timestamp", context, at)
+                }
+            }
+            previous = (series, time)
         }
     }
+
     // Lines not in the input are rewritten samples, and the report counts them.
     guard newLines <= report.samplesRewritten else {
-        violated("new lines <= samplesRewritten", context, "new lines: \(newLines), report: \(report)")
-    }
-    guard canRewrite || report.samplesRewritten == 0 else {
-        violated("no rewrites without a rewriting rule", context, "report: \(report)")
+        violated("new sample lines <= samplesRewritten", context, "new lines: \(newLines), report: \(report)")
     }
     guard report.samplesRewritten <= report.samplesOut, sampleLines == report.samplesOut else {
         violated("samplesOut counts the sample lines passed on", context,
@@ -282,7 +358,8 @@ private func check(_ context: Context, report: FilterReport) {
     }
     let dropped = report.seriesDropped.values.reduce(0, +)
     guard report.samplesIn == report.samplesOut + dropped,
-          report.seriesDroppedByMetric.values.reduce(0, +) == dropped else {
+          report.seriesDroppedByMetric.values.reduce(0, +) == dropped,
+          report.seriesDropped.values.allSatisfy({ $0 > 0 }) else {
         violated("every sample in is passed on or counted as dropped", context, "report: \(report)")
     }
     let rejected = report.linesRejected.values.reduce(0, +)
@@ -290,19 +367,21 @@ private func check(_ context: Context, report: FilterReport) {
         violated("failed iff fail_scrape met an invalid line", context, "report: \(report)")
     }
 
-    // Without a rewriting rule the output is the input with lines left out, in order.
+    // Without relabel/PII rules the output says what the input said, lines left out,
+    // in the input's order.
     if !canRewrite {
         var cursor = 0
-        for line in outputLines {
-            while cursor < inputLines.count, !inputLines[cursor].elementsEqual(line) { cursor += 1 }
-            guard cursor < inputLines.count else {
-                violated("without rewriting rules the output is a subsequence of the input", context, show(line))
+        for (index, key) in outputKeys.enumerated() where !(key == .eof && format == .openMetrics) {
+            while cursor < inputKeys.count, inputKeys[cursor] != key { cursor += 1 }
+            guard cursor < inputKeys.count else {
+                violated("without relabel/PII rules the output keeps the input's order", context,
+                         "line \(index + 1): \(show(outputLines[index]))")
             }
             cursor += 1
         }
     }
 
-    // The output is a fixed point of the identity filter: it is valid as it is.
+    // The output is a fixed point of the identity filter: valid as a whole already.
     let identity = FilterPolicy(maximumLineLength: 1 << 30)
     let again = runFilter(output, policy: identity, format: format, plan: .whole)
     guard again.output == output else {
@@ -310,8 +389,9 @@ private func check(_ context: Context, report: FilterReport) {
                  "----- identity filter over the output gave:\n\(show(again.output))\nreport: \(again.report)")
     }
     guard again.report.samplesIn == again.report.samplesOut, again.report.linesRejected.isEmpty,
-          again.report.seriesDropped.isEmpty else {
-        violated("the identity filter over the output drops and rejects nothing", context, "report: \(again.report)")
+          again.report.seriesDropped.isEmpty, again.report.samplesRewritten == 0 else {
+        violated("the identity filter over the output drops, rejects and rewrites nothing", context,
+                 "report: \(again.report)")
     }
 }
 

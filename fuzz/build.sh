@@ -46,17 +46,20 @@ echo "fuzz/build.sh: compiling MetricsFilter + fuzz/FilterFuzzer.swift ($opt)" >
 xcc=()
 for flag in $cflags; do xcc+=(-Xcc "$flag"); done
 # One module named MetricsFilter, so the harness needs no import; -parse-as-library
-# because libFuzzer provides main().
+# because libFuzzer provides main(). Run from the output folder: with -g the driver
+# leaves MetricsFilter-*.swiftmodule/.swiftdoc/.swiftsourceinfo in the current
+# directory.
 # shellcheck disable=SC2086
-"${nice[@]}" "$swiftc" \
+(cd "$out/obj" && "${nice[@]}" "$swiftc" \
     -sanitize=fuzzer,address -parse-as-library \
     -swift-version 6 -module-name MetricsFilter \
     "$opt" -g -wmo \
-    -I Sources/COpenSSL -I Sources/CPCRE2 -I "$out/modules/COpenSSLShims" \
-    -Xcc -I -Xcc Sources/COpenSSLShims/include ${xcc[@]+"${xcc[@]}"} \
-    Sources/MetricsFilter/*.swift fuzz/FilterFuzzer.swift \
+    -I "$root/Sources/COpenSSL" -I "$root/Sources/CPCRE2" -I "$out/modules/COpenSSLShims" \
+    -Xcc -I -Xcc "$root/Sources/COpenSSLShims/include" ${xcc[@]+"${xcc[@]}"} \
+    "$root"/Sources/MetricsFilter/*.swift "$root/fuzz/FilterFuzzer.swift" \
     "$out/obj/shims.o" \
     $libs -lcrypt \
-    -o "$out/filter-fuzzer"
+    -o "$out/filter-fuzzer") \
+    2> >(grep -v "warning: Cannot export local symbol '__asan" >&2)
 
 echo "fuzz/build.sh: built $out/filter-fuzzer" >&2

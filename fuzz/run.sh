@@ -21,6 +21,9 @@ shift || true
 binary="$root/.build-fuzz/filter-fuzzer"
 crashes="$root/fuzz/crashes"
 nice=(nice -n "${FUZZ_NICE:-19}")
+# Swift's own crash backtracer would race libFuzzer's handler (and can hang there):
+# let libFuzzer and ASan report crashes.
+export SWIFT_BACKTRACE="${SWIFT_BACKTRACE:-enable=no}"
 
 cd "$root"
 
@@ -75,6 +78,25 @@ for file in Tests/Fixtures/relabel/*.yml; do
     seed "$name" "$tmp_input" 44 2a   # text, relabel-edge, random chunks
     seed "$name" "$tmp_input" 1a 02   # text, limits, short lines, chunks of 3
     count=$((count + 4))
+done
+# Hand-written seeds for what the fuzz policies act on (fuzz/seeds/*.om, *.txt).
+for file in fuzz/seeds/*.om; do
+    [[ -f "$file" ]] || continue
+    name="seed-$(basename "$file")"
+    for control in 01 03 49 0d 0f 31; do seed "$name" "$file" "$control" 05; done
+    count=$((count + 6))
+done
+for file in fuzz/seeds/*.txt; do
+    [[ -f "$file" ]] || continue
+    name="seed-$(basename "$file")"
+    for control in 00 02 44 08 0e 1a 30; do seed "$name" "$file" "$control" 05; done
+    count=$((count + 7))
+done
+# Inputs that once crashed (fuzz/crashes/), as they are: regression cases.
+for file in fuzz/crashes/*; do
+    [[ -f "$file" ]] || continue
+    cp "$file" "$corpus/regression-$(basename "$file")"
+    count=$((count + 1))
 done
 echo "fuzz/run.sh: $count seeds in $corpus; running ${seconds}s" >&2
 

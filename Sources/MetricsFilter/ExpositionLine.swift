@@ -31,6 +31,9 @@ public struct Sample: Hashable, Sendable {
     public var exemplar: Exemplar?
     /// The name was written quoted inside the braces (Prometheus 3 UTF-8 names).
     public var quotedName: Bool
+    /// The line is readable but must be written anew to be valid for strict parsers
+    /// (an escape such as `\t` in a label value).
+    public var needsRewrite = false
 }
 
 /// The metric types of the two formats.

@@ -22,6 +22,8 @@ private struct Cursor {
     /// OpenMetrics: single spaces, no blank lines, only the three escapes.
     let strict: Bool
     var index = 0
+    /// A label value held an escape other than `\\`, `\"` and `\n`.
+    var unusualEscape = false
 
     init(bytes: UnsafeRawBufferPointer, strict: Bool) {
         self.bytes = bytes
@@ -77,7 +79,11 @@ private struct Cursor {
         }
         let name = try metricName(allowQuoted: true)
         if isHelp {
-            if atEnd { return .help(name: name, text: []) }
+            if atEnd {
+                // OpenMetrics writes an empty HELP as `# HELP name ` (with the space).
+                if strict { throw LineError(reason: "bad HELP") }
+                return .help(name: name, text: [])
+            }
             guard current == UInt8(ascii: " ") || (!strict && current == UInt8(ascii: "\t")) else {
                 throw LineError(reason: "bad HELP")
             }
@@ -87,10 +93,7 @@ private struct Cursor {
             return .help(name: name, text: text)
         }
         if strict {
-            guard !atEnd, current == UInt8(ascii: " ") else {
-                if isUnit && atEnd { return .unit(name: name, unit: []) }
-                throw LineError(reason: "bad metadata")
-            }
+            guard !atEnd, current == UInt8(ascii: " ") else { throw LineError(reason: "bad metadata") }
             index += 1
         } else {
             guard skipBlanks() > 0 else { throw LineError(reason: "bad TYPE") }
@@ -114,19 +117,6 @@ private struct Cursor {
 
     func checkHelpText(_ text: [UInt8]) throws(LineError) {
         guard Self.isValidUTF8(text) else { throw LineError(reason: "invalid UTF-8") }
-        guard strict else { return }
-        var escaped = false
-        for byte in text {
-            if escaped {
-                guard byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "n") || byte == UInt8(ascii: "\"") else {
-                    throw LineError(reason: "bad escape in HELP")
-                }
-                escaped = false
-            } else if byte == UInt8(ascii: "\\") {
-                escaped = true
-            }
-        }
-        if escaped { throw LineError(reason: "bad escape in HELP") }
     }
 
     // MARK: Samples
@@ -165,6 +155,7 @@ private struct Cursor {
         let value = Array(word())
         guard Self.isNumber(value, strict: strict) else { throw LineError(reason: "bad value") }
         var sample = Sample(name: name, labels: labels, value: value, timestamp: nil, exemplar: nil, quotedName: quotedName)
+        sample.needsRewrite = unusualEscape
         if !strict { skipBlanks() }
         if atEnd { return sample }
         if strict {
@@ -269,9 +260,11 @@ private struct Cursor {
                 case UInt8(ascii: "\""): value.append(UInt8(ascii: "\""))
                 case UInt8(ascii: "n"): value.append(0x0A)
                 default:
-                    if strict { throw LineError(reason: "bad escape") }
+                    // Kept as its two characters, as Prometheus and prometheus_client
+                    // read it; written back with the backslash escaped.
                     value.append(UInt8(ascii: "\\"))
                     value.append(escaped)
+                    unusualEscape = true
                 }
                 continue
             }

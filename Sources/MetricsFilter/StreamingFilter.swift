@@ -11,7 +11,7 @@ public final class StreamingFilter {
     private let scrubber: PIIScrubber?
     private let tracker: SeriesTracker?
     private var splitter: LineSplitter
-    private var seenSeries = Set<SeriesFingerprint>()
+    private var structure: ExpositionStructure
     private var sawEOF = false
     public private(set) var report = FilterReport()
 
@@ -30,6 +30,7 @@ public final class StreamingFilter {
         self.scrubber = policy.pii.isEmpty ? nil : PIIScrubber(policy: policy.pii)
         self.tracker = policy.limits.needsTracker ? (tracker ?? SeriesTracker(limits: policy.limits)) : nil
         self.splitter = LineSplitter(maximumLineLength: policy.maximumLineLength)
+        self.structure = ExpositionStructure(format: format)
         self.reservedRemaining = self.tracker?.reservedSamples() ?? 0
     }
 
@@ -55,7 +56,10 @@ public final class StreamingFilter {
         if let last = splitter.finish() {
             last.withUnsafeBytes { handle($0, into: &output) }
         }
-        if sawEOF {
+        structure.finish(into: &output)
+        countDroppedGroups()
+        if format == .openMetrics {
+            // Always closed: the HTTP body ended whole, so nothing was cut short.
             output.append(contentsOf: "# EOF\n".utf8)
         }
         return report
@@ -78,13 +82,80 @@ public final class StreamingFilter {
             break  // nothing a scraper needs, and comments may hold anything
         case .success(.eof):
             sawEOF = true
-        case .success(.help(let name, _)), .success(.type(let name, _)), .success(.unit(let name, _)):
-            family = name
-            output.append(contentsOf: line)
-            output.append(0x0A)
+        case .success(let metadata) where Self.isMetadata(metadata):
+            switch structure.metadata(metadata, into: &output) {
+            case .write:
+                if case .help(let name, _) = metadata { family = name }
+                if case .type(let name, _) = metadata { family = name }
+                if case .unit(let name, _) = metadata { family = name }
+                writeMetadata(metadata, original: line, into: &output)
+            case .drop(let reason):
+                reject(reason)
+            }
+            countDroppedGroups()
         case .success(.sample(let sample)):
             report.samplesIn += 1
             handle(sample, original: line, into: &output)
+        case .success:
+            break
+        }
+    }
+
+    private static func isMetadata(_ line: ExpositionLine) -> Bool {
+        switch line {
+        case .help, .type, .unit: return true
+        default: return false
+        }
+    }
+
+    /// Metadata as read, trimmed of blanks; a text-format HELP keeps only the escapes
+    /// the text format knows (`\\`, `\n`), others get their backslash escaped.
+    private func writeMetadata(_ line: ExpositionLine, original: UnsafeRawBufferPointer, into output: inout [UInt8]) {
+        if format == .text, case .help(let name, let text) = line {
+            output.append(contentsOf: "# HELP ".utf8)
+            output.append(contentsOf: name)
+            output.append(UInt8(ascii: " "))
+            var index = 0
+            while index < text.count {
+                let byte = text[index]
+                if byte == UInt8(ascii: "\\") {
+                    let next = index + 1 < text.count ? text[index + 1] : 0
+                    if next == UInt8(ascii: "\\") || next == UInt8(ascii: "n") {
+                        output.append(byte)
+                        output.append(next)
+                        index += 2
+                        continue
+                    }
+                    output.append(contentsOf: "\\\\".utf8)
+                    index += 1
+                    continue
+                }
+                output.append(byte)
+                index += 1
+            }
+            while output.last == UInt8(ascii: " ") || output.last == UInt8(ascii: "\t") { output.removeLast() }
+            output.append(0x0A)
+            return
+        }
+        // OpenMetrics lines are exact already (`# HELP a ` keeps its space).
+        output.append(contentsOf: format == .text ? Self.trimmed(original) : original[...])
+        output.append(0x0A)
+    }
+
+    /// A line without the blanks around it (the text format's parser refuses them at
+    /// the end of a line).
+    static func trimmed(_ line: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer.SubSequence {
+        var start = line.startIndex
+        var end = line.endIndex
+        while start < end, line[start] == UInt8(ascii: " ") || line[start] == UInt8(ascii: "\t") { start += 1 }
+        while end > start, line[end - 1] == UInt8(ascii: " ") || line[end - 1] == UInt8(ascii: "\t") { end -= 1 }
+        return line[start..<end]
+    }
+
+    private func countDroppedGroups() {
+        for (reason, family, samples) in structure.takeDroppedGroups() {
+            report.samplesOut -= samples
+            for _ in 0..<samples { report.drop(reason, metric: family) }
         }
     }
 
@@ -136,23 +207,37 @@ public final class StreamingFilter {
             report.drop("label_value_length_limit", metric: name)
             return
         }
-        guard seenSeries.insert(SeriesFingerprint(labels)).inserted else {
-            report.drop("duplicate", metric: sample.name)
-            return
-        }
         if let tracker {
             guard admit(labels, name: name, tracker: tracker) else { return }
         }
-        report.samplesOut += 1
-        if labels == before && exemplar == sample.exemplar {
-            output.append(contentsOf: original)
-            output.append(0x0A)
-            return
+        let outputLabels = labels.labels.filter { $0.name != LabelSet.metricNameLabel }
+        let unchanged = labels == before && exemplar == sample.exemplar && !sample.needsRewrite
+        var line: [UInt8] = []
+        if unchanged {
+            line.append(contentsOf: Self.trimmed(original))
+            line.append(0x0A)
+        } else {
+            ExpositionWriter.write(name: name, labels: outputLabels, value: sample.value, timestamp: sample.timestamp,
+                                   exemplar: exemplar, into: &line)
         }
-        report.samplesRewritten += 1
-        ExpositionWriter.write(
-            name: name, labels: labels.labels.filter { $0.name != LabelSet.metricNameLabel },
-            value: sample.value, timestamp: sample.timestamp, exemplar: exemplar, into: &output)
+        var verdict = structure.sample(name: name, labels: outputLabels, value: sample.value, timestamp: sample.timestamp,
+                                       hasExemplar: exemplar != nil, line: line, into: &output)
+        if case .drop(let reason) = verdict, reason == "exemplar_not_allowed" {
+            // The sample is fine; its exemplar may not stand there.
+            line.removeAll(keepingCapacity: true)
+            ExpositionWriter.write(name: name, labels: outputLabels, value: sample.value, timestamp: sample.timestamp,
+                                   exemplar: nil, into: &line)
+            verdict = structure.sample(name: name, labels: outputLabels, value: sample.value, timestamp: sample.timestamp,
+                                       hasExemplar: false, line: line, into: &output)
+        }
+        countDroppedGroups()
+        switch verdict {
+        case .write:
+            report.samplesOut += 1
+            if !unchanged { report.samplesRewritten += 1 }
+        case .drop(let reason):
+            report.drop(reason, metric: sample.name)
+        }
     }
 
     /// Applies the PII policy; false when the series is dropped.

@@ -55,7 +55,9 @@ import Testing
                 t.sendall(f"GET /metrics HTTP/1.1\\r\\nHost: x\\r\\nAuthorization: Basic {auth}\\r\\n\\r\\n".encode())
                 data = b""
                 while not data.endswith(b"0\\r\\n\\r\\n"):
-                    data += t.recv(65536)
+                    chunk = t.recv(65536)
+                    if not chunk: sys.exit("closed before the response ended")
+                    data += chunk
                 conns.append(t)
             start = time.monotonic()
             os.kill(pid, signal.SIGTERM)

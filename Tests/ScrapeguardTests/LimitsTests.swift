@@ -2,16 +2,17 @@ import Foundation
 import Testing
 
 /// Slow and hostile clients hit a limit and are closed; real scrapes keep working.
-@Suite struct LimitsTests {
+/// One test at a time: five hundred handshakes load both cores.
+@Suite(.serialized) struct LimitsTests {
     @Test func fiveHundredStalledRequestsDoNotStopARealScrape() async throws {
         let upstream = TestUpstream(body: Array("up 1\n".utf8))
         let upstreamPort = try await upstream.start()
         let gateway = try await TestGateway.start(
             upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics",
-            serverExtra: "  read_header_timeout: 10s\n  max_connections: 1000")
+            serverExtra: "  read_header_timeout: 30s\n  max_connections: 1000")
         let readyFile = gateway.folder.appendingPathComponent("stalled-ready").path
-        let arguments = TLSClientScripts.arguments(port: gateway.port) + ["500", readyFile, "30"]
-        async let stalled = Task.detached { try await python(TLSClientScripts.stalledRequests, arguments, timeout: 90) }.value
+        let arguments = TLSClientScripts.arguments(port: gateway.port) + ["500", readyFile, "60"]
+        async let stalled = Task.detached { try await python(TLSClientScripts.stalledRequests, arguments, timeout: 120) }.value
         for _ in 0..<600 where !FileManager.default.fileExists(atPath: readyFile) {
             try await Task.sleep(for: .milliseconds(50))
         }

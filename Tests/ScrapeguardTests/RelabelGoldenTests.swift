@@ -18,6 +18,14 @@ import Yams
             .filter { $0.hasSuffix(".yml") }.sorted().map { Case(file: $0) }
     }()
 
+    /// Where the gateway deliberately differs from what Prometheus stores, and why.
+    static let divergences: [String: String] = [
+        // Prometheus stores a `_bucket` sample whose `le` a rule dropped; a text
+        // exposition with such a line is invalid (promtool refuses it), and the
+        // gateway never writes an invalid exposition: the bucket is dropped.
+        "histogram_labeldrop_le_collapses_buckets.yml": "rpc_latency_seconds_bucket{method=\"get\"}",
+    ]
+
     @Test func theFixturesAreThere() {
         #expect(Self.cases.count >= 100)
     }
@@ -61,7 +69,11 @@ import Yams
             #expect(offending.isEmpty)
             return
         }
-        let expected = try Self.canonicalSeries(Array((document["output"]?.string ?? "").utf8))
+        var expected = try Self.canonicalSeries(Array((document["output"]?.string ?? "").utf8))
+        if let divergent = Self.divergences[testCase.file] {
+            #expect(expected.contains { $0.series == divergent }, "the divergence is still there")
+            expected.removeAll { $0.series == divergent }
+        }
         #expect(produced.map(\.series) == expected.map(\.series),
                 "\(document["description"]?.string ?? "")\nproduced:\n\(String(decoding: output, as: UTF8.self))")
         #expect(produced.map(\.value) == expected.map(\.value))

@@ -79,14 +79,19 @@ import Testing
         let serve = try await ServeProcess(folder: folder, webConfigFile: web, configFile: config,
                                            extraArguments: ["--reload.interval=200ms"])
 
-        let arguments = TLSClientScripts.arguments(port: serve.port) + ["3"]
-        async let loop = Task.detached { try await python(TLSClientScripts.scrapeLoop, arguments) }.value
-        try await Task.sleep(for: .seconds(1))
+        let stop = work.appendingPathComponent("stop").path
+        let arguments = TLSClientScripts.arguments(port: serve.port) + [stop]
+        async let loop = Task.detached { try await python(TLSClientScripts.scrapeLoop, arguments, timeout: 90) }.value
+        // Some scrapes with the first certificate, the swap, then scrapes until one
+        // sees the second.
+        try await waitForLoop(stop) { count, _ in count >= 5 }
         try await volume.publish(["tls.crt": second.certificate, "tls.key": second.key])
+        try await waitForLoop(stop) { _, serial in serial == second.serial }
+        _ = FileManager.default.createFile(atPath: stop, contents: Data())
         let result = try await loop
         let fields = result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ")
         #expect(fields.count == 3, "\(result.stdoutText) \(result.stderr)")
-        #expect(Int(fields[0]) ?? 0 > 20, "the loop scraped: \(result.stdoutText)")
+        #expect(Int(fields[0]) ?? 0 >= 6, "the loop scraped: \(result.stdoutText)")
         #expect(fields[1] == "0", "no scrape failed across the swap: \(result.stdoutText) \(result.stderr)")
         #expect(fields.last.map(String.init) == "\(first.serial),\(second.serial)", "serials seen, in order: \(result.stdoutText)")
 
@@ -111,7 +116,12 @@ import Testing
         try await volume.publish(["tls.crt": TestPKI.shared.path("broken.crt"), "tls.key": first.key])
         try await Task.sleep(for: .seconds(1))
 
-        let result = try await python(TLSClientScripts.scrapeLoop, TLSClientScripts.arguments(port: serve.port) + ["0.5"])
+        let stop = work.appendingPathComponent("stop").path
+        let arguments = TLSClientScripts.arguments(port: serve.port) + [stop]
+        async let loop = Task.detached { try await python(TLSClientScripts.scrapeLoop, arguments, timeout: 90) }.value
+        try await waitForLoop(stop) { count, _ in count >= 3 }
+        _ = FileManager.default.createFile(atPath: stop, contents: Data())
+        let result = try await loop
         let fields = result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ")
         #expect(fields.count == 3 && fields[1] == "0", "\(result.stdoutText) \(result.stderr)")
         #expect(fields.last.map(String.init) == first.serial, "the old certificate still serves: \(result.stdoutText)")
@@ -153,6 +163,17 @@ import Testing
         serve.signal(SIGTERM)
         #expect(try await serve.waitForExit(timeout: .seconds(10)) == 0)
         await upstream.stop()
+    }
+
+    /// Waits (up to a minute) until the scrape loop's progress satisfies `done`.
+    private func waitForLoop(_ stop: String, _ done: (Int, String) -> Bool) async throws {
+        for _ in 0..<1200 {
+            let progress = (try? String(contentsOfFile: stop + ".count", encoding: .utf8)) ?? ""
+            let parts = progress.split(separator: " ").map(String.init)
+            if let count = parts.first.flatMap(Int.init), done(count, parts.count > 1 ? parts[1] : "") { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("the scrape loop did not get there")
     }
 
     private func waitForLog(_ serve: ServeProcess, _ text: String) async throws {

@@ -14,12 +14,14 @@ enum TLSClientScripts {
 
         """
 
-    /// Scrapes on a new connection each time for argv[6] seconds; prints the number of
-    /// scrapes, of failures, and the server certificate serials seen in order.
+    /// Scrapes on a new connection each time until the file argv[6] exists (at most a
+    /// minute); prints the number of scrapes, of failures, and the server certificate
+    /// serials seen in order. Writes the count so far to argv[6] + ".count".
     static let scrapeLoop = prelude + """
-        deadline = time.monotonic() + float(sys.argv[6])
+        stop = sys.argv[6]
+        deadline = time.monotonic() + 60
         total, failures, serials = 0, 0, []
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not os.path.exists(stop):
             total += 1
             try:
                 with connect() as t:
@@ -37,6 +39,7 @@ enum TLSClientScripts {
             except Exception as error:
                 failures += 1
                 print("failure:", error, file=sys.stderr)
+            open(stop + ".count", "w").write(f"{total} {serials[-1] if serials else ''}")
             time.sleep(0.02)
         print(total, failures, ",".join(serials))
         """
@@ -71,7 +74,11 @@ enum TLSClientScripts {
         t.sendall(f"GET /metrics HTTP/1.1\\r\\nHost: x\\r\\nAuthorization: Basic {auth}\\r\\n\\r\\n".encode())
         data = b""
         while not data.endswith(b"0\\r\\n\\r\\n"):
-            data += t.recv(65536)
+            chunk = t.recv(65536)
+            if not chunk:
+                print("closed-early", data[:80])
+                sys.exit(0)
+            data += chunk
         t.settimeout(float(sys.argv[6]))
         try:
             print("closed" if t.recv(1) == b"" else "data")

@@ -1,0 +1,341 @@
+/// Keeps the output valid as a whole, not only line by line, for a strict parser:
+/// - metadata: one HELP/TYPE/UNIT per family, before its samples, a UNIT that is the
+///   name's suffix (and none for info or stateset);
+/// - OpenMetrics families: contiguous, never reopened, sample names allowed by the
+///   type, `le`/`quantile`/stateset labels and values as the type requires,
+///   counter-like values neither NaN nor negative, exemplars only where allowed;
+/// - series: a label set's samples contiguous, timestamps rising;
+/// - histograms: each group (one label set without `le`) is held back until it ends
+///   and passed on only if its buckets are ordered, end in `+Inf`, rise, and agree
+///   with `_count`; otherwise it is dropped whole.
+/// Memory: one histogram group, and a fingerprint per family name and per series.
+struct ExpositionStructure {
+    enum Verdict {
+        case write
+        case drop(reason: String)
+    }
+
+    let format: ExpositionFormat
+
+    // The current family (OpenMetrics) and what it has seen.
+    private var family: [UInt8]?
+    private var familyType: MetricType = .unknown
+    private var familySawSample = false
+    private var familyMetadata: Set<String> = []
+    private var closedFamilies: Set<[UInt8]> = []
+    private var groupsInFamily: Set<SeriesFingerprint> = []
+    private var currentGroup: SeriesFingerprint?
+
+    // Text format: metadata per name.
+    private var textMetadata: Set<[UInt8]> = []
+    private var textSampled: Set<[UInt8]> = []
+    private var textTypes: [[UInt8]: MetricType] = [:]
+
+    // Series order.
+    private var seriesSeen: Set<SeriesFingerprint> = []
+    private var lastSeries: SeriesFingerprint?
+    private var lastTimestamp: Double?
+    private var lastHadTimestamp = false
+
+    // The histogram group being held back.
+    private var pending: [UInt8] = []
+    private var pendingGroup: HistogramGroup?
+
+    init(format: ExpositionFormat) {
+        self.format = format
+    }
+
+    // MARK: Metadata
+
+    mutating func metadata(_ line: ExpositionLine, into output: inout [UInt8]) -> Verdict {
+        let name: [UInt8]
+        let kind: String
+        switch line {
+        case .help(let value, _): name = value; kind = "HELP"
+        case .type(let value, _): name = value; kind = "TYPE"
+        case .unit(let value, _): name = value; kind = "UNIT"
+        default: return .drop(reason: "not_metadata")
+        }
+        if format == .text {
+            let key = Array(kind.utf8) + [0] + name
+            guard !textMetadata.contains(key) else { return .drop(reason: "repeated_metadata") }
+            if kind == "TYPE" {
+                guard !textSampled.contains(name) else { return .drop(reason: "metadata_after_samples") }
+                if case .type(_, let type) = line { textTypes[name] = type }
+            }
+            textMetadata.insert(key)
+            return .write
+        }
+        if name != family {
+            guard !closedFamilies.contains(name) else { return .drop(reason: "family_reopened") }
+            startFamily(name, into: &output)
+        }
+        guard !familySawSample else { return .drop(reason: "metadata_after_samples") }
+        guard familyMetadata.insert(kind).inserted else { return .drop(reason: "repeated_metadata") }
+        switch line {
+        case .type(_, let type):
+            if type == .info || type == .stateset, familyMetadata.contains("UNIT") {
+                return .drop(reason: "unit_for_type")
+            }
+            familyType = type
+        case .unit(let name, let unit):
+            guard !unit.isEmpty, name.count > unit.count + 1, name.suffix(unit.count).elementsEqual(unit),
+                name[name.count - unit.count - 1] == UInt8(ascii: "_")
+            else {
+                familyMetadata.remove("UNIT")
+                return .drop(reason: "unit_mismatch")
+            }
+            if familyType == .info || familyType == .stateset {
+                familyMetadata.remove("UNIT")
+                return .drop(reason: "unit_for_type")
+            }
+        default:
+            break
+        }
+        return .write
+    }
+
+    // MARK: Samples
+
+    /// Decides on a sample the filter is about to write; `line` is its bytes (with
+    /// the newline). Written, held back, or dropped with a reason.
+    mutating func sample(name: [UInt8], labels: [Label], value: [UInt8], timestamp: [UInt8]?, hasExemplar: Bool,
+                         line: [UInt8], into output: inout [UInt8]) -> Verdict {
+        let series = SeriesFingerprint(LabelSet(labels: labels + [Label(name: LabelSet.metricNameLabel, value: name)]))
+        if let verdict = checkOrder(series, timestamp: timestamp) { return verdict }
+        if format == .text {
+            return textSample(name: name, labels: labels, line: line, into: &output)
+        }
+        // Which family: the current one if its type allows this name, else a new,
+        // untyped family of this exact name.
+        var suffix = ""
+        if let family, let allowed = Self.suffix(of: name, family: family, type: familyType) {
+            suffix = allowed
+        } else {
+            guard !closedFamilies.contains(name) else { return .drop(reason: "family_reopened") }
+            if let family, name == family { return .drop(reason: "name_not_allowed_for_type") }
+            startFamily(name, into: &output)
+            familyType = .unknown
+        }
+        familySawSample = true
+        let number = Self.number(value)
+        if hasExemplar {
+            let allowed = (familyType == .counter && suffix == "_total")
+                || ((familyType == .histogram || familyType == .gaugehistogram) && suffix == "_bucket")
+            guard allowed else { return .drop(reason: "exemplar_not_allowed") }
+        }
+        if let reason = Self.valueProblem(type: familyType, suffix: suffix, value: number, labels: labels, family: family ?? name) {
+            return .drop(reason: reason)
+        }
+        // Grouping: one label set's samples stay together within the family.
+        let groupLabels = labels.filter { !$0.name.elementsEqual("le".utf8) && !$0.name.elementsEqual("quantile".utf8) }
+        let group = SeriesFingerprint(LabelSet(labels: groupLabels + [Label(name: LabelSet.metricNameLabel, value: family ?? name)]))
+        if group != currentGroup {
+            flushGroup(into: &output)
+            guard groupsInFamily.insert(group).inserted else { return .drop(reason: "group_reappears") }
+            currentGroup = group
+        }
+        seriesSeen.insert(series)
+        lastSeries = series
+        if familyType == .histogram || familyType == .gaugehistogram {
+            if pendingGroup == nil { pendingGroup = HistogramGroup(gauge: familyType == .gaugehistogram) }
+            let le = labels.first { $0.name.elementsEqual("le".utf8) }.map { Self.number($0.value) } ?? nil
+            pendingGroup?.add(suffix: suffix, le: le, value: number)
+            pending.append(contentsOf: line)
+            return .write  // held back: written when the group ends
+        }
+        output.append(contentsOf: line)
+        return .write
+    }
+
+    /// The body ended: the last histogram group is decided.
+    mutating func finish(into output: inout [UInt8]) {
+        flushGroup(into: &output)
+    }
+
+    /// Histogram groups dropped since last asked: reason, family and sample count.
+    private var droppedGroups: [(String, [UInt8], Int)] = []
+
+    mutating func takeDroppedGroups() -> [(String, [UInt8], Int)] {
+        defer { droppedGroups.removeAll() }
+        return droppedGroups
+    }
+
+    // MARK: Helpers
+
+    private mutating func checkOrder(_ series: SeriesFingerprint, timestamp: [UInt8]?) -> Verdict? {
+        let time = timestamp.flatMap { Self.number($0) }
+        if series == lastSeries {
+            // The same series again: only with rising timestamps, on both samples.
+            guard let time, lastHadTimestamp, let previous = lastTimestamp, time > previous else {
+                return .drop(reason: "duplicate")
+            }
+            lastTimestamp = time
+            return nil
+        }
+        guard !seriesSeen.contains(series) else { return .drop(reason: "duplicate") }
+        lastTimestamp = time
+        lastHadTimestamp = timestamp != nil
+        return nil
+    }
+
+    private mutating func textSample(name: [UInt8], labels: [Label], line: [UInt8], into output: inout [UInt8]) -> Verdict {
+        // The family a TYPE line named, for its suffixed samples.
+        for (candidate, type) in textTypes where name.starts(with: candidate) {
+            let suffix = name[candidate.count...]
+            let isHistogramPart = type == .histogram && (suffix.elementsEqual("_bucket".utf8))
+            let isSummaryPart = type == .summary && suffix.isEmpty
+            if isHistogramPart || isSummaryPart {
+                let label = isHistogramPart ? "le" : "quantile"
+                guard let value = labels.first(where: { $0.name.elementsEqual(label.utf8) })?.value, Self.number(value) != nil else {
+                    return .drop(reason: "invalid_\(label)")
+                }
+            }
+        }
+        textSampled.insert(name)
+        for suffix in ["_bucket", "_sum", "_count"] where name.count > suffix.count && name.suffix(suffix.count).elementsEqual(suffix.utf8) {
+            textSampled.insert(Array(name.dropLast(suffix.count)))
+        }
+        seriesSeen.insert(SeriesFingerprint(LabelSet(labels: labels + [Label(name: LabelSet.metricNameLabel, value: name)])))
+        lastSeries = SeriesFingerprint(LabelSet(labels: labels + [Label(name: LabelSet.metricNameLabel, value: name)]))
+        output.append(contentsOf: line)
+        return .write
+    }
+
+    private mutating func startFamily(_ name: [UInt8], into output: inout [UInt8]) {
+        flushGroup(into: &output)
+        if let family { closedFamilies.insert(family) }
+        family = name
+        familyType = .unknown
+        familySawSample = false
+        familyMetadata = []
+        groupsInFamily = []
+        currentGroup = nil
+    }
+
+    private mutating func flushGroup(into output: inout [UInt8]) {
+        guard let group = pendingGroup else { return }
+        if let problem = group.problem {
+            droppedGroups.append((problem, family ?? [], group.samples))
+        } else {
+            output.append(contentsOf: pending)
+        }
+        pending.removeAll(keepingCapacity: true)
+        pendingGroup = nil
+    }
+
+    /// The suffix a sample name has in a family of this type, or nil when the type
+    /// does not allow the name.
+    static func suffix(of name: [UInt8], family: [UInt8], type: MetricType) -> String? {
+        guard name.starts(with: family) else { return nil }
+        let rest = String(decoding: name[family.count...], as: UTF8.self)
+        let allowed: [String]
+        switch type {
+        case .counter: allowed = ["_total", "_created"]
+        case .gauge, .unknown, .untyped, .stateset: allowed = [""]
+        case .histogram: allowed = ["_bucket", "_count", "_sum", "_created"]
+        case .gaugehistogram: allowed = ["_bucket", "_gcount", "_gsum"]
+        case .summary: allowed = ["", "_count", "_sum", "_created"]
+        case .info: allowed = ["_info"]
+        }
+        return allowed.contains(rest) ? rest : nil
+    }
+
+    static func valueProblem(type: MetricType, suffix: String, value: Double?, labels: [Label], family: [UInt8]) -> String? {
+        guard let value else { return "bad_value" }
+        let counterLike: Bool
+        switch (type, suffix) {
+        case (.counter, "_total"), (.histogram, "_bucket"), (.histogram, "_count"), (.histogram, "_sum"),
+             (.summary, "_count"), (.summary, "_sum"), (.gaugehistogram, "_gcount"), (.gaugehistogram, "_bucket"):
+            counterLike = true
+        default:
+            counterLike = false
+        }
+        if counterLike || (type == .gaugehistogram && suffix == "_gsum") {
+            if value.isNaN { return "counter_nan" }
+        }
+        if counterLike && value < 0 { return "counter_negative" }
+        if (suffix == "_bucket" || suffix == "_count" || suffix == "_gcount"), value.isFinite, value.rounded() != value {
+            return "count_not_integer"
+        }
+        if suffix == "_bucket" {
+            guard let le = labels.first(where: { $0.name.elementsEqual("le".utf8) }), let bound = canonicalNumber(le.value),
+                !bound.isNaN else { return "invalid_le" }
+        }
+        if type == .summary && suffix == "" {
+            guard let quantile = labels.first(where: { $0.name.elementsEqual("quantile".utf8) }),
+                let q = canonicalNumber(quantile.value), q >= 0, q <= 1 else { return "invalid_quantile" }
+            if value < 0 { return "quantile_value_negative" }
+        }
+        if type == .info && value != 1 { return "info_value_not_one" }
+        if type == .stateset {
+            guard value == 0 || value == 1 else { return "stateset_value" }
+            guard labels.contains(where: { $0.name == family }) else { return "stateset_missing_label" }
+        }
+        return nil
+    }
+
+    /// A number as OpenMetrics writes it: `+Inf`/`-Inf`/`NaN` in that case, else a
+    /// real number.
+    static func canonicalNumber(_ text: [UInt8]) -> Double? {
+        let string = String(decoding: text, as: UTF8.self)
+        switch string {
+        case "+Inf", "Inf": return .infinity
+        case "-Inf": return -.infinity
+        case "NaN": return .nan
+        default:
+            guard string.allSatisfy({ $0.isNumber || "+-.eE".contains($0) }) else { return nil }
+            return Double(string)
+        }
+    }
+
+    static func number(_ text: [UInt8]) -> Double? {
+        let string = String(decoding: text, as: UTF8.self)
+        switch string.lowercased() {
+        case "+inf", "inf", "+infinity", "infinity": return .infinity
+        case "-inf", "-infinity": return -.infinity
+        case "nan": return .nan
+        default: return Double(string)
+        }
+    }
+}
+
+/// One histogram (or gauge histogram) group, checked when it ends.
+struct HistogramGroup {
+    let gauge: Bool
+    private(set) var samples = 0
+    private var buckets: [(le: Double, value: Double)] = []
+    private var count: Double?
+    private var sum: Double?
+    private var outOfOrder = false
+
+    init(gauge: Bool) {
+        self.gauge = gauge
+    }
+
+    mutating func add(suffix: String, le: Double?, value: Double?) {
+        samples += 1
+        switch suffix {
+        case "_bucket":
+            guard let le, let value else { outOfOrder = true; return }
+            buckets.append((le, value))
+        case "_count", "_gcount": count = value
+        case "_sum", "_gsum": sum = value
+        default: break
+        }
+    }
+
+    var problem: String? {
+        if outOfOrder { return "invalid_histogram" }
+        if (count == nil) != (sum == nil) { return "histogram_count_sum" }
+        guard let last = buckets.last else { return buckets.isEmpty && (count != nil || sum != nil) ? "histogram_no_inf_bucket" : nil }
+        guard last.le == .infinity else { return "histogram_no_inf_bucket" }
+        for index in buckets.indices.dropFirst() {
+            if buckets[index].le <= buckets[index - 1].le { return "histogram_buckets_out_of_order" }
+            if buckets[index].value < buckets[index - 1].value { return "histogram_bucket_values_out_of_order" }
+        }
+        if let count, count != last.value { return "histogram_count_mismatch" }
+        if !gauge, sum != nil, buckets.contains(where: { $0.value < 0 }) { return "histogram_negative_bucket" }
+        return nil
+    }
+}
