@@ -54,11 +54,11 @@ import Yams
         #expect(expectedError == nil, "accepted a config Prometheus refuses: \(expectedError ?? "")")
         guard expectedError == nil else { return }
 
-        let input = Array((document["input"]?.string ?? "").utf8)
-        let filter = StreamingFilter(policy: FilterPolicy(relabelRules: rules), format: .text)
-        var output: [UInt8] = []
-        filter.process(input, into: &output)
-        let report = filter.finish(into: &output)
+        let input = document["input"]?.string ?? ""
+        // FilterTests.run also filters the input at every chunk size and checks that
+        // the result is the same.
+        let (outputText, report) = FilterTests.run(input, FilterPolicy(relabelRules: rules))
+        let output = Array(outputText.utf8)
         let produced = try Self.canonicalSeries(output)
 
         if let scrapeError = document["prometheus_scrape_error"]?.string {
