@@ -352,9 +352,12 @@ private func check(_ context: Context, report: FilterReport) {
     guard newLines <= report.samplesRewritten else {
         violated("new sample lines <= samplesRewritten", context, "new lines: \(newLines), report: \(report)")
     }
-    guard report.samplesRewritten <= report.samplesOut, sampleLines == report.samplesOut else {
+    guard sampleLines == report.samplesOut else {
         violated("samplesOut counts the sample lines passed on", context,
                  "sample lines: \(sampleLines), report: \(report)")
+    }
+    guard report.samplesRewritten <= report.samplesOut else {
+        violated("samplesRewritten counts only samples passed on", context, "report: \(report)")
     }
     let dropped = report.seriesDropped.values.reduce(0, +)
     guard report.samplesIn == report.samplesOut + dropped,

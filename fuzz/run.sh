@@ -120,6 +120,15 @@ if [[ $status -ne 0 ]]; then
     new="$(comm -13 <(echo "$before") <(ls -1 "$crashes" | sort) | grep -E '^(crash|timeout|oom|leak)-' || true)"
     for artifact in $new; do
         path="$crashes/$artifact"
+        # A regression input that still crashes: no second copy.
+        for old in $before; do
+            if cmp -s "$path" "$crashes/$old"; then
+                rm -f "$path"
+                echo "fuzz/run.sh: still crashes: $crashes/$old" >&2
+                echo "fuzz/run.sh: reproduce with: SWIFT_BACKTRACE=enable=no $binary $crashes/$old" >&2
+                continue 2
+            fi
+        done
         minimized="$crashes/minimized-$artifact"
         echo "fuzz/run.sh: crashing input: $path" >&2
         echo "fuzz/run.sh: minimizing it (up to 60 s)..." >&2
@@ -129,7 +138,7 @@ if [[ $status -ne 0 ]]; then
             echo "fuzz/run.sh: minimized:      $minimized" >&2
         fi
         rm -f "$minimized.log"
-        echo "fuzz/run.sh: reproduce with: $binary $path" >&2
+        echo "fuzz/run.sh: reproduce with: SWIFT_BACKTRACE=enable=no $binary $path" >&2
     done
     exit 1
 fi

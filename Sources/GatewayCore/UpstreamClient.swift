@@ -240,10 +240,11 @@ final class UpstreamFetch {
         delegate?.upstreamFailed(error)
     }
 
+    /// For the log only: the client is told "upstream unavailable".
     private static func describe(_ error: Error) -> String {
         if let error = error as? IOError { return "connection failed (errno \(error.errnoCode))" }
-        if error is ChannelError { return "connect timeout" }
-        return "connection failed"
+        if let error = error as? ChannelError, case .connectTimeout = error { return "connect timeout" }
+        return "connection failed: \(error)"
     }
 }
 

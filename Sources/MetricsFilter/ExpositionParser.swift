@@ -15,6 +15,14 @@ public enum ExpositionParser {
     public static func parse(_ line: [UInt8], format: ExpositionFormat) -> Result<ExpositionLine, LineError> {
         line.withUnsafeBytes { parse($0, format: format) }
     }
+
+    /// Whether `bytes` is `word` (lower-case ASCII) in any case.
+    static func equalsIgnoringCase(_ bytes: ArraySlice<UInt8>, _ word: StaticString) -> Bool {
+        guard bytes.count == word.utf8CodeUnitCount else { return false }
+        return word.withUTF8Buffer { expected in
+            zip(bytes, expected).allSatisfy { $0 | 0x20 == $1 }
+        }
+    }
 }
 
 private struct Cursor {
@@ -340,9 +348,10 @@ private struct Cursor {
             body = body.dropFirst()
             signed = true
         }
-        let lowered = String(decoding: body.map { $0 | 0x20 }, as: UTF8.self)
-        if lowered == "inf" || lowered == "infinity" { return true }
-        if lowered == "nan" { return !signed }
+        if let first = body.first, first | 0x20 == UInt8(ascii: "i") || first | 0x20 == UInt8(ascii: "n") {
+            if ExpositionParser.equalsIgnoringCase(body, "inf") || ExpositionParser.equalsIgnoringCase(body, "infinity") { return true }
+            return !signed && ExpositionParser.equalsIgnoringCase(body, "nan")
+        }
         return isRealNumber(body)
     }
 

@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Keeps the output valid as a whole, not only line by line, for a strict parser:
 /// - metadata: one HELP/TYPE/UNIT per family, before its samples, a UNIT that is the
 ///   name's suffix (and none for info or stateset);
@@ -100,8 +108,8 @@ struct ExpositionStructure {
     /// Decides on a sample the filter is about to write; `line` is its bytes (with
     /// the newline). Written, held back, or dropped with a reason.
     mutating func sample(name: [UInt8], labels: [Label], value: [UInt8], timestamp: [UInt8]?, hasExemplar: Bool,
-                         line: [UInt8], into output: inout [UInt8]) -> Verdict {
-        let series = SeriesFingerprint(LabelSet(labels: labels + [Label(name: LabelSet.metricNameLabel, value: name)]))
+                         rewritten: Bool, line: [UInt8], into output: inout [UInt8]) -> Verdict {
+        let series = SeriesFingerprint(name: name, labels: labels)
         if let verdict = checkOrder(series, timestamp: timestamp) { return verdict }
         if format == .text {
             return textSample(name: name, labels: labels, line: line, into: &output)
@@ -128,8 +136,7 @@ struct ExpositionStructure {
             return .drop(reason: reason)
         }
         // Grouping: one label set's samples stay together within the family.
-        let groupLabels = labels.filter { !$0.name.elementsEqual("le".utf8) && !$0.name.elementsEqual("quantile".utf8) }
-        let group = SeriesFingerprint(LabelSet(labels: groupLabels + [Label(name: LabelSet.metricNameLabel, value: family ?? name)]))
+        let group = SeriesFingerprint(name: family ?? name, labels: labels, excludingBuckets: true)
         if group != currentGroup {
             flushGroup(into: &output)
             guard groupsInFamily.insert(group).inserted else { return .drop(reason: "group_reappears") }
@@ -140,7 +147,7 @@ struct ExpositionStructure {
         if familyType == .histogram || familyType == .gaugehistogram {
             if pendingGroup == nil { pendingGroup = HistogramGroup(gauge: familyType == .gaugehistogram) }
             let le = labels.first { $0.name.elementsEqual("le".utf8) }.map { Self.number($0.value) } ?? nil
-            pendingGroup?.add(suffix: suffix, le: le, value: number)
+            pendingGroup?.add(suffix: suffix, le: le, value: number, rewritten: rewritten)
             pending.append(contentsOf: line)
             return .write  // held back: written when the group ends
         }
@@ -153,10 +160,17 @@ struct ExpositionStructure {
         flushGroup(into: &output)
     }
 
-    /// Histogram groups dropped since last asked: reason, family and sample count.
-    private var droppedGroups: [(String, [UInt8], Int)] = []
+    struct DroppedGroup {
+        var reason: String
+        var family: [UInt8]
+        var samples: Int
+        var rewritten: Int
+    }
 
-    mutating func takeDroppedGroups() -> [(String, [UInt8], Int)] {
+    /// Histogram groups dropped since last asked.
+    private var droppedGroups: [DroppedGroup] = []
+
+    mutating func takeDroppedGroups() -> [DroppedGroup] {
         defer { droppedGroups.removeAll() }
         return droppedGroups
     }
@@ -196,8 +210,9 @@ struct ExpositionStructure {
         for suffix in ["_bucket", "_sum", "_count"] where name.count > suffix.count && name.suffix(suffix.count).elementsEqual(suffix.utf8) {
             textSampled.insert(Array(name.dropLast(suffix.count)))
         }
-        seriesSeen.insert(SeriesFingerprint(LabelSet(labels: labels + [Label(name: LabelSet.metricNameLabel, value: name)])))
-        lastSeries = SeriesFingerprint(LabelSet(labels: labels + [Label(name: LabelSet.metricNameLabel, value: name)]))
+        let series = SeriesFingerprint(name: name, labels: labels)
+        seriesSeen.insert(series)
+        lastSeries = series
         output.append(contentsOf: line)
         return .write
     }
@@ -216,7 +231,7 @@ struct ExpositionStructure {
     private mutating func flushGroup(into output: inout [UInt8]) {
         guard let group = pendingGroup else { return }
         if let problem = group.problem {
-            droppedGroups.append((problem, family ?? [], group.samples))
+            droppedGroups.append(DroppedGroup(reason: problem, family: family ?? [], samples: group.samples, rewritten: group.rewritten))
         } else {
             output.append(contentsOf: pending)
         }
@@ -227,8 +242,16 @@ struct ExpositionStructure {
     /// The suffix a sample name has in a family of this type, or nil when the type
     /// does not allow the name.
     static func suffix(of name: [UInt8], family: [UInt8], type: MetricType) -> String? {
-        guard name.starts(with: family) else { return nil }
-        let rest = String(decoding: name[family.count...], as: UTF8.self)
+        guard name.count >= family.count, name.starts(with: family) else { return nil }
+        let restBytes = name[family.count...]
+        if restBytes.isEmpty {
+            switch type {
+            case .gauge, .unknown, .untyped, .stateset, .summary: return ""
+            default: return nil
+            }
+        }
+        guard restBytes.first == UInt8(ascii: "_"), restBytes.count <= 8 else { return nil }
+        let rest = String(decoding: restBytes, as: UTF8.self)
         let allowed: [String]
         switch type {
         case .counter: allowed = ["_total", "_created"]
@@ -278,24 +301,41 @@ struct ExpositionStructure {
     /// A number as OpenMetrics writes it: `+Inf`/`-Inf`/`NaN` in that case, else a
     /// real number.
     static func canonicalNumber(_ text: [UInt8]) -> Double? {
-        let string = String(decoding: text, as: UTF8.self)
-        switch string {
-        case "+Inf", "Inf": return .infinity
-        case "-Inf": return -.infinity
-        case "NaN": return .nan
-        default:
-            guard string.allSatisfy({ $0.isNumber || "+-.eE".contains($0) }) else { return nil }
-            return Double(string)
-        }
+        if text.elementsEqual("+Inf".utf8) || text.elementsEqual("Inf".utf8) { return .infinity }
+        if text.elementsEqual("-Inf".utf8) { return -.infinity }
+        if text.elementsEqual("NaN".utf8) { return .nan }
+        guard text.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-")
+            || $0 == UInt8(ascii: ".") || $0 | 0x20 == UInt8(ascii: "e") }) else { return nil }
+        return number(text)
     }
 
+    /// The value of a number token the parser accepted, without making a String:
+    /// plain integers directly, the rest through `strtod` on a stack buffer.
     static func number(_ text: [UInt8]) -> Double? {
-        let string = String(decoding: text, as: UTF8.self)
-        switch string.lowercased() {
-        case "+inf", "inf", "+infinity", "infinity": return .infinity
-        case "-inf", "-infinity": return -.infinity
-        case "nan": return .nan
-        default: return Double(string)
+        guard let first = text.first else { return nil }
+        var digits = text[...]
+        var negative = false
+        if first == UInt8(ascii: "-") || first == UInt8(ascii: "+") {
+            negative = first == UInt8(ascii: "-")
+            digits = digits.dropFirst()
+        }
+        if !digits.isEmpty, digits.count <= 15, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
+            let value = Double(digits.reduce(0) { $0 * 10 + Int($1 - 0x30) })
+            return negative ? -value : value
+        }
+        if let letter = digits.first, letter | 0x20 == UInt8(ascii: "i") || letter | 0x20 == UInt8(ascii: "n") {
+            if ExpositionParser.equalsIgnoringCase(digits, "inf") || ExpositionParser.equalsIgnoringCase(digits, "infinity") {
+                return negative ? -.infinity : .infinity
+            }
+            return ExpositionParser.equalsIgnoringCase(digits, "nan") ? .nan : nil
+        }
+        guard text.count < 64 else { return nil }
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: text.count + 1) { buffer in
+            for (index, byte) in text.enumerated() { buffer[index] = CChar(bitPattern: byte) }
+            buffer[text.count] = 0
+            var end: UnsafeMutablePointer<CChar>?
+            let value = strtod(buffer.baseAddress!, &end)
+            return end == buffer.baseAddress! + text.count ? value : nil
         }
     }
 }
@@ -304,6 +344,7 @@ struct ExpositionStructure {
 struct HistogramGroup {
     let gauge: Bool
     private(set) var samples = 0
+    private(set) var rewritten = 0
     private var buckets: [(le: Double, value: Double)] = []
     private var count: Double?
     private var sum: Double?
@@ -313,8 +354,9 @@ struct HistogramGroup {
         self.gauge = gauge
     }
 
-    mutating func add(suffix: String, le: Double?, value: Double?) {
+    mutating func add(suffix: String, le: Double?, value: Double?, rewritten: Bool) {
         samples += 1
+        if rewritten { self.rewritten += 1 }
         switch suffix {
         case "_bucket":
             guard let le, let value else { outOfOrder = true; return }

@@ -3,9 +3,21 @@
 public enum ExpositionWriter {
     public static func write(name: [UInt8], labels: [Label], value: [UInt8], timestamp: [UInt8]?, exemplar: Exemplar?,
                              into output: inout [UInt8]) {
-        output.append(contentsOf: name)
-        if !labels.isEmpty {
-            writeLabels(labels, into: &output)
+        if LabelNames.isValidMetricName(name) {
+            output.append(contentsOf: name)
+            if !labels.isEmpty {
+                writeLabels(labels, into: &output)
+            }
+        } else {
+            // A Prometheus 3 UTF-8 name goes inside the braces, quoted.
+            output.append(contentsOf: "{\"".utf8)
+            escape(name, into: &output)
+            output.append(UInt8(ascii: "\""))
+            if !labels.isEmpty {
+                output.append(UInt8(ascii: ","))
+                writeLabelList(labels, into: &output)
+            }
+            output.append(UInt8(ascii: "}"))
         }
         output.append(UInt8(ascii: " "))
         output.append(contentsOf: value)
@@ -26,16 +38,39 @@ public enum ExpositionWriter {
         output.append(0x0A)
     }
 
+    /// A metric name as metadata writes it: plain, or quoted when it is not a valid
+    /// plain name.
+    static func writeName(_ name: [UInt8], into output: inout [UInt8]) {
+        if LabelNames.isValidMetricName(name) {
+            output.append(contentsOf: name)
+        } else {
+            output.append(UInt8(ascii: "\""))
+            escape(name, into: &output)
+            output.append(UInt8(ascii: "\""))
+        }
+    }
+
     static func writeLabels(_ labels: [Label], into output: inout [UInt8], emptyBraces: Bool = false) {
         output.append(UInt8(ascii: "{"))
+        writeLabelList(labels, into: &output)
+        output.append(UInt8(ascii: "}"))
+    }
+
+    /// `name="value",...` without the braces.
+    static func writeLabelList(_ labels: [Label], into output: inout [UInt8]) {
         for (index, label) in labels.enumerated() {
             if index > 0 { output.append(UInt8(ascii: ",")) }
-            output.append(contentsOf: label.name)
+            if LabelNames.isValid(label.name) {
+                output.append(contentsOf: label.name)
+            } else {
+                output.append(UInt8(ascii: "\""))
+                escape(label.name, into: &output)
+                output.append(UInt8(ascii: "\""))
+            }
             output.append(contentsOf: "=\"".utf8)
             escape(label.value, into: &output)
             output.append(UInt8(ascii: "\""))
         }
-        output.append(UInt8(ascii: "}"))
     }
 
     static func escape(_ value: [UInt8], into output: inout [UInt8]) {

@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Cuts a body that arrives in chunks of any size into lines, holding back at most
 /// one partial line. A line longer than `maximumLineLength` is skipped whole (up to
 /// its newline) and reported, so memory stays bounded whatever the body.
@@ -24,10 +32,11 @@ public struct LineSplitter: Sendable {
         let count = chunk.count
         while start < count {
             let rest = UnsafeRawBufferPointer(rebasing: chunk[start...])
-            guard let newline = rest.firstIndex(of: UInt8(ascii: "\n")) else {
+            guard let found = memchr(rest.baseAddress!, 0x0A, rest.count) else {
                 append(rest, body)
                 return
             }
+            let newline = UnsafeRawPointer(found) - rest.baseAddress!
             let lineEnd = start + newline
             let piece = UnsafeRawBufferPointer(rebasing: chunk[start..<lineEnd])
             start = lineEnd + 1

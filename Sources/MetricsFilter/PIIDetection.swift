@@ -195,14 +195,8 @@ enum PIIDetection {
 final class PIIScrubber {
     let policy: PIIPolicy
     private var labelMatch: [[UInt8]: Int?] = [:]
-    private var valueOutcome: [ValueKey: Outcome] = [:]
     private let labelMatchData: [MatchData?]
     private let cacheCapacity = 8192
-
-    struct ValueKey: Hashable {
-        var name: [UInt8]
-        var value: [UInt8]
-    }
 
     enum Outcome {
         case keep
@@ -229,10 +223,10 @@ final class PIIScrubber {
         return found
     }
 
-    /// What the policy does to one label. Rule numbers: label rules first, then detectors.
+    /// What the policy does to one label. Rule numbers: label rules first, then
+    /// detectors. Only the rule lookup by name is memoized: detectors are byte scans
+    /// cheaper than a cache of (name, value) keys would be.
     func outcome(name: [UInt8], value: [UInt8]) -> Outcome {
-        let key = ValueKey(name: name, value: value)
-        if let cached = valueOutcome[key] { return cached }
         var result = Outcome.keep
         if let index = labelRule(for: name) {
             result = apply(policy.labelRules[index].action, to: value, rule: index)
@@ -242,8 +236,6 @@ final class PIIScrubber {
                 break
             }
         }
-        if valueOutcome.count >= cacheCapacity { valueOutcome.removeAll(keepingCapacity: true) }
-        valueOutcome[key] = result
         return result
     }
 

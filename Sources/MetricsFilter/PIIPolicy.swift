@@ -1,4 +1,3 @@
-import COpenSSL
 
 /// What happens to a label value that a PII rule matches.
 public enum PIIAction: String, Sendable, Hashable, CaseIterable {
@@ -63,7 +62,10 @@ public struct PIIPolicy: Sendable {
     public var detectorExemptLabels: Set<[UInt8]>
     public var marker: [UInt8]
     /// The HMAC key, from a file; needed by `hash` rules.
-    public var hashKey: [UInt8]
+    public var hashKey: [UInt8] {
+        didSet { pseudonymizer = Pseudonymizer(key: hashKey) }
+    }
+    private var pseudonymizer: Pseudonymizer
 
     public init(labelRules: [LabelRule] = [], detectorRules: [DetectorRule] = [], detectorExemptLabels: [String] = ["le", "quantile"],
                 marker: String = "redacted", hashKey: [UInt8] = []) {
@@ -72,25 +74,14 @@ public struct PIIPolicy: Sendable {
         self.detectorExemptLabels = Set(detectorExemptLabels.map { Array($0.utf8) })
         self.marker = Array(marker.utf8)
         self.hashKey = hashKey
+        self.pseudonymizer = Pseudonymizer(key: hashKey)
     }
 
     public var isEmpty: Bool { labelRules.isEmpty && detectorRules.isEmpty }
 
-    /// `h_` and the first 16 hex digits of HMAC-SHA256(key, value).
+    /// `h_` and the first 16 hex digits of HMAC-SHA256(key, value). If OpenSSL
+    /// fails, the value is redacted rather than passed on.
     public func pseudonym(_ value: [UInt8]) -> [UInt8] {
-        var digest = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        hashKey.withUnsafeBufferPointer { key in
-            value.withUnsafeBufferPointer { data in
-                _ = HMAC(EVP_sha256(), key.baseAddress, Int32(key.count), data.baseAddress, data.count, &digest, &length)
-            }
-        }
-        let hex = Array("0123456789abcdef".utf8)
-        var output: [UInt8] = [UInt8(ascii: "h"), UInt8(ascii: "_")]
-        for byte in digest.prefix(8) {
-            output.append(hex[Int(byte >> 4)])
-            output.append(hex[Int(byte & 0x0F)])
-        }
-        return output
+        pseudonymizer.pseudonym(value) ?? marker
     }
 }

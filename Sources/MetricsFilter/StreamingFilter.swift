@@ -20,6 +20,9 @@ public final class StreamingFilter {
     private var unitsThisScrape: [SeriesTracker.UnitKey: Bool] = [:]
     private var reservedRemaining = 0
     private let now = ContinuousClock.now
+    /// No rule can change a label: samples only go through the structure check.
+    private var isPassThrough: Bool { relabeler == nil && scrubber == nil && tracker == nil
+        && policy.limits.labelLimit == nil && policy.limits.labelValueLengthLimit == nil }
 
     /// - Parameter tracker: the admission memory shared by the scrapes of this policy;
     ///   needed when the policy has a sample, series or label-value limit.
@@ -113,7 +116,7 @@ public final class StreamingFilter {
     private func writeMetadata(_ line: ExpositionLine, original: UnsafeRawBufferPointer, into output: inout [UInt8]) {
         if format == .text, case .help(let name, let text) = line {
             output.append(contentsOf: "# HELP ".utf8)
-            output.append(contentsOf: name)
+            ExpositionWriter.writeName(name, into: &output)
             output.append(UInt8(ascii: " "))
             var index = 0
             while index < text.count {
@@ -153,13 +156,20 @@ public final class StreamingFilter {
     }
 
     private func countDroppedGroups() {
-        for (reason, family, samples) in structure.takeDroppedGroups() {
-            report.samplesOut -= samples
-            for _ in 0..<samples { report.drop(reason, metric: family) }
+        for dropped in structure.takeDroppedGroups() {
+            report.samplesOut -= dropped.samples
+            report.samplesRewritten -= dropped.rewritten
+            for _ in 0..<dropped.samples { report.drop(dropped.reason, metric: dropped.family) }
         }
     }
 
     private func handle(_ sample: Sample, original: UnsafeRawBufferPointer, into output: inout [UInt8]) {
+        if isPassThrough {
+            // Nothing can change the labels: the structure check is all there is.
+            emit(sample, name: sample.name, labels: sample.labels, exemplar: sample.exemplar,
+                 unchanged: !sample.needsRewrite, original: original, into: &output)
+            return
+        }
         var labels = LabelSet(sample: sample)
         let before = labels
         if let relabeler {
@@ -212,31 +222,58 @@ public final class StreamingFilter {
         }
         let outputLabels = labels.labels.filter { $0.name != LabelSet.metricNameLabel }
         let unchanged = labels == before && exemplar == sample.exemplar && !sample.needsRewrite
+        emit(sample, name: name, labels: outputLabels, exemplar: exemplar, unchanged: unchanged, original: original, into: &output)
+    }
+
+    /// Writes a sample (its original bytes when nothing changed) through the
+    /// structure check. An exemplar that may not stand on this sample, or that a PII
+    /// pseudonym made longer than OpenMetrics allows, is taken off; the sample stays.
+    private func emit(_ sample: Sample, name: [UInt8], labels: [Label], exemplar: Exemplar?, unchanged: Bool,
+                      original: UnsafeRawBufferPointer, into output: inout [UInt8]) {
+        var exemplar = exemplar
+        var unchanged = unchanged
+        if let current = exemplar, Self.exemplarRunes(current) > 128 {
+            exemplar = nil
+            unchanged = false
+        }
         var line: [UInt8] = []
-        if unchanged {
-            line.append(contentsOf: Self.trimmed(original))
-            line.append(0x0A)
-        } else {
-            ExpositionWriter.write(name: name, labels: outputLabels, value: sample.value, timestamp: sample.timestamp,
-                                   exemplar: exemplar, into: &line)
-        }
-        var verdict = structure.sample(name: name, labels: outputLabels, value: sample.value, timestamp: sample.timestamp,
-                                       hasExemplar: exemplar != nil, line: line, into: &output)
-        if case .drop(let reason) = verdict, reason == "exemplar_not_allowed" {
-            // The sample is fine; its exemplar may not stand there.
+        func render() {
             line.removeAll(keepingCapacity: true)
-            ExpositionWriter.write(name: name, labels: outputLabels, value: sample.value, timestamp: sample.timestamp,
-                                   exemplar: nil, into: &line)
-            verdict = structure.sample(name: name, labels: outputLabels, value: sample.value, timestamp: sample.timestamp,
-                                       hasExemplar: false, line: line, into: &output)
+            if unchanged {
+                line.append(contentsOf: Self.trimmed(original))
+                line.append(0x0A)
+            } else {
+                ExpositionWriter.write(name: name, labels: labels, value: sample.value, timestamp: sample.timestamp,
+                                       exemplar: exemplar, into: &line)
+            }
         }
+        render()
+        var verdict = structure.sample(name: name, labels: labels, value: sample.value, timestamp: sample.timestamp,
+                                       hasExemplar: exemplar != nil, rewritten: !unchanged, line: line, into: &output)
+        if case .drop(let reason) = verdict, reason == "exemplar_not_allowed" {
+            exemplar = nil
+            unchanged = false
+            render()
+            verdict = structure.sample(name: name, labels: labels, value: sample.value, timestamp: sample.timestamp,
+                                       hasExemplar: false, rewritten: true, line: line, into: &output)
+        }
+        record(verdict, sample: sample, rewritten: !unchanged, output: &output)
+    }
+
+    private func record(_ verdict: ExpositionStructure.Verdict, sample: Sample, rewritten: Bool, output: inout [UInt8]) {
         countDroppedGroups()
         switch verdict {
         case .write:
             report.samplesOut += 1
-            if !unchanged { report.samplesRewritten += 1 }
+            if rewritten { report.samplesRewritten += 1 }
         case .drop(let reason):
             report.drop(reason, metric: sample.name)
+        }
+    }
+
+    static func exemplarRunes(_ exemplar: Exemplar) -> Int {
+        exemplar.labels.reduce(0) { total, label in
+            total + (label.name + label.value).reduce(0) { $0 + (($1 & 0xC0) != 0x80 ? 1 : 0) }
         }
     }
 
@@ -314,6 +351,44 @@ public final class StreamingFilter {
 struct SeriesFingerprint: Hashable {
     var high: UInt64
     var low: UInt64
+
+    /// The same fingerprint for the same name and labels in any order (per-label
+    /// hashes are summed); labels with empty values count as absent. With
+    /// `excludingBuckets`, `le` and `quantile` are left out (a histogram's group).
+    init(name: [UInt8], labels: [Label], excludingBuckets: Bool = false) {
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        func add(_ labelName: [UInt8], _ value: [UInt8]) {
+            var first: UInt64 = 0xcbf2_9ce4_8422_2325
+            var second: UInt64 = 0x8422_2325_cbf2_9ce4
+            for byte in labelName {
+                first = (first ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
+                second = (second ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 &+ 0x9E37_79B9
+            }
+            first = (first ^ 0xFF) &* 0x0000_0100_0000_01B3
+            second = (second ^ 0xFF) &* 0x0000_0100_0000_01B3 &+ 0x9E37_79B9
+            for byte in value {
+                first = (first ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
+                second = (second ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 &+ 0x9E37_79B9
+            }
+            // Avalanche before summing, so that sums of similar labels do not collide.
+            first ^= first >> 33
+            first &*= 0xff51_afd7_ed55_8ccd
+            first ^= first >> 33
+            second ^= second >> 29
+            second &*= 0xc4ce_b9fe_1a85_ec53
+            second ^= second >> 32
+            high &+= first
+            low &+= second
+        }
+        add(LabelSet.metricNameLabel, name)
+        for label in labels where !label.value.isEmpty {
+            if excludingBuckets, label.name.elementsEqual("le".utf8) || label.name.elementsEqual("quantile".utf8) { continue }
+            add(label.name, label.value)
+        }
+        self.high = high
+        self.low = low
+    }
 
     init(_ set: LabelSet) {
         var first: UInt64 = 0xcbf2_9ce4_8422_2325

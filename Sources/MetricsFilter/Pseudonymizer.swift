@@ -1,0 +1,59 @@
+import COpenSSL
+
+/// HMAC-SHA256 under one key, set up once: each pseudonym duplicates a keyed
+/// template instead of fetching the algorithm and keying it again (which costs more
+/// than the hash itself in OpenSSL 3).
+final class Pseudonymizer: @unchecked Sendable {
+    // @unchecked: the template is never changed after init; each use works on a copy.
+    private let mac: OpaquePointer?
+    private let template: OpaquePointer?
+
+    init(key: [UInt8]) {
+        let mac = key.isEmpty ? nil : EVP_MAC_fetch(nil, "HMAC", nil)
+        var template: OpaquePointer?
+        if !key.isEmpty, let mac, let context = EVP_MAC_CTX_new(mac) {
+            // OSSL_PARAM keeps pointers to its key and value: both must outlive the call.
+            var parameterName = Array("digest".utf8CString)
+            var digest = Array("SHA256".utf8CString)
+            let keyed: Int32 = parameterName.withUnsafeMutableBufferPointer { name in
+                digest.withUnsafeMutableBufferPointer { value in
+                    var parameters = [
+                        OSSL_PARAM_construct_utf8_string(name.baseAddress, value.baseAddress, 0),
+                        OSSL_PARAM_construct_end(),
+                    ]
+                    return key.withUnsafeBufferPointer { keyBytes in
+                        parameters.withUnsafeMutableBufferPointer { list in
+                            EVP_MAC_init(context, keyBytes.baseAddress, keyBytes.count, list.baseAddress)
+                        }
+                    }
+                }
+            }
+            if keyed == 1 { template = context } else { EVP_MAC_CTX_free(context) }
+        }
+        self.mac = mac
+        self.template = template
+    }
+
+    deinit {
+        EVP_MAC_CTX_free(template)
+        EVP_MAC_free(mac)
+    }
+
+    /// `h_` and the first 16 hex digits of HMAC-SHA256(key, value); nil if OpenSSL failed.
+    func pseudonym(_ value: [UInt8]) -> [UInt8]? {
+        guard let template, let context = EVP_MAC_CTX_dup(template) else { return nil }
+        defer { EVP_MAC_CTX_free(context) }
+        var digest = [UInt8](repeating: 0, count: 32)
+        var length = 0
+        let updated = value.withUnsafeBufferPointer { EVP_MAC_update(context, $0.baseAddress, $0.count) }
+        guard updated == 1, EVP_MAC_final(context, &digest, &length, digest.count) == 1 else { return nil }
+        let hex = Array("0123456789abcdef".utf8)
+        var output: [UInt8] = [UInt8(ascii: "h"), UInt8(ascii: "_")]
+        output.reserveCapacity(18)
+        for byte in digest.prefix(8) {
+            output.append(hex[Int(byte >> 4)])
+            output.append(hex[Int(byte & 0x0F)])
+        }
+        return output
+    }
+}
