@@ -7,6 +7,22 @@
 # Needs: a release build (make release), curl, openssl, python3.
 set -euo pipefail
 
+# bench/resources.sh --body N: print the exposition of N series and stop.
+make_body() {
+    python3 - "$1" <<'PY'
+import sys
+n = int(sys.argv[1])
+print("# HELP app_http_requests_total HTTP requests by route and status.")
+print("# TYPE app_http_requests_total counter")
+for i in range(n):
+    print(f'app_http_requests_total{{method="get",route="/api/v1/items/{i}",status="200",user_email="user{i % 997}@example.com",client_ip="10.{i % 250}.{i % 199}.{i % 97}"}} {i * 3 + 1}')
+PY
+}
+if [[ ${1:-} == --body ]]; then
+    make_body "${2:-100000}"
+    exit 0
+fi
+
 root=$(cd "$(dirname "$0")/.." && pwd)
 scrapes=${1:-50}
 shift || true
@@ -60,14 +76,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 PY
 for series in "${sizes[@]}"; do
-    python3 - "$series" >"$work/body-$series.txt" <<'PY'
-import sys
-n = int(sys.argv[1])
-print("# HELP app_http_requests_total HTTP requests by route and status.")
-print("# TYPE app_http_requests_total counter")
-for i in range(n):
-    print(f'app_http_requests_total{{method="get",route="/api/v1/items/{i}",status="200",user_email="user{i % 997}@example.com",client_ip="10.{i % 250}.{i % 199}.{i % 97}"}} {i * 3 + 1}')
-PY
+    make_body "$series" >"$work/body-$series.txt"
 done
 echo "body-${sizes[0]}.txt" >"$work/current"
 python3 "$work/app.py" "$app_port" "$work" & app_pid=$!
