@@ -192,12 +192,7 @@ public final class GatewayServer: Service, Sendable {
     /// `Connection: close`). After `shutdownTimeout`, or at once if the task is
     /// cancelled (a second signal), whatever is left is closed.
     public func drain() async {
-        health.startDraining()
-        let channel = serverChannel.withLockedValue { channel in
-            defer { channel = nil }
-            return channel
-        }
-        try? await channel?.close()
+        await stopListening()
         let open = connections.count
         logger.info("draining", metadata: ["open_connections": "\(open)"])
         connections.quiesceAll()
@@ -218,14 +213,19 @@ public final class GatewayServer: Service, Sendable {
 
     /// Stops accepting and closes every connection at once (tests).
     public func stop() async {
+        await stopListening()
+        connections.closeAll()
+        await healthServer.stop()
+    }
+
+    /// Readiness false, then the listener closed: no new connection gets in.
+    private func stopListening() async {
         health.startDraining()
         let channel = serverChannel.withLockedValue { channel in
             defer { channel = nil }
             return channel
         }
         try? await channel?.close()
-        connections.closeAll()
-        await healthServer.stop()
     }
 
     /// Releases the bcrypt thread pool. Call once, after `stop()` or `drain()`.

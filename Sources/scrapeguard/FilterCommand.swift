@@ -41,11 +41,11 @@ struct FilterCommand: ParsableCommand {
             if count < 0 && errno == EINTR { continue }
             guard count > 0 else { break }
             chunk.withUnsafeBytes { filter.process(UnsafeRawBufferPointer(rebasing: $0[0..<count]), into: &output) }
-            writeAll(output)
+            writeAll(output, to: STDOUT_FILENO)
             output.removeAll(keepingCapacity: true)
         }
         let report = filter.finish(into: &output)
-        writeAll(output)
+        writeAll(output, to: STDOUT_FILENO)
         printError(Self.summary(report))
         if report.failed {
             printError("filter: the policy fails this scrape (invalid_lines: fail_scrape)")
@@ -65,16 +65,5 @@ struct FilterCommand: ParsableCommand {
             lines.append("rejected \(count) line(s): \(reason)")
         }
         return lines.joined(separator: "\n")
-    }
-
-    private func writeAll(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(STDOUT_FILENO, buffer.baseAddress! + offset, buffer.count - offset)
-                if written <= 0 { return }
-                offset += written
-            }
-        }
     }
 }

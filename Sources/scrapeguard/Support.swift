@@ -20,11 +20,16 @@ func printError(_ message: String) {
 }
 
 private func writeLine(_ message: String, to descriptor: Int32) {
-    let line = Array((message + "\n").utf8)
-    line.withUnsafeBytes { bytes in
+    writeAll(Array((message + "\n").utf8), to: descriptor)
+}
+
+/// Writes every byte, however many calls it takes.
+func writeAll(_ data: [UInt8], to descriptor: Int32) {
+    data.withUnsafeBytes { bytes in
         var offset = 0
         while offset < bytes.count {
             let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 && errno == EINTR { continue }
             if written <= 0 { return }
             offset += written
         }
