@@ -112,7 +112,7 @@ struct ExpositionStructure {
         let series = SeriesFingerprint(name: name, labels: labels)
         if let verdict = checkOrder(series, timestamp: timestamp) { return verdict }
         if format == .text {
-            return textSample(name: name, labels: labels, line: line, into: &output)
+            return textSample(name: name, labels: labels, timestamp: timestamp, line: line, into: &output)
         }
         // Which family: the current one if its type allows this name, else a new,
         // untyped family of this exact name.
@@ -142,8 +142,7 @@ struct ExpositionStructure {
             guard groupsInFamily.insert(group).inserted else { return .drop(reason: "group_reappears") }
             currentGroup = group
         }
-        seriesSeen.insert(series)
-        lastSeries = series
+        commit(series, timestamp: timestamp)
         if familyType == .histogram || familyType == .gaugehistogram {
             if pendingGroup == nil { pendingGroup = HistogramGroup(gauge: familyType == .gaugehistogram) }
             let le = labels.first { $0.name.elementsEqual("le".utf8) }.map { Self.number($0.value) } ?? nil
@@ -177,23 +176,32 @@ struct ExpositionStructure {
 
     // MARK: Helpers
 
-    private mutating func checkOrder(_ series: SeriesFingerprint, timestamp: [UInt8]?) -> Verdict? {
-        let time = timestamp.flatMap { Self.number($0) }
+    /// Whether a sample may follow what was written so far; changes nothing (a
+    /// sample dropped later must not move the order state).
+    private func checkOrder(_ series: SeriesFingerprint, timestamp: [UInt8]?) -> Verdict? {
         if series == lastSeries {
             // The same series again: only with rising timestamps, on both samples.
-            guard let time, lastHadTimestamp, let previous = lastTimestamp, time > previous else {
+            guard let time = timestamp.flatMap({ Self.number($0) }), lastHadTimestamp, let previous = lastTimestamp,
+                time > previous
+            else {
                 return .drop(reason: "duplicate")
             }
-            lastTimestamp = time
             return nil
         }
         guard !seriesSeen.contains(series) else { return .drop(reason: "duplicate") }
-        lastTimestamp = time
-        lastHadTimestamp = timestamp != nil
         return nil
     }
 
-    private mutating func textSample(name: [UInt8], labels: [Label], line: [UInt8], into output: inout [UInt8]) -> Verdict {
+    /// Records a sample that is written (or held back to be).
+    private mutating func commit(_ series: SeriesFingerprint, timestamp: [UInt8]?) {
+        seriesSeen.insert(series)
+        lastSeries = series
+        lastTimestamp = timestamp.flatMap { Self.number($0) }
+        lastHadTimestamp = timestamp != nil
+    }
+
+    private mutating func textSample(name: [UInt8], labels: [Label], timestamp: [UInt8]?, line: [UInt8],
+                                     into output: inout [UInt8]) -> Verdict {
         // The family a TYPE line named, for its suffixed samples.
         for (candidate, type) in textTypes where name.starts(with: candidate) {
             let suffix = name[candidate.count...]
@@ -210,9 +218,7 @@ struct ExpositionStructure {
         for suffix in ["_bucket", "_sum", "_count"] where name.count > suffix.count && name.suffix(suffix.count).elementsEqual(suffix.utf8) {
             textSampled.insert(Array(name.dropLast(suffix.count)))
         }
-        let series = SeriesFingerprint(name: name, labels: labels)
-        seriesSeen.insert(series)
-        lastSeries = series
+        commit(SeriesFingerprint(name: name, labels: labels), timestamp: timestamp)
         output.append(contentsOf: line)
         return .write
     }
