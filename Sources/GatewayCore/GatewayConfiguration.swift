@@ -85,7 +85,7 @@ public struct UpstreamConfiguration: Sendable, Hashable {
     public var bodySizeLimit: Int
 
     public init(
-        url: UpstreamURL = try! UpstreamURL(parsing: "http://127.0.0.1:8000/metrics"),
+        url: UpstreamURL = UpstreamURL(host: "127.0.0.1", port: 8000, pathAndQuery: "/metrics"),
         scrapeTimeout: Duration = .seconds(10),
         connectTimeout: Duration = .seconds(2),
         bodySizeLimit: Int = 64 << 20
@@ -112,6 +112,14 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
     public var pathAndQuery: String
     /// Set for a `unix://` URL.
     public var unixSocketPath: String?
+
+    /// An `http://` URL from its parts.
+    public init(host: String, port: Int, pathAndQuery: String) {
+        self.host = host
+        self.port = port
+        self.pathAndQuery = pathAndQuery
+        self.unixSocketPath = nil
+    }
 
     public init(parsing text: String) throws(Invalid) {
         if text.hasPrefix("unix://") {

@@ -19,7 +19,9 @@ import Darwin
 /// Memory: one histogram group, and a fingerprint per family name and per series.
 struct ExpositionStructure {
     enum Verdict {
-        case write
+        /// Written (or held back to be); `exemplarRemoved` when its exemplar could
+        /// not stand on this sample and was left out.
+        case write(exemplarRemoved: Bool = false)
         case drop(reason: String)
     }
 
@@ -72,7 +74,7 @@ struct ExpositionStructure {
                 if case .type(_, let type) = line { textTypes[name] = type }
             }
             textMetadata.insert(key)
-            return .write
+            return .write()
         }
         if name != family {
             guard !closedFamilies.contains(name) else { return .drop(reason: "family_reopened") }
@@ -100,19 +102,21 @@ struct ExpositionStructure {
         default:
             break
         }
-        return .write
+        return .write()
     }
 
     // MARK: Samples
 
-    /// Decides on a sample the filter is about to write; `line` is its bytes (with
-    /// the newline). Written, held back, or dropped with a reason.
+    /// Decides on a sample the filter is about to write. `render` makes its line (with
+    /// the newline), with or without its exemplar: called once, and only for a sample
+    /// that is written or held back.
     mutating func sample(name: [UInt8], labels: [Label], value: [UInt8], timestamp: [UInt8]?, hasExemplar: Bool,
-                         rewritten: Bool, line: [UInt8], into output: inout [UInt8]) -> Verdict {
+                         rewritten: Bool, render: (_ withExemplar: Bool) -> [UInt8],
+                         into output: inout [UInt8]) -> Verdict {
         let series = SeriesFingerprint(name: name, labels: labels)
         if let verdict = checkOrder(series, timestamp: timestamp) { return verdict }
         if format == .text {
-            return textSample(name: name, labels: labels, timestamp: timestamp, line: line, into: &output)
+            return textSample(name: name, labels: labels, timestamp: timestamp, line: render(hasExemplar), into: &output)
         }
         // Which family: the current one if its type allows this name, else a new,
         // untyped family of this exact name.
@@ -127,11 +131,11 @@ struct ExpositionStructure {
         }
         familySawSample = true
         let number = Self.number(value)
-        if hasExemplar {
-            let allowed = (familyType == .counter && suffix == "_total")
-                || ((familyType == .histogram || familyType == .gaugehistogram) && suffix == "_bucket")
-            guard allowed else { return .drop(reason: "exemplar_not_allowed") }
-        }
+        // An exemplar stands only on a counter's `_total` and a histogram's `_bucket`;
+        // elsewhere the sample is kept without it.
+        let keepExemplar = hasExemplar && ((familyType == .counter && suffix == "_total")
+            || ((familyType == .histogram || familyType == .gaugehistogram) && suffix == "_bucket"))
+        let exemplarRemoved = hasExemplar && !keepExemplar
         if let reason = Self.valueProblem(type: familyType, suffix: suffix, value: number, labels: labels, family: family ?? name) {
             return .drop(reason: reason)
         }
@@ -146,12 +150,12 @@ struct ExpositionStructure {
         if familyType == .histogram || familyType == .gaugehistogram {
             if pendingGroup == nil { pendingGroup = HistogramGroup(gauge: familyType == .gaugehistogram) }
             let le = labels.first { $0.name.elementsEqual("le".utf8) }.map { Self.number($0.value) } ?? nil
-            pendingGroup?.add(suffix: suffix, le: le, value: number, rewritten: rewritten)
-            pending.append(contentsOf: line)
-            return .write  // held back: written when the group ends
+            pendingGroup?.add(suffix: suffix, le: le, value: number, rewritten: rewritten || exemplarRemoved)
+            pending.append(contentsOf: render(keepExemplar))
+            return .write(exemplarRemoved: exemplarRemoved)  // held back: written when the group ends
         }
-        output.append(contentsOf: line)
-        return .write
+        output.append(contentsOf: render(keepExemplar))
+        return .write(exemplarRemoved: exemplarRemoved)
     }
 
     /// The body ended: the last histogram group is decided.
@@ -202,25 +206,35 @@ struct ExpositionStructure {
 
     private mutating func textSample(name: [UInt8], labels: [Label], timestamp: [UInt8]?, line: [UInt8],
                                      into output: inout [UInt8]) -> Verdict {
-        // The family a TYPE line named, for its suffixed samples.
-        for (candidate, type) in textTypes where name.starts(with: candidate) {
-            let suffix = name[candidate.count...]
-            let isHistogramPart = type == .histogram && (suffix.elementsEqual("_bucket".utf8))
-            let isSummaryPart = type == .summary && suffix.isEmpty
-            if isHistogramPart || isSummaryPart {
-                let label = isHistogramPart ? "le" : "quantile"
-                guard let value = labels.first(where: { $0.name.elementsEqual(label.utf8) })?.value, Self.number(value) != nil else {
-                    return .drop(reason: "invalid_\(label)")
-                }
+        // The family a TYPE line named: the name itself (a summary's quantiles) or the
+        // name less a suffix (a histogram's buckets, `_sum`, `_count`).
+        let base = Self.textFamilyBase(name)
+        let required: String?
+        if textTypes[name] == .summary {
+            required = "quantile"
+        } else if let base, name.count - base.count == 7, textTypes[Array(base)] == .histogram {
+            required = "le"  // `_bucket` is the only 7-byte suffix
+        } else {
+            required = nil
+        }
+        if let required {
+            guard let value = labels.first(where: { $0.name.elementsEqual(required.utf8) })?.value, Self.number(value) != nil else {
+                return .drop(reason: "invalid_\(required)")
             }
         }
         textSampled.insert(name)
-        for suffix in ["_bucket", "_sum", "_count"] where name.count > suffix.count && name.suffix(suffix.count).elementsEqual(suffix.utf8) {
-            textSampled.insert(Array(name.dropLast(suffix.count)))
-        }
+        if let base { textSampled.insert(Array(base)) }
         commit(SeriesFingerprint(name: name, labels: labels), timestamp: timestamp)
         output.append(contentsOf: line)
-        return .write
+        return .write()
+    }
+
+    /// The name without a `_bucket`, `_sum` or `_count` suffix, if it has one.
+    private static func textFamilyBase(_ name: [UInt8]) -> ArraySlice<UInt8>? {
+        for suffix in ["_bucket", "_sum", "_count"] where name.count > suffix.utf8.count && name.suffix(suffix.utf8.count).elementsEqual(suffix.utf8) {
+            return name.dropLast(suffix.utf8.count)
+        }
+        return nil
     }
 
     private mutating func startFamily(_ name: [UInt8], into output: inout [UInt8]) {

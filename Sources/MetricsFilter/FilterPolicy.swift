@@ -59,9 +59,9 @@ public struct FilterReport: Sendable, Hashable {
         public var metric: String
     }
 
-    mutating func drop(_ reason: String, metric: [UInt8]) {
-        seriesDropped[reason, default: 0] += 1
-        seriesDroppedByMetric[DroppedKey(reason: reason, metric: String(decoding: metric, as: UTF8.self)), default: 0] += 1
+    mutating func drop(_ reason: String, metric: [UInt8], count: Int = 1) {
+        seriesDropped[reason, default: 0] += count
+        seriesDroppedByMetric[DroppedKey(reason: reason, metric: String(decoding: metric, as: UTF8.self)), default: 0] += count
     }
 
     mutating func reject(_ reason: String) {

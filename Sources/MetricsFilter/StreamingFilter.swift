@@ -12,6 +12,8 @@ public final class StreamingFilter {
     private let tracker: SeriesTracker?
     private var splitter: LineSplitter
     private var structure: ExpositionStructure
+    /// No rule can change a label: samples only go through the structure check.
+    private let isPassThrough: Bool
     private var sawEOF = false
     public private(set) var report = FilterReport()
 
@@ -20,9 +22,6 @@ public final class StreamingFilter {
     private var unitsThisScrape: [SeriesTracker.UnitKey: Bool] = [:]
     private var reservedRemaining = 0
     private let now = ContinuousClock.now
-    /// No rule can change a label: samples only go through the structure check.
-    private var isPassThrough: Bool { relabeler == nil && scrubber == nil && tracker == nil
-        && policy.limits.labelLimit == nil && policy.limits.labelValueLengthLimit == nil }
 
     /// - Parameter tracker: the admission memory shared by the scrapes of this policy;
     ///   needed when the policy has a sample, series or label-value limit.
@@ -34,6 +33,7 @@ public final class StreamingFilter {
         self.tracker = policy.limits.needsTracker ? (tracker ?? SeriesTracker(limits: policy.limits)) : nil
         self.splitter = LineSplitter(maximumLineLength: policy.maximumLineLength)
         self.structure = ExpositionStructure(format: format)
+        self.isPassThrough = policy.isIdentity
         self.reservedRemaining = self.tracker?.reservedSamples() ?? 0
     }
 
@@ -159,7 +159,7 @@ public final class StreamingFilter {
         for dropped in structure.takeDroppedGroups() {
             report.samplesOut -= dropped.samples
             report.samplesRewritten -= dropped.rewritten
-            for _ in 0..<dropped.samples { report.drop(dropped.reason, metric: dropped.family) }
+            report.drop(dropped.reason, metric: dropped.family, count: dropped.samples)
         }
     }
 
@@ -236,27 +236,20 @@ public final class StreamingFilter {
             exemplar = nil
             unchanged = false
         }
-        var line: [UInt8] = []
-        func render() {
-            line.removeAll(keepingCapacity: true)
-            if unchanged {
+        let render = { (withExemplar: Bool) -> [UInt8] in
+            var line: [UInt8] = []
+            if unchanged && withExemplar == (exemplar != nil) {
                 line.append(contentsOf: Self.trimmed(original))
                 line.append(0x0A)
             } else {
                 ExpositionWriter.write(name: name, labels: labels, value: sample.value, timestamp: sample.timestamp,
-                                       exemplar: exemplar, into: &line)
+                                       exemplar: withExemplar ? exemplar : nil, into: &line)
             }
+            return line
         }
-        render()
-        var verdict = structure.sample(name: name, labels: labels, value: sample.value, timestamp: sample.timestamp,
-                                       hasExemplar: exemplar != nil, rewritten: !unchanged, line: line, into: &output)
-        if case .drop(let reason) = verdict, reason == "exemplar_not_allowed" {
-            exemplar = nil
-            unchanged = false
-            render()
-            verdict = structure.sample(name: name, labels: labels, value: sample.value, timestamp: sample.timestamp,
-                                       hasExemplar: false, rewritten: true, line: line, into: &output)
-        }
+        let verdict = structure.sample(name: name, labels: labels, value: sample.value, timestamp: sample.timestamp,
+                                       hasExemplar: exemplar != nil, rewritten: !unchanged, render: render, into: &output)
+        if case .write(exemplarRemoved: true) = verdict { unchanged = false }
         record(verdict, sample: sample, rewritten: !unchanged, output: &output)
     }
 
