@@ -3,7 +3,7 @@
 
 SWIFT ?= swift
 
-.PHONY: all build release demo test test-deps test-swift test-deploy test-fuzz bench clean
+.PHONY: all build release demo test test-deps test-swift test-deploy test-e2e test-fuzz bench clean
 
 all: build
 
@@ -23,7 +23,7 @@ demo: build
 test-deps:
 	@bash scripts/install-deps.sh test
 
-test: test-deps test-swift test-deploy test-fuzz
+test: test-deps test-swift test-deploy test-e2e test-fuzz
 
 # One test at a time: the tests run real servers and clients against each other with
 # timeouts, and on two cores a test that opens 500 TLS connections starves the rest.
@@ -34,15 +34,22 @@ test-swift:
 test-deploy:
 	@if [ -x deploy/test.sh ]; then SCRAPEGUARD_BIN="$$($(SWIFT) build --show-bin-path)/scrapeguard" bash deploy/test.sh; fi
 
+# End to end with a real Prometheus (Debian's prometheus): mTLS + basic auth scrapes,
+# the shipped policy (PII, cardinality cap), deploy/'s recording rules, drain on SIGTERM.
+test-e2e: test-deps
+	SCRAPEGUARD_BIN="$$($(SWIFT) build --show-bin-path)/scrapeguard" bash e2e/prometheus.sh
+
 # The short fuzz run (30 s) over the scanner and the filter; fuzz/README.md has the long one.
 test-fuzz:
 	bash fuzz/run.sh 30 -seed=1
 
 # The filter's throughput and allocations (ordo-one/benchmark), and the gateway's CPU
-# per scrape and peak RSS: docs/PERFORMANCE.md says what they measured.
+# per scrape and peak RSS, and the gateway side by side with nginx: docs/PERFORMANCE.md
+# says what they measured.
 bench: release
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
 	bash bench/resources.sh
+	bash bench/compare.sh
 
 clean:
 	rm -rf .build .build-fuzz .venv-test Benchmarks/.build

@@ -7,19 +7,12 @@
 # Needs: a release build (make release), curl, openssl, python3.
 set -euo pipefail
 
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+
 # bench/resources.sh --body N: print the exposition of N series and stop.
-make_body() {
-    python3 - "$1" <<'PY'
-import sys
-n = int(sys.argv[1])
-print("# HELP app_http_requests_total HTTP requests by route and status.")
-print("# TYPE app_http_requests_total counter")
-for i in range(n):
-    print(f'app_http_requests_total{{method="get",route="/api/v1/items/{i}",status="200",user_email="user{i % 997}@example.com",client_ip="10.{i % 250}.{i % 199}.{i % 97}"}} {i * 3 + 1}')
-PY
-}
 if [[ ${1:-} == --body ]]; then
-    make_body "${2:-100000}"
+    bench_body "${2:-100000}"
     exit 0
 fi
 
@@ -33,29 +26,19 @@ binary=$root/.build/release/scrapeguard
 
 work=$(mktemp -d)
 cleanup() {
-    [[ -n ${gateway_pid:-} ]] && kill "$gateway_pid" 2>/dev/null || true
-    [[ -n ${app_pid:-} ]] && kill "$app_pid" 2>/dev/null || true
+    if [[ -n ${gateway_pid:-} ]]; then kill "$gateway_pid" 2>/dev/null || true; fi
+    if [[ -n ${app_pid:-} ]]; then kill "$app_pid" 2>/dev/null || true; fi
     rm -rf -- "$work"
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 bash "$root/certs/gen-dev-certs.sh" "$work/certs" >/dev/null
 password=bench-password
 hash=$(printf '%s\n' "$password" | "$binary" hash-password)
 app_port=$(free_port)
 port=$(free_port)
-cat >"$work/web.yml" <<YAML
-tls_server_config:
-  cert_file: certs/server.crt
-  key_file: certs/server.key
-  client_ca_file: certs/ca.crt
-  client_auth_type: RequireAndVerifyClientCert
-  client_allowed_sans: [spiffe://cluster.local/ns/monitoring/sa/prometheus]
-basic_auth_users:
-  prometheus: $hash
-YAML
+bench_web_config prometheus "$hash" >"$work/web.yml"
 printf 'upstream:\n  url: http://127.0.0.1:%s/metrics\n  body_size_limit: 256MiB\n' "$app_port" >"$work/gw.yml"
 
 # The app: serves whichever exposition file `current` names, as prometheus_client would.
@@ -76,7 +59,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 PY
 for series in "${sizes[@]}"; do
-    make_body "$series" >"$work/body-$series.txt"
+    bench_body "$series" >"$work/body-$series.txt"
 done
 echo "body-${sizes[0]}.txt" >"$work/current"
 python3 "$work/app.py" "$app_port" "$work" & app_pid=$!

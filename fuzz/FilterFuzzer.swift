@@ -11,6 +11,7 @@
 //           bit 4     small maximum line length (48 bytes): exercises oversized lines
 //           bit 5     invalid lines fail the scrape
 //           bit 6     chunk plan: 0 fixed size, 1 pseudo-random sizes 0...16 (empty chunks too)
+//           bit 7     label_limit 4 and label_value_length_limit 24 too
 //   byte 1  chunk size - 1 (fixed plan) or the seed of the random plan
 //   rest    the exposition body
 //
@@ -143,10 +144,11 @@ private enum ChunkPlan: CustomStringConvertible {
     }
 }
 
-private func runFilter(_ body: [UInt8], policy: FilterPolicy, format: ExpositionFormat, plan: ChunkPlan)
-    -> (output: [UInt8], report: FilterReport) {
+private func runFilter(_ body: [UInt8], policy: FilterPolicy, format: ExpositionFormat, plan: ChunkPlan,
+                       plainPath: Bool = true) -> (output: [UInt8], report: FilterReport) {
     // A fresh tracker every run: admission depends only on this body.
     let filter = StreamingFilter(policy: policy, format: format)
+    filter.usesPlainPath = filter.usesPlainPath && plainPath
     var output: [UInt8] = []
     var offset = 0
     for size in plan.sizes(body.count) {
@@ -409,6 +411,10 @@ public func filterFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int)
     var policy = basePolicy
     if control & 0x10 != 0 { policy.maximumLineLength = 48 }
     if control & 0x20 != 0 { policy.invalidLines = .failScrape }
+    if control & 0x80 != 0 {
+        policy.limits.labelLimit = 4
+        policy.limits.labelValueLengthLimit = 24
+    }
     let plan: ChunkPlan = control & 0x40 != 0 ? .random(seed: data[1]) : .fixed(Int(data[1]) + 1)
     let body = Array(UnsafeBufferPointer(start: data + 2, count: size - 2))
 
@@ -427,6 +433,33 @@ public func filterFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int)
             """)
     }
 
+    // The fast path for plain lines decides as the full parser and label set do: the
+    // same report and the same samples (a rewritten line may order its labels anew).
+    let full = runFilter(body, policy: policy, format: format, plan: .whole, plainPath: false)
+    guard full.report == whole.report, normalizedSamples(full.output, format) == normalizedSamples(whole.output, format) else {
+        violated("plain path = full path", context, """
+            ----- output of the full path:
+            \(show(full.output))
+            report of the plain path: \(whole.report)
+            report of the full path:  \(full.report)
+            """)
+    }
+
     check(context, report: chunked.report)
     return 0
+}
+
+/// Each line of an output, with a sample's labels sorted: what two outputs that
+/// differ only in label order have in common.
+private func normalizedSamples(_ output: [UInt8], _ format: ExpositionFormat) -> [String] {
+    splitLines(output).map { line in
+        guard case .success(.sample(let sample)) = ExpositionParser.parse(Array(line), format: format) else {
+            return String(decoding: line, as: UTF8.self)
+        }
+        let labels = sample.labels.filter { !$0.value.isEmpty }.sorted { $0.name.lexicographicallyPrecedes($1.name) }
+        var normalized: [UInt8] = []
+        ExpositionWriter.write(name: sample.name, labels: labels, value: sample.value, timestamp: sample.timestamp,
+                               exemplar: sample.exemplar, into: &normalized)
+        return String(decoding: normalized, as: UTF8.self)
+    }
 }

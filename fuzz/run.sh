@@ -83,14 +83,14 @@ done
 for file in fuzz/seeds/*.om; do
     [[ -f "$file" ]] || continue
     name="seed-$(basename "$file")"
-    for control in 01 03 49 0d 0f 31; do seed "$name" "$file" "$control" 05; done
-    count=$((count + 6))
+    for control in 01 03 49 0d 0f 31 08 88; do seed "$name" "$file" "$control" 05; done
+    count=$((count + 8))
 done
 for file in fuzz/seeds/*.txt; do
     [[ -f "$file" ]] || continue
     name="seed-$(basename "$file")"
-    for control in 00 02 44 08 0e 1a 30; do seed "$name" "$file" "$control" 05; done
-    count=$((count + 7))
+    for control in 00 02 44 08 0e 1a 30 80 88; do seed "$name" "$file" "$control" 05; done
+    count=$((count + 9))
 done
 # Inputs that once crashed (fuzz/crashes/), as they are: regression cases.
 for file in fuzz/crashes/*; do

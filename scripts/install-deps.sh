@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what building (`build`) or testing (`test`) needs, only what is missing,
-# so that it is cheap to run every time. Debian packages through apt, Python tools
-# into the project's own virtual environment .venv-test/.
+# Installs what building (`build`), testing (`test`) or comparing against nginx
+# (`bench`, for bench/compare.sh) needs, only what is missing, so that it is cheap to
+# run every time. Debian packages through apt, Python tools into the project's own
+# virtual environment .venv-test/.
 set -euo pipefail
 
 what=${1:-build}
@@ -11,6 +12,11 @@ apt_packages=(libssl-dev libcrypt-dev libpcre2-dev zlib1g-dev openssl curl pkg-c
 if [[ $what == test ]]; then
     # promtool (prometheus) checks the gateway's own metrics and the deploy rules.
     apt_packages+=(python3-venv prometheus)
+fi
+if [[ $what == bench ]]; then
+    # wrk: the load; apache2-utils: htpasswd -B; gcc and libssl-dev (above): wrk's
+    # client-certificate shim; nginx: the reverse proxy compared against (below).
+    apt_packages+=(wrk apache2-utils gcc libc6-dev python3)
 fi
 
 missing=()
@@ -22,19 +28,29 @@ if [[ " ${missing[*]} " == *" python3-venv "* ]] && python3 -c 'import venv, ens
     missing=("${missing[@]/python3-venv/}")
 fi
 read -r -a missing <<<"${missing[*]}"
-if ((${#missing[@]})); then
-    echo "install-deps: apt-get install ${missing[*]}"
+# Any of Debian's nginx flavours will do; nginx-light (the smallest) when there is
+# none. Which name exists is only known after apt-get update (trixie dropped it).
+need_nginx=0
+if [[ $what == bench ]] && ! command -v nginx >/dev/null 2>&1 && [[ ! -x /usr/sbin/nginx ]]; then
+    need_nginx=1
+fi
+if ((${#missing[@]} || need_nginx)); then
     sudo_prefix=()
     [[ $(id -u) == 0 ]] || sudo_prefix=(sudo)
     "${sudo_prefix[@]}" apt-get update -qq
+    if ((need_nginx)); then
+        if apt-cache show nginx-light >/dev/null 2>&1; then missing+=(nginx-light); else missing+=(nginx); fi
+    fi
+    echo "install-deps: apt-get install ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive "${sudo_prefix[@]}" apt-get install -y -qq "${missing[@]}"
 fi
 
 if [[ $what == test ]]; then
     venv=$root/.venv-test
-    # sslyze: the TLS compliance test; prometheus_client: the exposition parser.
-    python_tools=(sslyze==6.3.1 prometheus_client==0.26.0)
-    if [[ ! -x $venv/bin/sslyze ]] || ! "$venv/bin/python" -c 'import prometheus_client' 2>/dev/null; then
+    # sslyze: the TLS compliance test; prometheus_client: the exposition parser (and
+    # the e2e test's app); PyYAML: the e2e test reads the deploy rules and policy.
+    python_tools=(sslyze==6.3.1 prometheus_client==0.26.0 PyYAML==6.0.4)
+    if [[ ! -x $venv/bin/sslyze ]] || ! "$venv/bin/python" -c 'import prometheus_client, yaml' 2>/dev/null; then
         echo "install-deps: ${python_tools[*]} into .venv-test"
         python3 -m venv "$venv"
         "$venv/bin/pip" install --quiet --disable-pip-version-check "${python_tools[@]}"

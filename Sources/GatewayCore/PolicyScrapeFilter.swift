@@ -42,7 +42,7 @@ struct PolicyScrapeFilter: ScrapeBodyFilter {
             var output: [UInt8] = []
             output.reserveCapacity(chunk.readableBytes + 64)
             chunk.withUnsafeReadableBytes { filter.process($0, into: &output) }
-            shouldFailScrape = filter.report.failed
+            shouldFailScrape = filter.failed
             return output.isEmpty ? nil : ByteBuffer(bytes: output)
         }
 

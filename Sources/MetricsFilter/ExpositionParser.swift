@@ -17,7 +17,7 @@ public enum ExpositionParser {
     }
 
     /// Whether `bytes` is `word` (lower-case ASCII) in any case.
-    static func equalsIgnoringCase(_ bytes: ArraySlice<UInt8>, _ word: StaticString) -> Bool {
+    static func equalsIgnoringCase<Bytes: Collection<UInt8>>(_ bytes: Bytes, _ word: StaticString) -> Bool {
         guard bytes.count == word.utf8CodeUnitCount else { return false }
         return word.withUTF8Buffer { expected in
             zip(bytes, expected).allSatisfy { $0 | 0x20 == $1 }
@@ -110,7 +110,7 @@ private struct Cursor {
         if !strict { skipBlanks() }
         guard atEnd else { throw LineError(reason: "bad metadata") }
         if isUnit {
-            guard value.allSatisfy(Self.isMetricNameByte) else { throw LineError(reason: "bad UNIT") }
+            guard value.allSatisfy(ExpositionTokens.isMetricNameByte) else { throw LineError(reason: "bad UNIT") }
             return .unit(name: name, unit: value)
         }
         guard let type = MetricType(rawValue: String(decoding: value, as: UTF8.self)) else {
@@ -124,7 +124,7 @@ private struct Cursor {
     }
 
     func checkHelpText(_ text: [UInt8]) throws(LineError) {
-        guard Self.isValidUTF8(text) else { throw LineError(reason: "invalid UTF-8") }
+        guard ExpositionTokens.isValidUTF8(text) else { throw LineError(reason: "invalid UTF-8") }
     }
 
     // MARK: Samples
@@ -161,7 +161,7 @@ private struct Cursor {
         }
         try separator()
         let value = Array(word())
-        guard Self.isNumber(value, strict: strict) else { throw LineError(reason: "bad value") }
+        guard ExpositionTokens.isNumber(value, strict: strict) else { throw LineError(reason: "bad value") }
         var sample = Sample(name: name, labels: labels, value: value, timestamp: nil, exemplar: nil, quotedName: quotedName)
         sample.needsRewrite = unusualEscape
         if !strict { skipBlanks() }
@@ -171,7 +171,7 @@ private struct Cursor {
         }
         if current != UInt8(ascii: "#") {
             let timestamp = Array(word())
-            guard Self.isTimestamp(timestamp, strict: strict) else { throw LineError(reason: "bad timestamp") }
+            guard ExpositionTokens.isTimestamp(timestamp, strict: strict) else { throw LineError(reason: "bad timestamp") }
             sample.timestamp = timestamp
             if !strict { skipBlanks() }
             if atEnd { return sample }
@@ -190,17 +190,17 @@ private struct Cursor {
         let labels = try labelList(closing: UInt8(ascii: "}"))
         var runes = 0
         for label in labels {
-            runes += Self.runeCount(label.name) + Self.runeCount(label.value)
+            runes += ExpositionTokens.runeCount(label.name) + ExpositionTokens.runeCount(label.value)
         }
         guard runes <= 128 else { throw LineError(reason: "exemplar labels too long") }
         try separator()
         let value = Array(word())
-        guard Self.isNumber(value, strict: true) else { throw LineError(reason: "bad exemplar value") }
+        guard ExpositionTokens.isNumber(value, strict: true) else { throw LineError(reason: "bad exemplar value") }
         var exemplar = Exemplar(labels: labels, value: value, timestamp: nil)
         if atEnd { return exemplar }
         try separator()
         let timestamp = Array(word())
-        guard Self.isTimestamp(timestamp, strict: true) else { throw LineError(reason: "bad exemplar timestamp") }
+        guard ExpositionTokens.isTimestamp(timestamp, strict: true) else { throw LineError(reason: "bad exemplar timestamp") }
         exemplar.timestamp = timestamp
         guard atEnd else { throw LineError(reason: "text after exemplar") }
         return exemplar
@@ -236,6 +236,7 @@ private struct Cursor {
             guard !atEnd, current == UInt8(ascii: "\"") else { throw LineError(reason: "missing label value") }
             let value = try quoted()
             if labels.contains(where: { $0.name == name }) { throw LineError(reason: "duplicate label") }
+            if labels.isEmpty { labels.reserveCapacity(8) }
             labels.append(Label(name: name, value: value))
             if !strict { skipBlanks() }
             guard !atEnd else { throw LineError(reason: "unclosed label set") }
@@ -279,7 +280,7 @@ private struct Cursor {
             if byte == 0x0A { throw LineError(reason: "newline in value") }
             value.append(byte)
         }
-        guard Self.isValidUTF8(value) else { throw LineError(reason: "invalid UTF-8") }
+        guard ExpositionTokens.isValidUTF8(value) else { throw LineError(reason: "invalid UTF-8") }
         return value
     }
 
@@ -288,15 +289,15 @@ private struct Cursor {
             return try quoted()
         }
         let start = index
-        while !atEnd, Self.isMetricNameByte(current) { index += 1 }
-        guard index > start, !Self.isDigit(bytes[start]) else { throw LineError(reason: "bad metric name") }
+        while !atEnd, ExpositionTokens.isMetricNameByte(current) { index += 1 }
+        guard index > start, !ExpositionTokens.isDigit(bytes[start]) else { throw LineError(reason: "bad metric name") }
         return Array(bytes[start..<index])
     }
 
     mutating func labelName() throws(LineError) -> [UInt8] {
         let start = index
-        while !atEnd, Self.isLabelNameByte(current) { index += 1 }
-        guard index > start, !Self.isDigit(bytes[start]) else { throw LineError(reason: "bad label name") }
+        while !atEnd, ExpositionTokens.isLabelNameByte(current) { index += 1 }
+        guard index > start, !ExpositionTokens.isDigit(bytes[start]) else { throw LineError(reason: "bad label name") }
         return Array(bytes[start..<index])
     }
 
@@ -324,78 +325,5 @@ private struct Cursor {
         let start = index
         while !atEnd, current == UInt8(ascii: " ") || current == UInt8(ascii: "\t") { index += 1 }
         return index - start
-    }
-
-    // MARK: Character classes and tokens
-
-    static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
-
-    static func isLabelNameByte(_ byte: UInt8) -> Bool {
-        (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || isDigit(byte) || byte == UInt8(ascii: "_")
-    }
-
-    static func isMetricNameByte(_ byte: UInt8) -> Bool {
-        isLabelNameByte(byte) || byte == UInt8(ascii: ":")
-    }
-
-    /// Go's float syntax as Prometheus accepts it (no hex, no underscores), or the
-    /// OpenMetrics number; `Inf`, `Infinity` and `NaN` in any case, with a sign for Inf.
-    static func isNumber(_ token: [UInt8], strict: Bool) -> Bool {
-        guard !token.isEmpty else { return false }
-        var body = token[...]
-        var signed = false
-        if body.first == UInt8(ascii: "+") || body.first == UInt8(ascii: "-") {
-            body = body.dropFirst()
-            signed = true
-        }
-        if let first = body.first, first | 0x20 == UInt8(ascii: "i") || first | 0x20 == UInt8(ascii: "n") {
-            if ExpositionParser.equalsIgnoringCase(body, "inf") || ExpositionParser.equalsIgnoringCase(body, "infinity") { return true }
-            return !signed && ExpositionParser.equalsIgnoringCase(body, "nan")
-        }
-        return isRealNumber(body)
-    }
-
-    static func isRealNumber(_ body: ArraySlice<UInt8>) -> Bool {
-        var index = body.startIndex
-        var digits = 0
-        while index < body.endIndex, isDigit(body[index]) { index += 1; digits += 1 }
-        if index < body.endIndex, body[index] == UInt8(ascii: ".") {
-            index += 1
-            while index < body.endIndex, isDigit(body[index]) { index += 1; digits += 1 }
-        }
-        guard digits > 0 else { return false }
-        if index < body.endIndex, body[index] | 0x20 == UInt8(ascii: "e") {
-            index += 1
-            if index < body.endIndex, body[index] == UInt8(ascii: "+") || body[index] == UInt8(ascii: "-") { index += 1 }
-            let start = index
-            while index < body.endIndex, isDigit(body[index]) { index += 1 }
-            guard index > start else { return false }
-        }
-        return index == body.endIndex
-    }
-
-    /// Text format: int64 milliseconds. OpenMetrics: a real number of seconds.
-    static func isTimestamp(_ token: [UInt8], strict: Bool) -> Bool {
-        var body = token[...]
-        if body.first == UInt8(ascii: "+") || body.first == UInt8(ascii: "-") { body = body.dropFirst() }
-        if strict { return isRealNumber(body) }
-        return !body.isEmpty && body.count <= 19 && body.allSatisfy(isDigit)
-    }
-
-    static func runeCount(_ bytes: [UInt8]) -> Int {
-        bytes.reduce(0) { $0 + (($1 & 0xC0) != 0x80 ? 1 : 0) }
-    }
-
-    static func isValidUTF8(_ bytes: [UInt8]) -> Bool {
-        if bytes.allSatisfy({ $0 < 0x80 }) { return true }
-        var iterator = bytes.makeIterator()
-        var decoder = UTF8()
-        while true {
-            switch decoder.decode(&iterator) {
-            case .scalarValue: continue
-            case .emptyInput: return true
-            case .error: return false
-            }
-        }
     }
 }

@@ -32,17 +32,32 @@ struct ExpositionStructure {
     private var familyType: MetricType = .unknown
     private var familySawSample = false
     private var familyMetadata: Set<String> = []
-    private var closedFamilies: Set<[UInt8]> = []
+    private var closedFamilies: Set<ByteKey> = []
     private var groupsInFamily: Set<SeriesFingerprint> = []
     private var currentGroup: SeriesFingerprint?
 
     // Text format: metadata per name.
-    private var textMetadata: Set<[UInt8]> = []
-    private var textSampled: Set<[UInt8]> = []
-    private var textTypes: [[UInt8]: MetricType] = [:]
+    private var textMetadata: Set<ByteKey> = []
+    private var textSampled: Set<ByteKey> = []
+    private var textTypes: [ByteKey: MetricType] = [:]
+    /// The last sample name and the label its type requires: consecutive samples
+    /// mostly share a name, so the lookups above run once per name, not per sample.
+    private var lastTextName: [UInt8]?
+    private var lastTextRequirement: TextRequirement?
+
+    /// The label a text-format sample must carry as a number, by its TYPE.
+    private enum TextRequirement {
+        /// A histogram's `_bucket`.
+        case le
+        /// A summary's quantiles.
+        case quantile
+
+        var label: StaticString { self == .le ? "le" : "quantile" }
+        var dropReason: String { self == .le ? "invalid_le" : "invalid_quantile" }
+    }
 
     // Series order.
-    private var seriesSeen: Set<SeriesFingerprint> = []
+    private var seriesSeen = FingerprintSet()
     private var lastSeries: SeriesFingerprint?
     private var lastTimestamp: Double?
     private var lastHadTimestamp = false
@@ -67,17 +82,23 @@ struct ExpositionStructure {
         default: return .drop(reason: "not_metadata")
         }
         if format == .text {
-            let key = Array(kind.utf8) + [0] + name
+            let key = ByteKey(Array(kind.utf8) + [0] + name)
             guard !textMetadata.contains(key) else { return .drop(reason: "repeated_metadata") }
             if kind == "TYPE" {
-                guard !textSampled.contains(name) else { return .drop(reason: "metadata_after_samples") }
-                if case .type(_, let type) = line { textTypes[name] = type }
+                guard !textSampled.contains(ByteKey(name)) else { return .drop(reason: "metadata_after_samples") }
+                if case .type(_, let type) = line { textTypes[ByteKey(name)] = type }
+                lastTextName = nil
             }
             textMetadata.insert(key)
             return .write()
         }
+        if case .unit(_, let unit) = line, !Self.isUnitSuffix(unit, of: name) {
+            // Checked before a new family starts: a dropped line must not close the
+            // family whose metadata is already out.
+            return .drop(reason: "unit_mismatch")
+        }
         if name != family {
-            guard !closedFamilies.contains(name) else { return .drop(reason: "family_reopened") }
+            guard !closedFamilies.contains(ByteKey(name)) else { return .drop(reason: "family_reopened") }
             startFamily(name, into: &output)
         }
         guard !familySawSample else { return .drop(reason: "metadata_after_samples") }
@@ -88,13 +109,7 @@ struct ExpositionStructure {
                 return .drop(reason: "unit_for_type")
             }
             familyType = type
-        case .unit(let name, let unit):
-            guard !unit.isEmpty, name.count > unit.count + 1, name.suffix(unit.count).elementsEqual(unit),
-                name[name.count - unit.count - 1] == UInt8(ascii: "_")
-            else {
-                familyMetadata.remove("UNIT")
-                return .drop(reason: "unit_mismatch")
-            }
+        case .unit:
             if familyType == .info || familyType == .stateset {
                 familyMetadata.remove("UNIT")
                 return .drop(reason: "unit_for_type")
@@ -105,26 +120,43 @@ struct ExpositionStructure {
         return .write()
     }
 
+    /// Whether `unit` is the metric name's suffix after an underscore, as OpenMetrics
+    /// requires of a UNIT.
+    private static func isUnitSuffix(_ unit: [UInt8], of name: [UInt8]) -> Bool {
+        !unit.isEmpty && name.count > unit.count + 1 && name.suffix(unit.count).elementsEqual(unit)
+            && name[name.count - unit.count - 1] == UInt8(ascii: "_")
+    }
+
     // MARK: Samples
 
-    /// Decides on a sample the filter is about to write. `render` makes its line (with
-    /// the newline), with or without its exemplar: called once, and only for a sample
-    /// that is written or held back.
+    /// Writes a sample's line (with the newline), with or without its exemplar, at the
+    /// end of the buffer given.
+    typealias Render = (_ withExemplar: Bool, _ into: inout [UInt8]) -> Void
+
+    /// Decides on a sample the filter is about to write. `render` is called once, and
+    /// only for a sample that is written or held back.
     mutating func sample(name: [UInt8], labels: [Label], value: [UInt8], timestamp: [UInt8]?, hasExemplar: Bool,
-                         rewritten: Bool, render: (_ withExemplar: Bool) -> [UInt8],
-                         into output: inout [UInt8]) -> Verdict {
+                         rewritten: Bool, render: Render, into output: inout [UInt8]) -> Verdict {
         let series = SeriesFingerprint(name: name, labels: labels)
-        if let verdict = checkOrder(series, timestamp: timestamp) { return verdict }
+        let time = timestamp.flatMap { Self.number($0) }
         if format == .text {
-            return textSample(name: name, labels: labels, timestamp: timestamp, line: render(hasExemplar), into: &output)
+            let verdict = name.withUnsafeBufferPointer { name in
+                textSample(name: name, series: series, time: time, hasTimestamp: timestamp != nil) { required in
+                    let wanted = UnsafeBufferPointer(start: required.utf8Start, count: required.utf8CodeUnitCount)
+                    return labels.first { $0.name.elementsEqual(wanted) }.flatMap { Self.number($0.value) }
+                }
+            }
+            if case .write = verdict { render(hasExemplar, &output) }
+            return verdict
         }
+        if let verdict = checkOrder(series, time: time, hasTimestamp: timestamp != nil) { return verdict }
         // Which family: the current one if its type allows this name, else a new,
         // untyped family of this exact name.
         var suffix = ""
         if let family, let allowed = Self.suffix(of: name, family: family, type: familyType) {
             suffix = allowed
         } else {
-            guard !closedFamilies.contains(name) else { return .drop(reason: "family_reopened") }
+            guard !closedFamilies.contains(ByteKey(name)) else { return .drop(reason: "family_reopened") }
             if let family, name == family { return .drop(reason: "name_not_allowed_for_type") }
             startFamily(name, into: &output)
             familyType = .unknown
@@ -146,15 +178,15 @@ struct ExpositionStructure {
             guard groupsInFamily.insert(group).inserted else { return .drop(reason: "group_reappears") }
             currentGroup = group
         }
-        commit(series, timestamp: timestamp)
+        commit(series, time: time, hasTimestamp: timestamp != nil)
         if familyType == .histogram || familyType == .gaugehistogram {
             if pendingGroup == nil { pendingGroup = HistogramGroup(gauge: familyType == .gaugehistogram) }
             let le = labels.first { $0.name.elementsEqual("le".utf8) }.map { Self.number($0.value) } ?? nil
             pendingGroup?.add(suffix: suffix, le: le, value: number, rewritten: rewritten || exemplarRemoved)
-            pending.append(contentsOf: render(keepExemplar))
+            render(keepExemplar, &pending)
             return .write(exemplarRemoved: exemplarRemoved)  // held back: written when the group ends
         }
-        output.append(contentsOf: render(keepExemplar))
+        render(keepExemplar, &output)
         return .write(exemplarRemoved: exemplarRemoved)
     }
 
@@ -182,11 +214,10 @@ struct ExpositionStructure {
 
     /// Whether a sample may follow what was written so far; changes nothing (a
     /// sample dropped later must not move the order state).
-    private func checkOrder(_ series: SeriesFingerprint, timestamp: [UInt8]?) -> Verdict? {
+    private func checkOrder(_ series: SeriesFingerprint, time: Double?, hasTimestamp: Bool) -> Verdict? {
         if series == lastSeries {
             // The same series again: only with rising timestamps, on both samples.
-            guard let time = timestamp.flatMap({ Self.number($0) }), lastHadTimestamp, let previous = lastTimestamp,
-                time > previous
+            guard hasTimestamp, let time, lastHadTimestamp, let previous = lastTimestamp, time > previous
             else {
                 return .drop(reason: "duplicate")
             }
@@ -197,36 +228,49 @@ struct ExpositionStructure {
     }
 
     /// Records a sample that is written (or held back to be).
-    private mutating func commit(_ series: SeriesFingerprint, timestamp: [UInt8]?) {
+    private mutating func commit(_ series: SeriesFingerprint, time: Double?, hasTimestamp: Bool) {
         seriesSeen.insert(series)
         lastSeries = series
-        lastTimestamp = timestamp.flatMap { Self.number($0) }
-        lastHadTimestamp = timestamp != nil
+        lastTimestamp = time
+        lastHadTimestamp = hasTimestamp
     }
 
-    private mutating func textSample(name: [UInt8], labels: [Label], timestamp: [UInt8]?, line: [UInt8],
-                                     into output: inout [UInt8]) -> Verdict {
+    /// Decides on a text-format sample: its order, and the label its TYPE requires
+    /// (`labelNumber` gives a label's value as a number, nil when absent or not one).
+    /// The caller writes it when the verdict is `.write`.
+    mutating func textSample(name: UnsafeBufferPointer<UInt8>, series: SeriesFingerprint, time: Double?, hasTimestamp: Bool,
+                             labelNumber: (StaticString) -> Double?) -> Verdict {
+        if let verdict = checkOrder(series, time: time, hasTimestamp: hasTimestamp) { return verdict }
+        if let required = textRequirement(for: name), labelNumber(required.label) == nil {
+            return .drop(reason: required.dropReason)
+        }
+        commit(series, time: time, hasTimestamp: hasTimestamp)
+        return .write()
+    }
+
+    /// The label a text-format sample of this name must carry. Notes the name as
+    /// sampled: a TYPE for it may no longer follow. Consecutive samples mostly share a
+    /// name, so the lookups run once per run of a name.
+    private mutating func textRequirement(for name: UnsafeBufferPointer<UInt8>) -> TextRequirement? {
+        if let lastTextName, lastTextName.count == name.count,
+            name.isEmpty || lastTextName.withUnsafeBufferPointer({ memcmp($0.baseAddress!, name.baseAddress!, name.count) == 0 }) {
+            return lastTextRequirement
+        }
+        let key = ByteKey(copying: name)
         // The family a TYPE line named: the name itself (a summary's quantiles) or the
         // name less a suffix (a histogram's buckets, `_sum`, `_count`).
-        let base = Self.textFamilyBase(name)
-        let required: String?
-        if textTypes[name] == .summary {
-            required = "quantile"
-        } else if let base, name.count - base.count == 7, textTypes[Array(base)] == .histogram {
-            required = "le"  // `_bucket` is the only 7-byte suffix
+        let base = Self.textFamilyBase(key.bytes)
+        if textTypes[key] == .summary {
+            lastTextRequirement = .quantile
+        } else if let base, key.bytes.count - base.count == 7, textTypes[ByteKey(copying: base)] == .histogram {
+            lastTextRequirement = .le  // `_bucket` is the only 7-byte suffix
         } else {
-            required = nil
+            lastTextRequirement = nil
         }
-        if let required {
-            guard let value = labels.first(where: { $0.name.elementsEqual(required.utf8) })?.value, Self.number(value) != nil else {
-                return .drop(reason: "invalid_\(required)")
-            }
-        }
-        textSampled.insert(name)
-        if let base { textSampled.insert(Array(base)) }
-        commit(SeriesFingerprint(name: name, labels: labels), timestamp: timestamp)
-        output.append(contentsOf: line)
-        return .write()
+        textSampled.insert(key)
+        if let base { textSampled.insert(ByteKey(copying: base)) }
+        lastTextName = key.bytes
+        return lastTextRequirement
     }
 
     /// The name without a `_bucket`, `_sum` or `_count` suffix, if it has one.
@@ -239,7 +283,7 @@ struct ExpositionStructure {
 
     private mutating func startFamily(_ name: [UInt8], into output: inout [UInt8]) {
         flushGroup(into: &output)
-        if let family { closedFamilies.insert(family) }
+        if let family { closedFamilies.insert(ByteKey(family)) }
         family = name
         familyType = .unknown
         familySawSample = false
@@ -332,6 +376,10 @@ struct ExpositionStructure {
     /// The value of a number token the parser accepted, without making a String:
     /// plain integers directly, the rest through `strtod` on a stack buffer.
     static func number(_ text: [UInt8]) -> Double? {
+        text.withUnsafeBufferPointer { number($0) }
+    }
+
+    static func number(_ text: UnsafeBufferPointer<UInt8>) -> Double? {
         guard let first = text.first else { return nil }
         var digits = text[...]
         var negative = false

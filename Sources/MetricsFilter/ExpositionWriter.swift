@@ -74,6 +74,10 @@ public enum ExpositionWriter {
     }
 
     static func escape(_ value: [UInt8], into output: inout [UInt8]) {
+        guard value.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") || $0 == 0x0A }) else {
+            output.append(contentsOf: value)
+            return
+        }
         for byte in value {
             switch byte {
             case UInt8(ascii: "\\"): output.append(contentsOf: "\\\\".utf8)

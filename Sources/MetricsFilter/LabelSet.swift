@@ -10,7 +10,17 @@ public struct LabelSet: Hashable, Sendable {
     }
 
     public init(sample: Sample) {
-        self.init(labels: [Label(name: Self.metricNameLabel, value: sample.name)] + sample.labels)
+        // One allocation: the labels are few, so an insertion sort in place beats
+        // building, filtering and sorting copies.
+        var labels: [Label] = []
+        labels.reserveCapacity(sample.labels.count + 1)
+        if !sample.name.isEmpty { labels.append(Label(name: Self.metricNameLabel, value: sample.name)) }
+        for label in sample.labels where !label.value.isEmpty {
+            var position = labels.count
+            while position > 0, label.name.lexicographicallyPrecedes(labels[position - 1].name) { position -= 1 }
+            labels.insert(label, at: position)
+        }
+        self.labels = labels
     }
 
     public var isEmpty: Bool { labels.isEmpty }

@@ -10,6 +10,10 @@ import Darwin
 /// value contains what it looks for anywhere in it.
 enum PIIDetection {
     static func contains(_ detector: PIIDetector, in value: [UInt8]) -> Bool {
+        value.withUnsafeBufferPointer { contains(detector, in: $0) }
+    }
+
+    static func contains(_ detector: PIIDetector, in value: UnsafeBufferPointer<UInt8>) -> Bool {
         switch detector {
         case .email: return containsEmail(value)
         case .ipv4: return containsIPv4(value)
@@ -27,7 +31,7 @@ enum PIIDetection {
 
     /// `local@domain.tld`: a local part of letters, digits and `._%+-`, a domain of
     /// dot-separated labels ending in a top-level domain of two or more letters.
-    static func containsEmail(_ value: [UInt8]) -> Bool {
+    static func containsEmail(_ value: UnsafeBufferPointer<UInt8>) -> Bool {
         for at in value.indices where value[at] == UInt8(ascii: "@") {
             var start = at
             while start > 0, isAlphanumeric(value[start - 1]) || "._%+-".utf8.contains(value[start - 1]) { start -= 1 }
@@ -45,7 +49,7 @@ enum PIIDetection {
     }
 
     /// Four dot-separated decimal octets, 0–255, not part of a longer dotted number.
-    static func containsIPv4(_ value: [UInt8]) -> Bool {
+    static func containsIPv4(_ value: UnsafeBufferPointer<UInt8>) -> Bool {
         var index = 0
         while index < value.count {
             guard isDigit(value[index]), index == 0 || !(isDigit(value[index - 1]) || value[index - 1] == UInt8(ascii: ".")) else {
@@ -78,7 +82,7 @@ enum PIIDetection {
     }
 
     /// A run of hex digits, colons (two or more) and dots that `inet_pton` reads as IPv6.
-    static func containsIPv6(_ value: [UInt8]) -> Bool {
+    static func containsIPv6(_ value: UnsafeBufferPointer<UInt8>) -> Bool {
         var index = 0
         while index < value.count {
             guard isHex(value[index]) || value[index] == UInt8(ascii: ":") else {
@@ -106,7 +110,7 @@ enum PIIDetection {
     }
 
     /// 13–19 digits, optionally grouped by spaces or dashes, passing the Luhn check.
-    static func containsCardNumber(_ value: [UInt8]) -> Bool {
+    static func containsCardNumber(_ value: UnsafeBufferPointer<UInt8>) -> Bool {
         var index = 0
         while index < value.count {
             guard isDigit(value[index]), index == 0 || !isDigit(value[index - 1]) else {
@@ -147,7 +151,7 @@ enum PIIDetection {
     }
 
     /// `bearer` (any case), blanks, and a token of eight or more token characters.
-    static func containsBearerToken(_ value: [UInt8]) -> Bool {
+    static func containsBearerToken(_ value: UnsafeBufferPointer<UInt8>) -> Bool {
         let word = Array("bearer".utf8)
         guard value.count > word.count else { return false }
         for start in 0...(value.count - word.count) {
@@ -167,7 +171,7 @@ enum PIIDetection {
     }
 
     /// `eyJ` + base64url, `.`, base64url, `.`, base64url (the signature may be empty).
-    static func containsJWT(_ value: [UInt8]) -> Bool {
+    static func containsJWT(_ value: UnsafeBufferPointer<UInt8>) -> Bool {
         func isBase64URL(_ byte: UInt8) -> Bool { isAlphanumeric(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") }
         let prefix = Array("eyJ".utf8)
         guard value.count >= 10 else { return false }
@@ -194,7 +198,9 @@ enum PIIDetection {
 /// bounded cache. Not thread-safe: one per scrape.
 final class PIIScrubber {
     let policy: PIIPolicy
-    private var labelMatch: [[UInt8]: Int?] = [:]
+    /// What the policy does with a label of this name, memoized per name.
+    private var decisions: [ByteKey: NameDecision] = [:]
+    private var recentDecisions: [(hash: UInt64, name: [UInt8], decision: NameDecision)] = []
     private let labelMatchData: [MatchData?]
     private let cacheCapacity = 8192
 
@@ -205,41 +211,81 @@ final class PIIScrubber {
         case dropSeries(rule: Int)
     }
 
+    private enum NameDecision {
+        /// The first label rule (an index in `labelRules`) that names it.
+        case labelRule(Int)
+        /// No label rule names it: its values go through the detectors.
+        case detectors
+        /// No label rule names it and it is exempt from detection.
+        case exempt
+    }
+
     init(policy: PIIPolicy) {
         self.policy = policy
         self.labelMatchData = policy.labelRules.map { $0.labelRegex?.makeMatchData() }
     }
 
-    /// The index (in `labelRules`) of the first rule that names `name`.
-    private func labelRule(for name: [UInt8]) -> Int? {
-        if let cached = labelMatch[name] { return cached }
-        var found: Int?
+    private func decision(for name: [UInt8]) -> NameDecision {
+        let key = ByteKey(name)
+        if let cached = decisions[key] { return cached }
+        var found = policy.detectorExemptLabels.contains(name) ? NameDecision.exempt : .detectors
         for (index, rule) in policy.labelRules.enumerated() {
-            if rule.labelNames.contains(name) { found = index; break }
-            if let regex = rule.labelRegex, let data = labelMatchData[index], regex.matches(name, using: data) { found = index; break }
+            if rule.labelNames.contains(name) { found = .labelRule(index); break }
+            if let regex = rule.labelRegex, let data = labelMatchData[index], regex.matches(name, using: data) {
+                found = .labelRule(index)
+                break
+            }
         }
-        if labelMatch.count >= cacheCapacity { labelMatch.removeAll(keepingCapacity: true) }
-        labelMatch[name] = .some(found)
+        if decisions.count >= cacheCapacity { decisions.removeAll(keepingCapacity: true) }
+        decisions[key] = found
+        return found
+    }
+
+    /// The decision for a name in a line, found without copying the name: the names
+    /// seen last are compared by a hash of their bytes, then byte for byte. An
+    /// exposition has few label names, so the list is short.
+    private func decision(forNameIn name: UnsafeBufferPointer<UInt8>) -> NameDecision {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        for entry in recentDecisions where entry.hash == hash && entry.name.count == name.count {
+            let same = name.isEmpty || entry.name.withUnsafeBufferPointer { memcmp($0.baseAddress!, name.baseAddress!, name.count) == 0 }
+            if same { return entry.decision }
+        }
+        let copy = Array(name)
+        let found = decision(for: copy)
+        if recentDecisions.count >= 64 { recentDecisions.removeFirst() }
+        recentDecisions.append((hash, copy, found))
         return found
     }
 
     /// What the policy does to one label. Rule numbers: label rules first, then
-    /// detectors. Only the rule lookup by name is memoized: detectors are byte scans
+    /// detectors. Only the decision by name is memoized: detectors are byte scans
     /// cheaper than a cache of (name, value) keys would be.
     func outcome(name: [UInt8], value: [UInt8]) -> Outcome {
-        var result = Outcome.keep
-        if let index = labelRule(for: name) {
-            result = apply(policy.labelRules[index].action, to: value, rule: index)
-        } else if !policy.detectorExemptLabels.contains(name) {
-            for (offset, rule) in policy.detectorRules.enumerated() where PIIDetection.contains(rule.detector, in: value) {
-                result = apply(rule.action, to: value, rule: policy.labelRules.count + offset)
-                break
-            }
-        }
-        return result
+        let decision = decision(for: name)
+        return value.withUnsafeBufferPointer { outcome(decision, value: $0) }
     }
 
-    private func apply(_ action: PIIAction, to value: [UInt8], rule: Int) -> Outcome {
+    /// The same for a label read in place in a line.
+    func outcome(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Outcome {
+        outcome(decision(forNameIn: name), value: value)
+    }
+
+    private func outcome(_ decision: NameDecision, value: UnsafeBufferPointer<UInt8>) -> Outcome {
+        switch decision {
+        case .labelRule(let index):
+            return apply(policy.labelRules[index].action, to: value, rule: index)
+        case .exempt:
+            return .keep
+        case .detectors:
+            for (offset, rule) in policy.detectorRules.enumerated() where PIIDetection.contains(rule.detector, in: value) {
+                return apply(rule.action, to: value, rule: policy.labelRules.count + offset)
+            }
+            return .keep
+        }
+    }
+
+    private func apply(_ action: PIIAction, to value: UnsafeBufferPointer<UInt8>, rule: Int) -> Outcome {
         switch action {
         case .drop: return .dropLabel(rule: rule)
         case .redact: return .replace(policy.marker, rule: rule, action: .redact)

@@ -82,6 +82,10 @@ public struct PIIPolicy: Sendable {
     /// `h_` and the first 16 hex digits of HMAC-SHA256(key, value). If OpenSSL
     /// fails, the value is redacted rather than passed on.
     public func pseudonym(_ value: [UInt8]) -> [UInt8] {
+        value.withUnsafeBufferPointer { pseudonym($0) }
+    }
+
+    func pseudonym(_ value: UnsafeBufferPointer<UInt8>) -> [UInt8] {
         pseudonymizer.pseudonym(value) ?? marker
     }
 }

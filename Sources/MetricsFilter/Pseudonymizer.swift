@@ -40,20 +40,23 @@ final class Pseudonymizer: @unchecked Sendable {
     }
 
     /// `h_` and the first 16 hex digits of HMAC-SHA256(key, value); nil if OpenSSL failed.
-    func pseudonym(_ value: [UInt8]) -> [UInt8]? {
+    func pseudonym(_ value: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         guard let template, let context = EVP_MAC_CTX_dup(template) else { return nil }
         defer { EVP_MAC_CTX_free(context) }
-        var digest = [UInt8](repeating: 0, count: 32)
-        var length = 0
-        let updated = value.withUnsafeBufferPointer { EVP_MAC_update(context, $0.baseAddress, $0.count) }
-        guard updated == 1, EVP_MAC_final(context, &digest, &length, digest.count) == 1 else { return nil }
-        let hex = Array("0123456789abcdef".utf8)
-        var output: [UInt8] = [UInt8(ascii: "h"), UInt8(ascii: "_")]
-        output.reserveCapacity(18)
-        for byte in digest.prefix(8) {
-            output.append(hex[Int(byte >> 4)])
-            output.append(hex[Int(byte & 0x0F)])
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest -> [UInt8]? in
+            var length = 0
+            guard EVP_MAC_update(context, value.baseAddress, value.count) == 1,
+                EVP_MAC_final(context, digest.baseAddress, &length, digest.count) == 1 else { return nil }
+            let hex: StaticString = "0123456789abcdef"
+            return [UInt8](unsafeUninitializedCapacity: 18) { output, count in
+                output[0] = UInt8(ascii: "h")
+                output[1] = UInt8(ascii: "_")
+                for index in 0..<8 {
+                    output[2 + 2 * index] = hex.utf8Start[Int(digest[index] >> 4)]
+                    output[3 + 2 * index] = hex.utf8Start[Int(digest[index] & 0x0F)]
+                }
+                count = 18
+            }
         }
-        return output
     }
 }

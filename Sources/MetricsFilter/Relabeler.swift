@@ -9,7 +9,7 @@ import COpenSSL
 public final class Relabeler {
     public let rules: [RelabelRule]
     private let matchData: [MatchData]
-    private var matchCache: [[[UInt8]: [Int]?]]
+    private var matchCache: [[ByteKey: [Int]?]]
     private let cacheCapacity: Int
 
     public init(rules: [RelabelRule], cacheCapacity: Int = 4096) {
@@ -79,10 +79,11 @@ public final class Relabeler {
     }
 
     private func match(_ index: Int, _ subject: [UInt8]) -> [Int]? {
-        if let cached = matchCache[index][subject] { return cached }
+        let key = ByteKey(subject)
+        if let cached = matchCache[index][key] { return cached }
         let result = rules[index].regex.match(subject, using: matchData[index])
         if matchCache[index].count >= cacheCapacity { matchCache[index].removeAll(keepingCapacity: true) }
-        matchCache[index][subject] = .some(result)
+        matchCache[index][key] = .some(result)
         return result
     }
 

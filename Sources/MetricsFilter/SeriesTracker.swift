@@ -36,21 +36,41 @@ public struct SeriesLimits: Sendable, Hashable {
 /// `_sum`, `_count`, `_created`) is one unit: the family name and the labels without
 /// `le` and `quantile`.
 ///
-/// Memory: per admitted unit a 16-byte key, its family's index, last-seen time and
-/// sample count in a hash table (about 64 bytes with the table's overhead), plus 24
-/// bytes per admitted distinct label value when `valuesPerLabel` is set. Shared by
-/// the scrapes of one policy; thread-safe.
+/// Memory: per admitted unit a 16-byte key, a reference to its family's name,
+/// last-seen time and sample count in a hash table (about 64 bytes with the table's
+/// overhead), plus a 16-byte key and a last-seen time per admitted distinct label
+/// value when `valuesPerLabel` is set. Shared by the scrapes of one policy;
+/// thread-safe.
 public final class SeriesTracker: Sendable {
+    /// A unit: the fingerprint of its family name and its labels but `le` and `quantile`.
     struct UnitKey: Hashable {
         var high: UInt64
         var low: UInt64
 
         init(_ family: [UInt8], _ labels: [Label]) {
-            var set = LabelSet(labels: labels)
-            set.set(LabelSet.metricNameLabel, family)
-            let fingerprint = SeriesFingerprint(set)
+            self.init(SeriesFingerprint(name: family, labels: labels))
+        }
+
+        init(_ fingerprint: SeriesFingerprint) {
             high = fingerprint.high
             low = fingerprint.low
+        }
+    }
+
+    /// One label of a unit, as `valuesPerLabel` counts it: hashes of its name and value.
+    struct ValueKey: Hashable {
+        var label: UInt64
+        var value: UInt64
+
+        init(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
+            label = SeriesTracker.hash(name)
+            self.value = SeriesTracker.hash(value)
+        }
+
+        init(_ label: Label) {
+            self = label.name.withUnsafeBufferPointer { name in
+                label.value.withUnsafeBufferPointer { ValueKey(name: name, value: $0) }
+            }
         }
     }
 
@@ -60,16 +80,11 @@ public final class SeriesTracker: Sendable {
         var samples: Int
     }
 
-    struct ValueKey: Hashable {
-        var label: [UInt8]
-        var value: UInt64
-    }
-
     struct State {
         var units: [UnitKey: Unit] = [:]
-        var perFamily: [[UInt8]: Int] = [:]
+        var perFamily: [ByteKey: Int] = [:]
         var values: [ValueKey: ContinuousClock.Instant] = [:]
-        var perLabel: [[UInt8]: Int] = [:]
+        var perLabel: [UInt64: Int] = [:]
         var lastExpiry = ContinuousClock.now
     }
 
@@ -83,7 +98,7 @@ public final class SeriesTracker: Sendable {
     /// Admitted units now, by family name.
     public var admittedPerFamily: [String: Int] {
         state.withLock { state in
-            Dictionary(uniqueKeysWithValues: state.perFamily.map { (String(decoding: $0.key, as: UTF8.self), $0.value) })
+            Dictionary(uniqueKeysWithValues: state.perFamily.map { (String(decoding: $0.key.bytes, as: UTF8.self), $0.value) })
         }
     }
 
@@ -102,8 +117,10 @@ public final class SeriesTracker: Sendable {
         case refused(reason: String)
     }
 
-    /// Admits a unit, or says why not.
-    func admit(family: [UInt8], unitLabels: [Label], key: UnitKey, samplesSoFar: Int, reservedRemaining: Int,
+    /// Admits a unit, or says why not. `values` are its labels (but `le` and
+    /// `quantile`), needed when `valuesPerLabel` is set. `family()` gives the family
+    /// name; it is asked only for a unit not admitted before.
+    func admit(key: UnitKey, family: () -> [UInt8], values: [ValueKey], samplesSoFar: Int, reservedRemaining: Int,
                now: ContinuousClock.Instant) -> Admission {
         state.withLock { state in
             expireIfDue(&state, now: now)
@@ -111,26 +128,24 @@ public final class SeriesTracker: Sendable {
                 let previous = unit.samples
                 unit.lastSeen = now
                 state.units[key] = unit
-                touchValues(&state, unitLabels, now: now)
+                touchValues(&state, values, now: now)
                 return .known(previousSamples: previous)
             }
             if let limit = limits.sampleLimit, samplesSoFar + reservedRemaining >= limit {
                 return .refused(reason: "sample_limit")
             }
-            if let limit = limits.seriesPerMetric, state.perFamily[family, default: 0] >= limit {
+            let familyName = ByteKey(family())
+            if let limit = limits.seriesPerMetric, state.perFamily[familyName, default: 0] >= limit {
                 return .refused(reason: "series_limit")
             }
             if let limit = limits.valuesPerLabel {
-                for label in unitLabels {
-                    let valueKey = ValueKey(label: label.name, value: Self.hash(label.value))
-                    if state.values[valueKey] == nil && state.perLabel[label.name, default: 0] >= limit {
-                        return .refused(reason: "label_value_limit")
-                    }
+                for value in values where state.values[value] == nil && state.perLabel[value.label, default: 0] >= limit {
+                    return .refused(reason: "label_value_limit")
                 }
             }
-            state.units[key] = Unit(family: family, lastSeen: now, samples: 0)
-            state.perFamily[family, default: 0] += 1
-            touchValues(&state, unitLabels, now: now)
+            state.units[key] = Unit(family: familyName.bytes, lastSeen: now, samples: 0)
+            state.perFamily[familyName, default: 0] += 1
+            touchValues(&state, values, now: now)
             return .new
         }
     }
@@ -144,13 +159,10 @@ public final class SeriesTracker: Sendable {
         }
     }
 
-    private func touchValues(_ state: inout State, _ labels: [Label], now: ContinuousClock.Instant) {
+    private func touchValues(_ state: inout State, _ values: [ValueKey], now: ContinuousClock.Instant) {
         guard limits.valuesPerLabel != nil else { return }
-        for label in labels {
-            let key = ValueKey(label: label.name, value: Self.hash(label.value))
-            if state.values.updateValue(now, forKey: key) == nil {
-                state.perLabel[label.name, default: 0] += 1
-            }
+        for value in values where state.values.updateValue(now, forKey: value) == nil {
+            state.perLabel[value.label, default: 0] += 1
         }
     }
 
@@ -161,8 +173,8 @@ public final class SeriesTracker: Sendable {
         let cutoff = now - limits.idleTimeout
         for (key, unit) in state.units where unit.lastSeen < cutoff {
             state.units.removeValue(forKey: key)
-            state.perFamily[unit.family, default: 1] -= 1
-            if state.perFamily[unit.family] == 0 { state.perFamily.removeValue(forKey: unit.family) }
+            state.perFamily[ByteKey(unit.family), default: 1] -= 1
+            if state.perFamily[ByteKey(unit.family)] == 0 { state.perFamily.removeValue(forKey: ByteKey(unit.family)) }
         }
         for (key, seen) in state.values where seen < cutoff {
             state.values.removeValue(forKey: key)
@@ -171,7 +183,7 @@ public final class SeriesTracker: Sendable {
         }
     }
 
-    static func hash(_ bytes: [UInt8]) -> UInt64 {
+    static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
         return hash

@@ -1,7 +1,8 @@
 /// Filters one exposition, chunk by chunk: every line is parsed (one that is not
 /// understood is never passed on), samples go through relabeling, and series that
 /// end up with the same identity are passed on once. Memory is one partial line, the
-/// output of one chunk, and a 16-byte fingerprint per series of this scrape.
+/// output of one chunk, and at most 16 bytes per series of this scrape (the duplicate
+/// check).
 ///
 /// One per scrape; not thread-safe.
 public final class StreamingFilter {
@@ -15,7 +16,45 @@ public final class StreamingFilter {
     /// No rule can change a label: samples only go through the structure check.
     private let isPassThrough: Bool
     private var sawEOF = false
-    public private(set) var report = FilterReport()
+    private var counts = FilterReport()
+    /// PII actions by rule index and action (`rule * actions + action`), turned into
+    /// the report's names on demand: counting by name would hash two strings per label.
+    private var piiCounts: [Int]
+    private static let piiActions = PIIAction.allCases
+
+    /// Plain sample lines are filtered in place (see `PlainSample`) when no relabel
+    /// rule needs the whole label set. Settable (before the first
+    /// chunk) so that the fuzzer can hold both paths against each other.
+    var usesPlainPath: Bool
+    private var plain = PlainSample()
+    /// What the PII rules made of each label of the plain sample being filtered.
+    private var plainEdits: [PlainEdit] = []
+    /// The plain sample's label indices in name order.
+    private var plainOrder: [Int] = []
+    /// The plain sample's unit labels, for `valuesPerLabel`.
+    private var unitValues: [SeriesTracker.ValueKey] = []
+
+    private enum PlainEdit {
+        case keep
+        case replace([UInt8])
+        case drop
+    }
+
+    /// Whether an unreadable line failed the scrape (`invalid_lines: fail_scrape`).
+    public var failed: Bool { counts.failed }
+
+    /// What this scrape's filter did so far.
+    public var report: FilterReport {
+        var report = counts
+        if let scrubber {
+            for (index, count) in piiCounts.enumerated() where count > 0 {
+                let rule = scrubber.ruleName(index / Self.piiActions.count)
+                let action = Self.piiActions[index % Self.piiActions.count].rawValue
+                report.piiActions[FilterReport.PIIKey(rule: rule, action: action), default: 0] += count
+            }
+        }
+        return report
+    }
 
     // Family and admission state of this scrape.
     private var family: [UInt8]?
@@ -30,10 +69,12 @@ public final class StreamingFilter {
         self.format = format
         self.relabeler = policy.relabelRules.isEmpty ? nil : Relabeler(rules: policy.relabelRules)
         self.scrubber = policy.pii.isEmpty ? nil : PIIScrubber(policy: policy.pii)
+        self.piiCounts = Array(repeating: 0, count: (policy.pii.labelRules.count + policy.pii.detectorRules.count) * Self.piiActions.count)
         self.tracker = policy.limits.needsTracker ? (tracker ?? SeriesTracker(limits: policy.limits)) : nil
         self.splitter = LineSplitter(maximumLineLength: policy.maximumLineLength)
         self.structure = ExpositionStructure(format: format)
         self.isPassThrough = policy.isIdentity
+        self.usesPlainPath = format == .text && relabeler == nil
         self.reservedRemaining = self.tracker?.reservedSamples() ?? 0
     }
 
@@ -69,13 +110,18 @@ public final class StreamingFilter {
     }
 
     private func reject(_ reason: String) {
-        report.reject(reason)
-        if policy.invalidLines == .failScrape { report.failed = true }
+        counts.reject(reason)
+        if policy.invalidLines == .failScrape { counts.failed = true }
     }
 
     private func handle(_ line: UnsafeRawBufferPointer, into output: inout [UInt8]) {
         if sawEOF {
             if !line.isEmpty { reject("text_after_eof") }
+            return
+        }
+        if usesPlainPath, plain.read(line, strict: false) {
+            counts.samplesIn += 1
+            filterPlainSample(into: &output)
             return
         }
         switch ExpositionParser.parse(line, format: format) {
@@ -97,7 +143,7 @@ public final class StreamingFilter {
             }
             countDroppedGroups()
         case .success(.sample(let sample)):
-            report.samplesIn += 1
+            counts.samplesIn += 1
             handle(sample, original: line, into: &output)
         case .success:
             break
@@ -157,9 +203,9 @@ public final class StreamingFilter {
 
     private func countDroppedGroups() {
         for dropped in structure.takeDroppedGroups() {
-            report.samplesOut -= dropped.samples
-            report.samplesRewritten -= dropped.rewritten
-            report.drop(dropped.reason, metric: dropped.family, count: dropped.samples)
+            counts.samplesOut -= dropped.samples
+            counts.samplesRewritten -= dropped.rewritten
+            counts.drop(dropped.reason, metric: dropped.family, count: dropped.samples)
         }
     }
 
@@ -174,7 +220,7 @@ public final class StreamingFilter {
         let before = labels
         if let relabeler {
             guard relabeler.apply(&labels) else {
-                report.drop("relabel", metric: sample.name)
+                counts.drop("relabel", metric: sample.name)
                 return
             }
         }
@@ -190,31 +236,31 @@ public final class StreamingFilter {
             }
         }
         if labels.isEmpty {
-            report.drop("relabel", metric: sample.name)
+            counts.drop("relabel", metric: sample.name)
             return
         }
         guard let name = labels.metricName else {
-            report.drop("missing_metric_name", metric: sample.name)
+            counts.drop("missing_metric_name", metric: sample.name)
             return
         }
         let valid = sample.quotedName && labels == before
             || (LabelNames.isValidMetricName(name)
                 && labels.labels.allSatisfy { $0.name == LabelSet.metricNameLabel || LabelNames.isValid($0.name) })
         guard valid else {
-            report.drop("invalid_name", metric: sample.name)
+            counts.drop("invalid_name", metric: sample.name)
             return
         }
         if format == .openMetrics && name != sample.name {
             // A renamed sample would leave its family, which OpenMetrics forbids.
-            report.drop("renamed_in_openmetrics", metric: sample.name)
+            counts.drop("renamed_in_openmetrics", metric: sample.name)
             return
         }
         if let limit = policy.limits.labelLimit, labels.labels.count - 1 > limit {
-            report.drop("label_limit", metric: name)
+            counts.drop("label_limit", metric: name)
             return
         }
         if let limit = policy.limits.labelValueLengthLimit, labels.labels.contains(where: { $0.value.count > limit }) {
-            report.drop("label_value_length_limit", metric: name)
+            counts.drop("label_value_length_limit", metric: name)
             return
         }
         if let tracker {
@@ -223,6 +269,142 @@ public final class StreamingFilter {
         let outputLabels = labels.labels.filter { $0.name != LabelSet.metricNameLabel }
         let unchanged = labels == before && exemplar == sample.exemplar && !sample.needsRewrite
         emit(sample, name: name, labels: outputLabels, exemplar: exemplar, unchanged: unchanged, original: original, into: &output)
+    }
+
+    /// The fast path for a plain text-format sample (`plain` holds it): the same
+    /// decisions as `handle(_:original:into:)` for a policy without relabel rules,
+    /// made on the line in place. A changed line is written anew
+    /// with its labels in their original order, less the dropped and the empty ones.
+    private func filterPlainSample(into output: inout [UInt8]) {
+        var changed = false
+        plainEdits.removeAll(keepingCapacity: true)
+        plainEdits.append(contentsOf: repeatElement(.keep, count: plain.labels.count))
+        if let scrubber {
+            // In name order, as the label set has them: the same rules count, and the
+            // same `drop_series` rule ends the series, as on the full path.
+            plainOrder.removeAll(keepingCapacity: true)
+            for index in plain.labels.indices {
+                var position = plainOrder.count
+                while position > 0, plain.labelName(plain.labels[index]).lexicographicallyPrecedes(
+                    plain.labelName(plain.labels[plainOrder[position - 1]])) {
+                    position -= 1
+                }
+                plainOrder.insert(index, at: position)
+            }
+            for index in plainOrder {
+                let label = plain.labels[index]
+                let value = plain.labelValue(label)
+                guard !value.isEmpty else { continue }
+                switch scrubber.outcome(name: plain.labelName(label), value: value) {
+                case .keep:
+                    break
+                case .replace(let replacement, let rule, let action):
+                    count(rule, action)
+                    if !replacement.elementsEqual(value) {
+                        plainEdits[index] = replacement.isEmpty ? .drop : .replace(replacement)
+                        changed = true
+                    }
+                case .dropLabel(let rule):
+                    count(rule, .drop)
+                    plainEdits[index] = .drop
+                    changed = true
+                case .dropSeries(let rule):
+                    count(rule, .dropSeries)
+                    counts.drop("pii", metric: Array(plain.name))
+                    return
+                }
+            }
+        }
+        if let reason = plainLimitProblem() {
+            counts.drop(reason, metric: Array(plain.name))
+            return
+        }
+        if let tracker {
+            guard admitPlainSample(tracker: tracker) else { return }
+        }
+        var series = SeriesFingerprint()
+        LabelSet.metricNameLabel.withUnsafeBufferPointer { series.add($0, plain.name) }
+        for (index, label) in plain.labels.enumerated() {
+            switch plainEdits[index] {
+            case .keep: series.add(plain.labelName(label), plain.labelValue(label))
+            case .replace(let value): value.withUnsafeBufferPointer { series.add(plain.labelName(label), $0) }
+            case .drop: break
+            }
+        }
+        let timestamp = plain.timestamp
+        let verdict = structure.textSample(name: plain.name, series: series,
+                                           time: timestamp.flatMap { ExpositionStructure.number($0) },
+                                           hasTimestamp: timestamp != nil) { required in
+            let wanted = UnsafeBufferPointer(start: required.utf8Start, count: required.utf8CodeUnitCount)
+            for (index, label) in plain.labels.enumerated() where plain.labelName(label).elementsEqual(wanted) {
+                switch plainEdits[index] {
+                case .keep: return ExpositionStructure.number(plain.labelValue(label))
+                case .replace(let value): return ExpositionStructure.number(value)
+                case .drop: return nil
+                }
+            }
+            return nil
+        }
+        guard case .write = verdict else {
+            if case .drop(let reason) = verdict { counts.drop(reason, metric: Array(plain.name)) }
+            return
+        }
+        counts.samplesOut += 1
+        guard changed else {
+            output.append(contentsOf: plain.line)
+            output.append(0x0A)
+            return
+        }
+        counts.samplesRewritten += 1
+        output.append(contentsOf: plain.name)
+        var opened = false
+        for (index, label) in plain.labels.enumerated() {
+            let value: [UInt8]
+            switch plainEdits[index] {
+            case .drop:
+                continue
+            case .replace(let replacement):
+                value = replacement
+            case .keep:
+                guard label.valueEnd > label.valueStart else { continue }
+                output.append(opened ? UInt8(ascii: ",") : UInt8(ascii: "{"))
+                opened = true
+                output.append(contentsOf: UnsafeBufferPointer(rebasing: plain.line[label.nameStart..<(label.valueEnd + 1)]))
+                continue
+            }
+            output.append(opened ? UInt8(ascii: ",") : UInt8(ascii: "{"))
+            opened = true
+            output.append(contentsOf: plain.labelName(label))
+            output.append(contentsOf: "=\"".utf8)
+            ExpositionWriter.escape(value, into: &output)
+            output.append(UInt8(ascii: "\""))
+        }
+        if opened { output.append(UInt8(ascii: "}")) }
+        output.append(UInt8(ascii: " "))
+        output.append(contentsOf: plain.valueAndTimestamp)
+        output.append(0x0A)
+    }
+
+    /// `label_limit` and `label_value_length_limit` on the plain sample as edited.
+    private func plainLimitProblem() -> String? {
+        let labelLimit = policy.limits.labelLimit
+        let lengthLimit = policy.limits.labelValueLengthLimit
+        guard labelLimit != nil || lengthLimit != nil else { return nil }
+        var labels = 0
+        var longest = plain.name.count
+        for (index, label) in plain.labels.enumerated() {
+            let length: Int
+            switch plainEdits[index] {
+            case .keep: length = label.valueEnd - label.valueStart
+            case .replace(let value): length = value.count
+            case .drop: length = 0
+            }
+            if length > 0 { labels += 1 }
+            longest = max(longest, length)
+        }
+        if let labelLimit, labels > labelLimit { return "label_limit" }
+        if let lengthLimit, longest > lengthLimit { return "label_value_length_limit" }
+        return nil
     }
 
     /// Writes a sample (its original bytes when nothing changed) through the
@@ -236,8 +418,7 @@ public final class StreamingFilter {
             exemplar = nil
             unchanged = false
         }
-        let render = { (withExemplar: Bool) -> [UInt8] in
-            var line: [UInt8] = []
+        let render = { (withExemplar: Bool, line: inout [UInt8]) in
             if unchanged && withExemplar == (exemplar != nil) {
                 line.append(contentsOf: Self.trimmed(original))
                 line.append(0x0A)
@@ -245,7 +426,6 @@ public final class StreamingFilter {
                 ExpositionWriter.write(name: name, labels: labels, value: sample.value, timestamp: sample.timestamp,
                                        exemplar: withExemplar ? exemplar : nil, into: &line)
             }
-            return line
         }
         let verdict = structure.sample(name: name, labels: labels, value: sample.value, timestamp: sample.timestamp,
                                        hasExemplar: exemplar != nil, rewritten: !unchanged, render: render, into: &output)
@@ -257,10 +437,10 @@ public final class StreamingFilter {
         countDroppedGroups()
         switch verdict {
         case .write:
-            report.samplesOut += 1
-            if rewritten { report.samplesRewritten += 1 }
+            counts.samplesOut += 1
+            if rewritten { counts.samplesRewritten += 1 }
         case .drop(let reason):
-            report.drop(reason, metric: sample.name)
+            counts.drop(reason, metric: sample.name)
         }
     }
 
@@ -278,21 +458,21 @@ public final class StreamingFilter {
                 continue
             case .replace(let value, let rule, let action):
                 labels.set(label.name, value)
-                count(scrubber.ruleName(rule), action.rawValue)
+                count(rule, action)
             case .dropLabel(let rule):
                 labels.delete(label.name)
-                count(scrubber.ruleName(rule), PIIAction.drop.rawValue)
+                count(rule, .drop)
             case .dropSeries(let rule):
-                count(scrubber.ruleName(rule), PIIAction.dropSeries.rawValue)
-                if !exemplar { report.drop("pii", metric: metric) }
+                count(rule, .dropSeries)
+                if !exemplar { counts.drop("pii", metric: metric) }
                 return false
             }
         }
         return true
     }
 
-    private func count(_ rule: String, _ action: String) {
-        report.piiActions[FilterReport.PIIKey(rule: rule, action: action), default: 0] += 1
+    private func count(_ rule: Int, _ action: PIIAction) {
+        piiCounts[rule * Self.piiActions.count + Self.piiActions.firstIndex(of: action)!] += 1
     }
 
     /// Stable admission of the series' unit (its family and labels without `le` and
@@ -302,17 +482,55 @@ public final class StreamingFilter {
         let unitLabels = labels.labels.filter {
             $0.name != LabelSet.metricNameLabel && !$0.name.elementsEqual("le".utf8) && !$0.name.elementsEqual("quantile".utf8)
         }
-        let key = SeriesTracker.UnitKey(familyName, unitLabels)
+        let values = policy.limits.valuesPerLabel == nil ? [] : unitLabels.map(SeriesTracker.ValueKey.init)
+        return admit(SeriesTracker.UnitKey(familyName, unitLabels), family: { familyName }, values: values,
+                     metric: { name }, tracker: tracker)
+    }
+
+    /// Admission of the plain sample's unit, as edited by the PII rules.
+    private func admitPlainSample(tracker: SeriesTracker) -> Bool {
+        let current = family.flatMap { plain.name.starts(with: $0) && Self.isFamilySuffix(plain.name.dropFirst($0.count)) ? $0 : nil }
+        var unit = SeriesFingerprint()
+        LabelSet.metricNameLabel.withUnsafeBufferPointer { key in
+            if let current { current.withUnsafeBufferPointer { unit.add(key, $0) } } else { unit.add(key, plain.name) }
+        }
+        unitValues.removeAll(keepingCapacity: true)
+        let countsValues = policy.limits.valuesPerLabel != nil
+        for (index, label) in plain.labels.enumerated() {
+            let name = plain.labelName(label)
+            if name.elementsEqual("le".utf8) || name.elementsEqual("quantile".utf8) { continue }
+            switch plainEdits[index] {
+            case .keep:
+                let value = plain.labelValue(label)
+                guard !value.isEmpty else { continue }
+                unit.add(name, value)
+                if countsValues { unitValues.append(SeriesTracker.ValueKey(name: name, value: value)) }
+            case .replace(let replacement):
+                replacement.withUnsafeBufferPointer { value in
+                    unit.add(name, value)
+                    if countsValues { unitValues.append(SeriesTracker.ValueKey(name: name, value: value)) }
+                }
+            case .drop:
+                break
+            }
+        }
+        let sample = plain
+        return admit(SeriesTracker.UnitKey(unit), family: { current ?? Array(sample.name) }, values: unitValues,
+                     metric: { Array(sample.name) }, tracker: tracker)
+    }
+
+    private func admit(_ key: SeriesTracker.UnitKey, family: () -> [UInt8], values: [SeriesTracker.ValueKey],
+                       metric: () -> [UInt8], tracker: SeriesTracker) -> Bool {
         if let admitted = unitsThisScrape[key] {
-            if admitted { tracker.countSample(key, firstOfScrape: false) } else { report.drop("unit_refused", metric: name) }
+            if admitted { tracker.countSample(key, firstOfScrape: false) } else { counts.drop("unit_refused", metric: metric()) }
             return admitted
         }
-        let admission = tracker.admit(family: familyName, unitLabels: unitLabels, key: key,
-                                      samplesSoFar: report.samplesOut, reservedRemaining: reservedRemaining, now: now)
+        let admission = tracker.admit(key: key, family: family, values: values, samplesSoFar: counts.samplesOut,
+                                      reservedRemaining: reservedRemaining, now: now)
         switch admission {
         case .refused(let reason):
             unitsThisScrape[key] = false
-            report.drop(reason, metric: name)
+            counts.drop(reason, metric: metric())
             return false
         case .known(let previousSamples):
             // Its samples were reserved; they are counted as they pass now.
@@ -328,75 +546,17 @@ public final class StreamingFilter {
     /// The family a sample belongs to: the current metadata's name when the sample's
     /// name is it or it with a type suffix, else the sample's own name.
     static func family(of name: [UInt8], current: [UInt8]?) -> [UInt8] {
-        guard let current, name.starts(with: current) else { return name }
-        let suffix = name[current.count...]
-        if suffix.isEmpty { return current }
-        for candidate in ["_bucket", "_sum", "_count", "_created", "_total", "_gcount", "_gsum", "_info"]
-        where suffix.elementsEqual(candidate.utf8) {
-            return current
-        }
-        return name
-    }
-}
-
-/// 128 bits of a label set (FNV-1a, two offsets): what the duplicate check keeps per
-/// series instead of the labels themselves.
-struct SeriesFingerprint: Hashable {
-    var high: UInt64
-    var low: UInt64
-
-    /// The same fingerprint for the same name and labels in any order (per-label
-    /// hashes are summed); labels with empty values count as absent. With
-    /// `excludingBuckets`, `le` and `quantile` are left out (a histogram's group).
-    init(name: [UInt8], labels: [Label], excludingBuckets: Bool = false) {
-        var high: UInt64 = 0
-        var low: UInt64 = 0
-        func add(_ labelName: [UInt8], _ value: [UInt8]) {
-            var first: UInt64 = 0xcbf2_9ce4_8422_2325
-            var second: UInt64 = 0x8422_2325_cbf2_9ce4
-            for byte in labelName {
-                first = (first ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
-                second = (second ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 &+ 0x9E37_79B9
-            }
-            first = (first ^ 0xFF) &* 0x0000_0100_0000_01B3
-            second = (second ^ 0xFF) &* 0x0000_0100_0000_01B3 &+ 0x9E37_79B9
-            for byte in value {
-                first = (first ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
-                second = (second ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 &+ 0x9E37_79B9
-            }
-            // Avalanche before summing, so that sums of similar labels do not collide.
-            first ^= first >> 33
-            first &*= 0xff51_afd7_ed55_8ccd
-            first ^= first >> 33
-            second ^= second >> 29
-            second &*= 0xc4ce_b9fe_1a85_ec53
-            second ^= second >> 32
-            high &+= first
-            low &+= second
-        }
-        add(LabelSet.metricNameLabel, name)
-        for label in labels where !label.value.isEmpty {
-            if excludingBuckets, label.name.elementsEqual("le".utf8) || label.name.elementsEqual("quantile".utf8) { continue }
-            add(label.name, label.value)
-        }
-        self.high = high
-        self.low = low
+        guard let current, name.starts(with: current), isFamilySuffix(name[current.count...]) else { return name }
+        return current
     }
 
-    init(_ set: LabelSet) {
-        var first: UInt64 = 0xcbf2_9ce4_8422_2325
-        var second: UInt64 = 0x8422_2325_cbf2_9ce4
-        func mix(_ byte: UInt8) {
-            first = (first ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
-            second = (second ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 &+ 0x9E37_79B9
+    /// Nothing, or a suffix a type adds to its family's name.
+    private static func isFamilySuffix<Suffix: Collection<UInt8>>(_ suffix: Suffix) -> Bool {
+        if suffix.isEmpty { return true }
+        for candidate: StaticString in ["_bucket", "_sum", "_count", "_created", "_total", "_gcount", "_gsum", "_info"]
+        where suffix.elementsEqual(UnsafeBufferPointer(start: candidate.utf8Start, count: candidate.utf8CodeUnitCount)) {
+            return true
         }
-        for label in set.labels {
-            for byte in label.name { mix(byte) }
-            mix(0xFF)
-            for byte in label.value { mix(byte) }
-            mix(0xFE)
-        }
-        high = first
-        low = second
+        return false
     }
 }

@@ -1,0 +1,78 @@
+/// The exposition formats' tokens and character classes, on raw bytes.
+enum ExpositionTokens {
+    static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+
+    static func isLabelNameByte(_ byte: UInt8) -> Bool {
+        (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || isDigit(byte) || byte == UInt8(ascii: "_")
+    }
+
+    static func isMetricNameByte(_ byte: UInt8) -> Bool {
+        isLabelNameByte(byte) || byte == UInt8(ascii: ":")
+    }
+
+    /// Go's float syntax as Prometheus accepts it (no hex, no underscores), or the
+    /// OpenMetrics number; `Inf`, `Infinity` and `NaN` in any case, with a sign for Inf.
+    static func isNumber(_ token: [UInt8], strict: Bool) -> Bool {
+        token.withUnsafeBufferPointer { isNumber($0, strict: strict) }
+    }
+
+    static func isNumber(_ token: UnsafeBufferPointer<UInt8>, strict: Bool) -> Bool {
+        guard let first = token.first else { return false }
+        let signed = first == UInt8(ascii: "+") || first == UInt8(ascii: "-")
+        let body = UnsafeBufferPointer(rebasing: token[(signed ? 1 : 0)...])
+        if let letter = body.first, letter | 0x20 == UInt8(ascii: "i") || letter | 0x20 == UInt8(ascii: "n") {
+            if ExpositionParser.equalsIgnoringCase(body, "inf") || ExpositionParser.equalsIgnoringCase(body, "infinity") { return true }
+            return !signed && ExpositionParser.equalsIgnoringCase(body, "nan")
+        }
+        return isRealNumber(body)
+    }
+
+    static func isRealNumber(_ body: UnsafeBufferPointer<UInt8>) -> Bool {
+        var index = 0
+        let end = body.count
+        var digits = 0
+        while index < end, isDigit(body[index]) { index += 1; digits += 1 }
+        if index < end, body[index] == UInt8(ascii: ".") {
+            index += 1
+            while index < end, isDigit(body[index]) { index += 1; digits += 1 }
+        }
+        guard digits > 0 else { return false }
+        if index < end, body[index] | 0x20 == UInt8(ascii: "e") {
+            index += 1
+            if index < end, body[index] == UInt8(ascii: "+") || body[index] == UInt8(ascii: "-") { index += 1 }
+            let start = index
+            while index < end, isDigit(body[index]) { index += 1 }
+            guard index > start else { return false }
+        }
+        return index == end
+    }
+
+    /// Text format: int64 milliseconds. OpenMetrics: a real number of seconds.
+    static func isTimestamp(_ token: [UInt8], strict: Bool) -> Bool {
+        token.withUnsafeBufferPointer { isTimestamp($0, strict: strict) }
+    }
+
+    static func isTimestamp(_ token: UnsafeBufferPointer<UInt8>, strict: Bool) -> Bool {
+        let signed = token.first == UInt8(ascii: "+") || token.first == UInt8(ascii: "-")
+        let body = UnsafeBufferPointer(rebasing: token[(signed ? 1 : 0)...])
+        if strict { return isRealNumber(body) }
+        return !body.isEmpty && body.count <= 19 && body.allSatisfy(isDigit)
+    }
+
+    static func runeCount(_ bytes: [UInt8]) -> Int {
+        bytes.reduce(0) { $0 + (($1 & 0xC0) != 0x80 ? 1 : 0) }
+    }
+
+    static func isValidUTF8(_ bytes: [UInt8]) -> Bool {
+        if bytes.allSatisfy({ $0 < 0x80 }) { return true }
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue: continue
+            case .emptyInput: return true
+            case .error: return false
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+/// A sample line in its plain form, read as positions in the line instead of copies:
+/// `name{label="value",...} value [timestamp]` with single spaces, ASCII label values
+/// without escapes, distinct label names and no exemplar. Most lines of most
+/// expositions look like this, and the filter's fast path handles them without
+/// allocating.
+///
+/// `read` answers only for lines in that form. Anything else (blanks, comments,
+/// escapes, UTF-8, quoted names, a trailing comma, extra blanks, a label called
+/// `__name__`, an invalid line) is
+/// left to `ExpositionParser`, which gives the verdict: a line read here is one the
+/// parser reads the same way, in either format.
+struct PlainSample {
+    struct LabelPosition {
+        var nameStart: Int
+        var nameEnd: Int
+        /// The value, without its quotes.
+        var valueStart: Int
+        var valueEnd: Int
+    }
+
+    /// The line last read; valid until the next line.
+    private(set) var line = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
+    /// The name is `line[0..<nameEnd]`.
+    private(set) var nameEnd = 0
+    /// In the order written. Kept between lines so that reading allocates nothing.
+    private(set) var labels: [LabelPosition] = []
+    /// `line[valueStart...]` is the value and, after a space, the timestamp.
+    private(set) var valueStart = 0
+    private(set) var valueEnd = 0
+    /// `timestampStart == line.count` when there is none.
+    private(set) var timestampStart = 0
+
+    init() {
+        labels.reserveCapacity(16)
+    }
+
+    var name: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: line[0..<nameEnd]) }
+    var value: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: line[valueStart..<valueEnd]) }
+    var timestamp: UnsafeBufferPointer<UInt8>? {
+        timestampStart < line.count ? UnsafeBufferPointer(rebasing: line[timestampStart...]) : nil
+    }
+    /// From the value to the end of the line: what a rewritten line keeps as it was.
+    var valueAndTimestamp: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: line[valueStart...]) }
+
+    func labelName(_ label: LabelPosition) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(rebasing: line[label.nameStart..<label.nameEnd])
+    }
+
+    func labelValue(_ label: LabelPosition) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(rebasing: line[label.valueStart..<label.valueEnd])
+    }
+
+    /// The value of the label `name`, if the line has it.
+    func labelValue(named name: StaticString) -> UnsafeBufferPointer<UInt8>? {
+        for label in labels where labelName(label).elementsEqual(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)) {
+            return labelValue(label)
+        }
+        return nil
+    }
+
+    /// Reads `line` if it is a plain sample; false leaves it to the full parser.
+    mutating func read(_ raw: UnsafeRawBufferPointer, strict: Bool) -> Bool {
+        let line = raw.assumingMemoryBound(to: UInt8.self)
+        self.line = line
+        labels.removeAll(keepingCapacity: true)
+        let end = line.count
+        var index = 0
+        // The name.
+        guard end > 0, ExpositionTokens.isMetricNameByte(line[0]), !ExpositionTokens.isDigit(line[0]) else { return false }
+        while index < end, ExpositionTokens.isMetricNameByte(line[index]) { index += 1 }
+        nameEnd = index
+        guard index < end else { return false }
+        // The labels.
+        if line[index] == UInt8(ascii: "{") {
+            index += 1
+            guard index < end else { return false }
+            if line[index] == UInt8(ascii: "}") {
+                index += 1
+            } else {
+                while true {
+                    let nameStart = index
+                    guard index < end, !ExpositionTokens.isDigit(line[index]) else { return false }
+                    while index < end, ExpositionTokens.isLabelNameByte(line[index]) { index += 1 }
+                    let nameEnd = index
+                    guard nameEnd > nameStart, index + 1 < end, line[index] == UInt8(ascii: "="),
+                        line[index + 1] == UInt8(ascii: "\"") else { return false }
+                    index += 2
+                    let valueStart = index
+                    while index < end {
+                        let byte = line[index]
+                        if byte == UInt8(ascii: "\"") { break }
+                        // An escape or UTF-8: the full parser decodes and checks it.
+                        guard byte != UInt8(ascii: "\\"), byte < 0x80 else { return false }
+                        index += 1
+                    }
+                    guard index < end else { return false }
+                    let label = LabelPosition(nameStart: nameStart, nameEnd: nameEnd, valueStart: valueStart, valueEnd: index)
+                    // A label called `__name__` would stand beside the name: the full
+                    // parser and the label set decide what that means.
+                    if labelName(label).elementsEqual("__name__".utf8) { return false }
+                    for other in labels where labelName(other).elementsEqual(labelName(label)) { return false }
+                    labels.append(label)
+                    index += 1
+                    guard index < end else { return false }
+                    if line[index] == UInt8(ascii: "}") {
+                        index += 1
+                        break
+                    }
+                    guard line[index] == UInt8(ascii: ","), index + 1 < end, line[index + 1] != UInt8(ascii: "}") else {
+                        return false
+                    }
+                    index += 1
+                }
+            }
+        }
+        // One space, the value, and maybe one space and a timestamp.
+        guard index + 1 < end, line[index] == UInt8(ascii: " ") else { return false }
+        index += 1
+        valueStart = index
+        while index < end, line[index] != UInt8(ascii: " ") {
+            guard line[index] != UInt8(ascii: "\t") else { return false }
+            index += 1
+        }
+        valueEnd = index
+        guard ExpositionTokens.isNumber(value, strict: strict) else { return false }
+        if index == end {
+            timestampStart = end
+            return true
+        }
+        index += 1
+        timestampStart = index
+        guard index < end else { return false }
+        while index < end {
+            guard line[index] != UInt8(ascii: " "), line[index] != UInt8(ascii: "\t") else { return false }
+            index += 1
+        }
+        return ExpositionTokens.isTimestamp(UnsafeBufferPointer(rebasing: line[timestampStart...]), strict: strict)
+    }
+}

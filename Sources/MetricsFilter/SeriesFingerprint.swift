@@ -1,0 +1,111 @@
+/// 128 bits of a label set (FNV-1a, two offsets): what the duplicate check keeps per
+/// series instead of the labels themselves. The same fingerprint for the same name
+/// and labels in any order (per-label hashes are summed); labels with empty values
+/// count as absent, as Prometheus treats them.
+struct SeriesFingerprint: Hashable {
+    private(set) var high: UInt64 = 0
+    private(set) var low: UInt64 = 0
+
+    /// Nothing added yet: add the name with `__name__`, then the labels.
+    init() {}
+
+    /// With `excludingBuckets`, `le` and `quantile` are left out (a histogram's group).
+    init(name: [UInt8], labels: [Label], excludingBuckets: Bool = false) {
+        LabelSet.metricNameLabel.withUnsafeBufferPointer { key in
+            name.withUnsafeBufferPointer { add(key, $0) }
+        }
+        for label in labels where !label.value.isEmpty {
+            if excludingBuckets, label.name.elementsEqual("le".utf8) || label.name.elementsEqual("quantile".utf8) { continue }
+            label.name.withUnsafeBufferPointer { name in
+                label.value.withUnsafeBufferPointer { add(name, $0) }
+            }
+        }
+    }
+
+    /// Adds one label; an empty value is not added.
+    mutating func add(_ labelName: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) {
+        guard !value.isEmpty else { return }
+        var first: UInt64 = 0xcbf2_9ce4_8422_2325
+        var second: UInt64 = 0x8422_2325_cbf2_9ce4
+        for byte in labelName {
+            first = (first ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
+            second = (second ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 &+ 0x9E37_79B9
+        }
+        first = (first ^ 0xFF) &* 0x0000_0100_0000_01B3
+        second = (second ^ 0xFF) &* 0x0000_0100_0000_01B3 &+ 0x9E37_79B9
+        for byte in value {
+            first = (first ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
+            second = (second ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 &+ 0x9E37_79B9
+        }
+        // Avalanche before summing, so that sums of similar labels do not collide.
+        first ^= first >> 33
+        first &*= 0xff51_afd7_ed55_8ccd
+        first ^= first >> 33
+        second ^= second >> 29
+        second &*= 0xc4ce_b9fe_1a85_ec53
+        second ^= second >> 32
+        high &+= first
+        low &+= second
+    }
+}
+
+/// The series seen in one scrape, 64 bits of each fingerprint: open addressing over a
+/// flat array, at most half full, so 16 bytes a series at worst. The fingerprints are
+/// hashes already, so their bits pick the slot; a `Set` would hash them again. Two
+/// series in a scrape of a million share 64 bits with a chance of about 3e-8.
+struct FingerprintSet {
+    private var slots: [UInt64]
+    /// 0 marks a free slot; whether 0 itself is a member is kept apart.
+    private var containsZero = false
+    private(set) var count = 0
+
+    init() {
+        slots = Array(repeating: 0, count: 1024)
+    }
+
+    func contains(_ fingerprint: SeriesFingerprint) -> Bool {
+        let value = fingerprint.high
+        if value == 0 { return containsZero }
+        let mask = slots.count - 1
+        var index = Int(truncatingIfNeeded: value) & mask
+        while true {
+            let slot = slots[index]
+            if slot == value { return true }
+            if slot == 0 { return false }
+            index = (index + 1) & mask
+        }
+    }
+
+    mutating func insert(_ fingerprint: SeriesFingerprint) {
+        let value = fingerprint.high
+        if value == 0 {
+            if !containsZero { count += 1 }
+            containsZero = true
+            return
+        }
+        if (count + 1) * 2 > slots.count { grow() }
+        let mask = slots.count - 1
+        var index = Int(truncatingIfNeeded: value) & mask
+        while true {
+            let slot = slots[index]
+            if slot == value { return }
+            if slot == 0 {
+                slots[index] = value
+                count += 1
+                return
+            }
+            index = (index + 1) & mask
+        }
+    }
+
+    private mutating func grow() {
+        let old = slots
+        slots = Array(repeating: 0, count: old.count * 2)
+        let mask = slots.count - 1
+        for value in old where value != 0 {
+            var index = Int(truncatingIfNeeded: value) & mask
+            while slots[index] != 0 { index = (index + 1) & mask }
+            slots[index] = value
+        }
+    }
+}
