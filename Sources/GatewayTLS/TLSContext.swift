@@ -79,7 +79,7 @@ public final class TLSContext: @unchecked Sendable {
         else {
             throw TLSError.drainingQueue(.invalidConfiguration, "cannot set the protocol versions")
         }
-        var options = sg_SSL_OP_NO_COMPRESSION | sg_SSL_OP_NO_RENEGOTIATION
+        var options = sg_SSL_OP_NO_COMPRESSION | sg_SSL_OP_NO_RENEGOTIATION | sg_SSL_OP_NO_TICKET
         if configuration.preferServerCipherSuites {
             options |= sg_SSL_OP_CIPHER_SERVER_PREFERENCE
         }
@@ -105,6 +105,12 @@ public final class TLSContext: @unchecked Sendable {
         _ = SSL_CTX_set_session_id_context(context, sessionContext, UInt32(sessionContext.count))
         _ = sg_SSL_CTX_set_session_cache_mode(context, Int(SSL_SESS_CACHE_SERVER))
         _ = sg_SSL_CTX_sess_set_cache_size(context, 2048)
+        // Stateful tickets (SSL_OP_NO_TICKET above: the ticket names a session in this
+        // bounded cache) and one of them, not OpenSSL's two stateless ones: each
+        // stateless ticket costs every full handshake an encode and a decode of the
+        // session, client certificate included, and a scraper resumes at most one
+        // connection at a time.
+        _ = SSL_CTX_set_num_tickets(context, 1)
     }
 
     /// Loads the certificate chain and key; returns the leaf's notAfter.

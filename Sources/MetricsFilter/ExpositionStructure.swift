@@ -137,52 +137,64 @@ struct ExpositionStructure {
     /// only for a sample that is written or held back.
     mutating func sample(name: [UInt8], labels: [Label], value: [UInt8], timestamp: [UInt8]?, hasExemplar: Bool,
                          rewritten: Bool, render: Render, into output: inout [UInt8]) -> Verdict {
-        let series = SeriesFingerprint(name: name, labels: labels)
         let time = timestamp.flatMap { Self.number($0) }
+        return name.withUnsafeBufferPointer { name in
+            sample(name: name, labels: labels, value: Self.number(value), time: time, hasTimestamp: timestamp != nil,
+                   hasExemplar: hasExemplar, rewritten: rewritten, render: render, into: &output)
+        }
+    }
+
+    /// The same for a sample read in place: its name, its labels through
+    /// `StructureLabels`, its value and timestamp as numbers (nil: not one).
+    mutating func sample<Labels: StructureLabels>(name: UnsafeBufferPointer<UInt8>, labels: Labels, value: Double?,
+                                                  time: Double?, hasTimestamp: Bool, hasExemplar: Bool, rewritten: Bool,
+                                                  render: Render, into output: inout [UInt8]) -> Verdict {
+        let series = labels.fingerprint(name: name, excludingBuckets: false)
         if format == .text {
-            let verdict = name.withUnsafeBufferPointer { name in
-                textSample(name: name, series: series, time: time, hasTimestamp: timestamp != nil) { required in
-                    let wanted = UnsafeBufferPointer(start: required.utf8Start, count: required.utf8CodeUnitCount)
-                    return labels.first { $0.name.elementsEqual(wanted) }.flatMap { Self.number($0.value) }
-                }
+            let verdict = textSample(name: name, series: series, time: time, hasTimestamp: hasTimestamp) { required in
+                labels.number(of: required, canonical: false)
             }
             if case .write = verdict { render(hasExemplar, &output) }
             return verdict
         }
-        if let verdict = checkOrder(series, time: time, hasTimestamp: timestamp != nil) { return verdict }
+        if let verdict = checkOrder(series, time: time, hasTimestamp: hasTimestamp) { return verdict }
         // Which family: the current one if its type allows this name, else a new,
         // untyped family of this exact name.
-        var suffix = ""
+        let suffix: String
+        let familyName: [UInt8]
         if let family, let allowed = Self.suffix(of: name, family: family, type: familyType) {
             suffix = allowed
+            familyName = family
         } else {
-            guard !closedFamilies.contains(ByteKey(name)) else { return .drop(reason: "family_reopened") }
-            if let family, name == family { return .drop(reason: "name_not_allowed_for_type") }
-            startFamily(name, into: &output)
+            let key = ByteKey(copying: name)
+            guard !closedFamilies.contains(key) else { return .drop(reason: "family_reopened") }
+            if let family, family == key.bytes { return .drop(reason: "name_not_allowed_for_type") }
+            startFamily(key.bytes, into: &output)
             familyType = .unknown
+            suffix = ""
+            familyName = key.bytes
         }
         familySawSample = true
-        let number = Self.number(value)
         // An exemplar stands only on a counter's `_total` and a histogram's `_bucket`;
         // elsewhere the sample is kept without it.
         let keepExemplar = hasExemplar && ((familyType == .counter && suffix == "_total")
             || ((familyType == .histogram || familyType == .gaugehistogram) && suffix == "_bucket"))
         let exemplarRemoved = hasExemplar && !keepExemplar
-        if let reason = Self.valueProblem(type: familyType, suffix: suffix, value: number, labels: labels, family: family ?? name) {
+        if let reason = Self.valueProblem(type: familyType, suffix: suffix, value: value, labels: labels, family: familyName) {
             return .drop(reason: reason)
         }
         // Grouping: one label set's samples stay together within the family.
-        let group = SeriesFingerprint(name: family ?? name, labels: labels, excludingBuckets: true)
+        let group = familyName.withUnsafeBufferPointer { labels.fingerprint(name: $0, excludingBuckets: true) }
         if group != currentGroup {
             flushGroup(into: &output)
             guard groupsInFamily.insert(group).inserted else { return .drop(reason: "group_reappears") }
             currentGroup = group
         }
-        commit(series, time: time, hasTimestamp: timestamp != nil)
+        commit(series, time: time, hasTimestamp: hasTimestamp)
         if familyType == .histogram || familyType == .gaugehistogram {
             if pendingGroup == nil { pendingGroup = HistogramGroup(gauge: familyType == .gaugehistogram) }
-            let le = labels.first { $0.name.elementsEqual("le".utf8) }.map { Self.number($0.value) } ?? nil
-            pendingGroup?.add(suffix: suffix, le: le, value: number, rewritten: rewritten || exemplarRemoved)
+            let le = labels.number(of: "le", canonical: false)
+            pendingGroup?.add(suffix: suffix, le: le, value: value, rewritten: rewritten || exemplarRemoved)
             render(keepExemplar, &pending)
             return .write(exemplarRemoved: exemplarRemoved)  // held back: written when the group ends
         }
@@ -305,30 +317,32 @@ struct ExpositionStructure {
 
     /// The suffix a sample name has in a family of this type, or nil when the type
     /// does not allow the name.
-    static func suffix(of name: [UInt8], family: [UInt8], type: MetricType) -> String? {
+    static func suffix(of name: UnsafeBufferPointer<UInt8>, family: [UInt8], type: MetricType) -> String? {
         guard name.count >= family.count, name.starts(with: family) else { return nil }
-        let restBytes = name[family.count...]
-        if restBytes.isEmpty {
+        let rest = UnsafeBufferPointer(rebasing: name[family.count...])
+        if rest.isEmpty {
             switch type {
             case .gauge, .unknown, .untyped, .stateset, .summary: return ""
             default: return nil
             }
         }
-        guard restBytes.first == UInt8(ascii: "_"), restBytes.count <= 8 else { return nil }
-        let rest = String(decoding: restBytes, as: UTF8.self)
-        let allowed: [String]
+        let allowed: [StaticString]
         switch type {
         case .counter: allowed = ["_total", "_created"]
-        case .gauge, .unknown, .untyped, .stateset: allowed = [""]
+        case .gauge, .unknown, .untyped, .stateset: return nil
         case .histogram: allowed = ["_bucket", "_count", "_sum", "_created"]
         case .gaugehistogram: allowed = ["_bucket", "_gcount", "_gsum"]
-        case .summary: allowed = ["", "_count", "_sum", "_created"]
+        case .summary: allowed = ["_count", "_sum", "_created"]
         case .info: allowed = ["_info"]
         }
-        return allowed.contains(rest) ? rest : nil
+        for candidate in allowed where ExpositionTokens.equal(rest, candidate) {
+            return candidate.description
+        }
+        return nil
     }
 
-    static func valueProblem(type: MetricType, suffix: String, value: Double?, labels: [Label], family: [UInt8]) -> String? {
+    static func valueProblem<Labels: StructureLabels>(type: MetricType, suffix: String, value: Double?, labels: Labels,
+                                                      family: [UInt8]) -> String? {
         guard let value else { return "bad_value" }
         let counterLike: Bool
         switch (type, suffix) {
@@ -346,25 +360,23 @@ struct ExpositionStructure {
             return "count_not_integer"
         }
         if suffix == "_bucket" {
-            guard let le = labels.first(where: { $0.name.elementsEqual("le".utf8) }), let bound = canonicalNumber(le.value),
-                !bound.isNaN else { return "invalid_le" }
+            guard let bound = labels.number(of: "le", canonical: true), !bound.isNaN else { return "invalid_le" }
         }
         if type == .summary && suffix == "" {
-            guard let quantile = labels.first(where: { $0.name.elementsEqual("quantile".utf8) }),
-                let q = canonicalNumber(quantile.value), q >= 0, q <= 1 else { return "invalid_quantile" }
+            guard let q = labels.number(of: "quantile", canonical: true), q >= 0, q <= 1 else { return "invalid_quantile" }
             if value < 0 { return "quantile_value_negative" }
         }
         if type == .info && value != 1 { return "info_value_not_one" }
         if type == .stateset {
             guard value == 0 || value == 1 else { return "stateset_value" }
-            guard labels.contains(where: { $0.name == family }) else { return "stateset_missing_label" }
+            guard labels.contains(family) else { return "stateset_missing_label" }
         }
         return nil
     }
 
     /// A number as OpenMetrics writes it: `+Inf`/`-Inf`/`NaN` in that case, else a
     /// real number.
-    static func canonicalNumber(_ text: [UInt8]) -> Double? {
+    static func canonicalNumber(_ text: UnsafeBufferPointer<UInt8>) -> Double? {
         if text.elementsEqual("+Inf".utf8) || text.elementsEqual("Inf".utf8) { return .infinity }
         if text.elementsEqual("-Inf".utf8) { return -.infinity }
         if text.elementsEqual("NaN".utf8) { return .nan }

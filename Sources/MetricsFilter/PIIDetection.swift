@@ -220,6 +220,9 @@ final class PIIScrubber {
         case exempt
     }
 
+    /// Made once per scrape, on the first `hash`.
+    private lazy var writer: PseudonymWriter? = policy.makePseudonymWriter()
+
     init(policy: PIIPolicy) {
         self.policy = policy
         self.labelMatchData = policy.labelRules.map { $0.labelRegex?.makeMatchData() }
@@ -289,7 +292,7 @@ final class PIIScrubber {
         switch action {
         case .drop: return .dropLabel(rule: rule)
         case .redact: return .replace(policy.marker, rule: rule, action: .redact)
-        case .hash: return .replace(policy.pseudonym(value), rule: rule, action: .hash)
+        case .hash: return .replace(writer?.pseudonym(value) ?? policy.marker, rule: rule, action: .hash)
         case .dropSeries: return .dropSeries(rule: rule)
         }
     }

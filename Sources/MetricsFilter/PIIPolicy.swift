@@ -88,4 +88,10 @@ public struct PIIPolicy: Sendable {
     func pseudonym(_ value: UnsafeBufferPointer<UInt8>) -> [UInt8] {
         pseudonymizer.pseudonym(value) ?? marker
     }
+
+    /// A pseudonym writer for one scrape (nil without a usable key: `pseudonym`
+    /// then gives the marker).
+    func makePseudonymWriter() -> PseudonymWriter? {
+        pseudonymizer.makeWriter()
+    }
 }

@@ -52,7 +52,7 @@ struct PlainSample {
 
     /// The value of the label `name`, if the line has it.
     func labelValue(named name: StaticString) -> UnsafeBufferPointer<UInt8>? {
-        for label in labels where labelName(label).elementsEqual(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)) {
+        for label in labels where ExpositionTokens.equal(labelName(label), name) {
             return labelValue(label)
         }
         return nil
@@ -97,8 +97,8 @@ struct PlainSample {
                     let label = LabelPosition(nameStart: nameStart, nameEnd: nameEnd, valueStart: valueStart, valueEnd: index)
                     // A label called `__name__` would stand beside the name: the full
                     // parser and the label set decide what that means.
-                    if labelName(label).elementsEqual("__name__".utf8) { return false }
-                    for other in labels where labelName(other).elementsEqual(labelName(label)) { return false }
+                    if ExpositionTokens.equal(labelName(label), "__name__") { return false }
+                    for other in labels where ExpositionTokens.equal(labelName(other), labelName(label)) { return false }
                     labels.append(label)
                     index += 1
                     guard index < end else { return false }

@@ -41,8 +41,33 @@ final class Pseudonymizer: @unchecked Sendable {
 
     /// `h_` and the first 16 hex digits of HMAC-SHA256(key, value); nil if OpenSSL failed.
     func pseudonym(_ value: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        makeWriter()?.pseudonym(value)
+    }
+
+    /// A context of its own for one user at a time (a scrape): it is keyed once, here,
+    /// and only re-initialized per value, so a pseudonym allocates nothing in OpenSSL.
+    func makeWriter() -> PseudonymWriter? {
         guard let template, let context = EVP_MAC_CTX_dup(template) else { return nil }
-        defer { EVP_MAC_CTX_free(context) }
+        return PseudonymWriter(context: context)
+    }
+}
+
+/// Writes pseudonyms with one keyed HMAC context. Not thread-safe: one per scrape.
+final class PseudonymWriter {
+    private let context: OpaquePointer
+
+    fileprivate init(context: OpaquePointer) {
+        self.context = context
+    }
+
+    deinit {
+        EVP_MAC_CTX_free(context)
+    }
+
+    /// `h_` and the first 16 hex digits of HMAC-SHA256(key, value); nil if OpenSSL failed.
+    func pseudonym(_ value: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        // With no key, HMAC's init starts over under the key it holds.
+        guard EVP_MAC_init(context, nil, 0, nil) == 1 else { return nil }
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest -> [UInt8]? in
             var length = 0
             guard EVP_MAC_update(context, value.baseAddress, value.count) == 1,

@@ -11,15 +11,7 @@ struct SeriesFingerprint: Hashable {
 
     /// With `excludingBuckets`, `le` and `quantile` are left out (a histogram's group).
     init(name: [UInt8], labels: [Label], excludingBuckets: Bool = false) {
-        LabelSet.metricNameLabel.withUnsafeBufferPointer { key in
-            name.withUnsafeBufferPointer { add(key, $0) }
-        }
-        for label in labels where !label.value.isEmpty {
-            if excludingBuckets, label.name.elementsEqual("le".utf8) || label.name.elementsEqual("quantile".utf8) { continue }
-            label.name.withUnsafeBufferPointer { name in
-                label.value.withUnsafeBufferPointer { add(name, $0) }
-            }
-        }
+        self = name.withUnsafeBufferPointer { labels.fingerprint(name: $0, excludingBuckets: excludingBuckets) }
     }
 
     /// Adds one label; an empty value is not added.

@@ -34,11 +34,6 @@ public final class StreamingFilter {
     /// The plain sample's unit labels, for `valuesPerLabel`.
     private var unitValues: [SeriesTracker.ValueKey] = []
 
-    private enum PlainEdit {
-        case keep
-        case replace([UInt8])
-        case drop
-    }
 
     /// Whether an unreadable line failed the scrape (`invalid_lines: fail_scrape`).
     public var failed: Bool { counts.failed }
@@ -74,7 +69,7 @@ public final class StreamingFilter {
         self.splitter = LineSplitter(maximumLineLength: policy.maximumLineLength)
         self.structure = ExpositionStructure(format: format)
         self.isPassThrough = policy.isIdentity
-        self.usesPlainPath = format == .text && relabeler == nil
+        self.usesPlainPath = relabeler == nil
         self.reservedRemaining = self.tracker?.reservedSamples() ?? 0
     }
 
@@ -119,7 +114,7 @@ public final class StreamingFilter {
             if !line.isEmpty { reject("text_after_eof") }
             return
         }
-        if usesPlainPath, plain.read(line, strict: false) {
+        if usesPlainPath, plain.read(line, strict: format == .openMetrics) {
             counts.samplesIn += 1
             filterPlainSample(into: &output)
             return
@@ -271,15 +266,15 @@ public final class StreamingFilter {
         emit(sample, name: name, labels: outputLabels, exemplar: exemplar, unchanged: unchanged, original: original, into: &output)
     }
 
-    /// The fast path for a plain text-format sample (`plain` holds it): the same
-    /// decisions as `handle(_:original:into:)` for a policy without relabel rules,
-    /// made on the line in place. A changed line is written anew
-    /// with its labels in their original order, less the dropped and the empty ones.
+    /// The fast path for a plain sample line (`plain` holds it): the same decisions
+    /// as `handle(_:original:into:)` for a policy without relabel rules, made on the
+    /// line in place. A changed line is written anew with its labels in their original
+    /// order, less the dropped and the empty ones.
     private func filterPlainSample(into output: inout [UInt8]) {
         var changed = false
         plainEdits.removeAll(keepingCapacity: true)
-        plainEdits.append(contentsOf: repeatElement(.keep, count: plain.labels.count))
         if let scrubber {
+            plainEdits.append(contentsOf: repeatElement(.keep, count: plain.labels.count))
             // In name order, as the label set has them: the same rules count, and the
             // same `drop_series` rule ends the series, as on the full path.
             plainOrder.removeAll(keepingCapacity: true)
@@ -322,67 +317,34 @@ public final class StreamingFilter {
         if let tracker {
             guard admitPlainSample(tracker: tracker) else { return }
         }
-        var series = SeriesFingerprint()
-        LabelSet.metricNameLabel.withUnsafeBufferPointer { series.add($0, plain.name) }
-        for (index, label) in plain.labels.enumerated() {
-            switch plainEdits[index] {
-            case .keep: series.add(plain.labelName(label), plain.labelValue(label))
-            case .replace(let value): value.withUnsafeBufferPointer { series.add(plain.labelName(label), $0) }
-            case .drop: break
-            }
-        }
         let timestamp = plain.timestamp
-        let verdict = structure.textSample(name: plain.name, series: series,
-                                           time: timestamp.flatMap { ExpositionStructure.number($0) },
-                                           hasTimestamp: timestamp != nil) { required in
-            let wanted = UnsafeBufferPointer(start: required.utf8Start, count: required.utf8CodeUnitCount)
-            for (index, label) in plain.labels.enumerated() where plain.labelName(label).elementsEqual(wanted) {
-                switch plainEdits[index] {
-                case .keep: return ExpositionStructure.number(plain.labelValue(label))
-                case .replace(let value): return ExpositionStructure.number(value)
-                case .drop: return nil
+        let labels = PlainLabels(sample: plain, edits: plainEdits, emptyIsPresent: isPassThrough)
+        let verdict = structure.sample(
+            name: plain.name, labels: labels, value: ExpositionStructure.number(plain.value),
+            time: timestamp.flatMap { ExpositionStructure.number($0) }, hasTimestamp: timestamp != nil,
+            hasExemplar: false, rewritten: changed,
+            render: { _, buffer in
+                if changed {
+                    labels.writeEdited(into: &buffer)
+                } else {
+                    buffer.append(contentsOf: labels.sample.line)
+                    buffer.append(0x0A)
                 }
-            }
-            return nil
+            },
+            into: &output)
+        countDroppedGroups()
+        switch verdict {
+        case .write:
+            counts.samplesOut += 1
+            if changed { counts.samplesRewritten += 1 }
+        case .drop(let reason):
+            counts.drop(reason, metric: Array(plain.name))
         }
-        guard case .write = verdict else {
-            if case .drop(let reason) = verdict { counts.drop(reason, metric: Array(plain.name)) }
-            return
-        }
-        counts.samplesOut += 1
-        guard changed else {
-            output.append(contentsOf: plain.line)
-            output.append(0x0A)
-            return
-        }
-        counts.samplesRewritten += 1
-        output.append(contentsOf: plain.name)
-        var opened = false
-        for (index, label) in plain.labels.enumerated() {
-            let value: [UInt8]
-            switch plainEdits[index] {
-            case .drop:
-                continue
-            case .replace(let replacement):
-                value = replacement
-            case .keep:
-                guard label.valueEnd > label.valueStart else { continue }
-                output.append(opened ? UInt8(ascii: ",") : UInt8(ascii: "{"))
-                opened = true
-                output.append(contentsOf: UnsafeBufferPointer(rebasing: plain.line[label.nameStart..<(label.valueEnd + 1)]))
-                continue
-            }
-            output.append(opened ? UInt8(ascii: ",") : UInt8(ascii: "{"))
-            opened = true
-            output.append(contentsOf: plain.labelName(label))
-            output.append(contentsOf: "=\"".utf8)
-            ExpositionWriter.escape(value, into: &output)
-            output.append(UInt8(ascii: "\""))
-        }
-        if opened { output.append(UInt8(ascii: "}")) }
-        output.append(UInt8(ascii: " "))
-        output.append(contentsOf: plain.valueAndTimestamp)
-        output.append(0x0A)
+    }
+
+    /// What the PII rules made of the plain sample's label at `index` (no rules: kept).
+    private func plainEdit(_ index: Int) -> PlainEdit {
+        plainEdits.isEmpty ? .keep : plainEdits[index]
     }
 
     /// `label_limit` and `label_value_length_limit` on the plain sample as edited.
@@ -394,7 +356,7 @@ public final class StreamingFilter {
         var longest = plain.name.count
         for (index, label) in plain.labels.enumerated() {
             let length: Int
-            switch plainEdits[index] {
+            switch plainEdit(index) {
             case .keep: length = label.valueEnd - label.valueStart
             case .replace(let value): length = value.count
             case .drop: length = 0
@@ -498,8 +460,8 @@ public final class StreamingFilter {
         let countsValues = policy.limits.valuesPerLabel != nil
         for (index, label) in plain.labels.enumerated() {
             let name = plain.labelName(label)
-            if name.elementsEqual("le".utf8) || name.elementsEqual("quantile".utf8) { continue }
-            switch plainEdits[index] {
+            if ExpositionTokens.equal(name, "le") || ExpositionTokens.equal(name, "quantile") { continue }
+            switch plainEdit(index) {
             case .keep:
                 let value = plain.labelValue(label)
                 guard !value.isEmpty else { continue }
@@ -558,5 +520,104 @@ public final class StreamingFilter {
             return true
         }
         return false
+    }
+}
+
+/// What the PII rules made of one label of a plain sample.
+private enum PlainEdit {
+    case keep
+    case replace([UInt8])
+    case drop
+}
+
+/// A plain sample's labels with the PII rules' edits, as the structure check reads
+/// them and as a changed line is written.
+private struct PlainLabels: StructureLabels {
+    let sample: PlainSample
+    /// One per label; empty when no rule applies (all kept).
+    let edits: [PlainEdit]
+    /// The pass-through path hands the structure check the labels as parsed, where
+    /// `a=""` is a label; elsewhere the label set has no empty values.
+    let emptyIsPresent: Bool
+
+    func edit(_ index: Int) -> PlainEdit {
+        edits.isEmpty ? .keep : edits[index]
+    }
+
+    func fingerprint(name: UnsafeBufferPointer<UInt8>, excludingBuckets: Bool) -> SeriesFingerprint {
+        var fingerprint = SeriesFingerprint()
+        LabelSet.metricNameLabel.withUnsafeBufferPointer { fingerprint.add($0, name) }
+        for (index, label) in sample.labels.enumerated() {
+            let labelName = sample.labelName(label)
+            if excludingBuckets, ExpositionTokens.equal(labelName, "le") || ExpositionTokens.equal(labelName, "quantile") { continue }
+            switch edit(index) {
+            case .keep: fingerprint.add(labelName, sample.labelValue(label))
+            case .replace(let value): value.withUnsafeBufferPointer { fingerprint.add(labelName, $0) }
+            case .drop: break
+            }
+        }
+        return fingerprint
+    }
+
+    func number(of name: StaticString, canonical: Bool) -> Double? {
+        for (index, label) in sample.labels.enumerated() where ExpositionTokens.equal(sample.labelName(label), name) {
+            switch edit(index) {
+            case .keep:
+                let value = sample.labelValue(label)
+                return canonical ? ExpositionStructure.canonicalNumber(value) : ExpositionStructure.number(value)
+            case .replace(let value):
+                return value.withUnsafeBufferPointer {
+                    canonical ? ExpositionStructure.canonicalNumber($0) : ExpositionStructure.number($0)
+                }
+            case .drop:
+                return nil
+            }
+        }
+        return nil
+    }
+
+    func contains(_ name: [UInt8]) -> Bool {
+        name.withUnsafeBufferPointer { wanted in
+            for (index, label) in sample.labels.enumerated() where ExpositionTokens.equal(sample.labelName(label), wanted) {
+                switch edit(index) {
+                case .keep: return emptyIsPresent || label.valueEnd > label.valueStart
+                case .replace: return true
+                case .drop: return false
+                }
+            }
+            return false
+        }
+    }
+
+    /// The line with its edits: labels in their original order, less the dropped and
+    /// the empty ones; the value and timestamp as they were.
+    func writeEdited(into output: inout [UInt8]) {
+        output.append(contentsOf: sample.name)
+        var opened = false
+        for (index, label) in sample.labels.enumerated() {
+            let value: [UInt8]
+            switch edit(index) {
+            case .drop:
+                continue
+            case .replace(let replacement):
+                value = replacement
+            case .keep:
+                guard label.valueEnd > label.valueStart else { continue }
+                output.append(opened ? UInt8(ascii: ",") : UInt8(ascii: "{"))
+                opened = true
+                output.append(contentsOf: UnsafeBufferPointer(rebasing: sample.line[label.nameStart..<(label.valueEnd + 1)]))
+                continue
+            }
+            output.append(opened ? UInt8(ascii: ",") : UInt8(ascii: "{"))
+            opened = true
+            output.append(contentsOf: sample.labelName(label))
+            output.append(contentsOf: "=\"".utf8)
+            ExpositionWriter.escape(value, into: &output)
+            output.append(UInt8(ascii: "\""))
+        }
+        if opened { output.append(UInt8(ascii: "}")) }
+        output.append(UInt8(ascii: " "))
+        output.append(contentsOf: sample.valueAndTimestamp)
+        output.append(0x0A)
     }
 }

@@ -172,6 +172,25 @@ import Testing
         #expect(first.contains("session_id=\"h_") && first.count == third.count)
     }
 
+    /// A pseudonym is `h_` and 16 hex digits of HMAC-SHA256(key, value) as OpenSSL's own
+    /// command computes it, value after value in one scrape (the scrape's HMAC context
+    /// is keyed once and started over per value), in both formats.
+    @Test func pseudonymsAreTheHMACOfTheValue() async throws {
+        let policy = try Self.piiPolicy()
+        let values = ["abc", "s-1", "abd", String(repeating: "x", count: 200), "abc"]
+        let text = values.enumerated().map { "m{i=\"\($0)\",session_id=\"\($1)\"} 1\n" }.joined()
+        let (textOutput, _) = Self.run(text, policy)
+        let (openMetricsOutput, _) = Self.run("# TYPE m gauge\n" + text + "# EOF\n", policy, format: .openMetrics)
+        for (index, value) in values.enumerated() {
+            let reference = try await ProcessRunner.run(
+                ["openssl", "dgst", "-sha256", "-hmac", "0123456789abcdef0123456789abcdef", "-r"], stdin: Data(value.utf8))
+            try #require(reference.status == 0, "\(reference.stderr)")
+            let expected = "m{i=\"\(index)\",session_id=\"h_\(reference.stdoutText.prefix(16))\"} 1"
+            #expect(textOutput.contains(expected), "\(value): \(textOutput)")
+            #expect(openMetricsOutput.contains(expected), "\(value): \(openMetricsOutput)")
+        }
+    }
+
     @Test func exemplarLabelsGoThroughThePIIRules() throws {
         let input = "# TYPE r counter\nr_total 1 # {user=\"amy@example.com\",trace_id=\"x\"} 1\n# EOF\n"
         let (output, _) = Self.run(input, try Self.piiPolicy(), format: .openMetrics)

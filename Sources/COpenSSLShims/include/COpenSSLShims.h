@@ -16,6 +16,7 @@
 extern const uint64_t sg_SSL_OP_NO_COMPRESSION;
 extern const uint64_t sg_SSL_OP_NO_RENEGOTIATION;
 extern const uint64_t sg_SSL_OP_CIPHER_SERVER_PREFERENCE;
+extern const uint64_t sg_SSL_OP_NO_TICKET;
 
 int sg_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version);
 int sg_SSL_CTX_set_max_proto_version(SSL_CTX *ctx, int version);
