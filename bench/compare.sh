@@ -427,7 +427,10 @@ children_ticks() { # from bash's `times`: the second line is waited-for children
         for (i = 1; i <= n; i++) { split(t[i], ms, /[ms]/); total += ms[1] * 60 + ms[2] }
         printf "%d\n", total * hz }'
 }
-machine_busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+# Busy ticks but softirq (the kernel's packet processing, loopback included: this
+# run's own traffic), which softirq_ticks counts apart.
+machine_busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $9}' /proc/stat; }
+softirq_ticks() { awk '/^cpu / {print $8}' /proc/stat; }
 # settle: wait (at most 20 s) until the servers are idle, so that a scrape abandoned
 # by the end of the previous row does not run into the next one.
 settle() {
@@ -442,6 +445,7 @@ settle() {
 }
 settle
 busy_start=$(machine_busy_ticks) servers_start=$(server_ticks) children_start=$(children_ticks) wall_start=$EPOCHREALTIME
+softirq_start=$(softirq_ticks)
 
 # Handshakes first, on idle servers.
 tls_version=$(openssl s_client -brief -connect "127.0.0.1:$pass_port" -cert "$certs/client.crt" -key "$certs/client.key" \
@@ -502,19 +506,22 @@ done
 # Other processes' share of the machine while this measured (the servers' idle
 # waits between rows included): what they took, this run did not get.
 other_ticks=$(($(machine_busy_ticks) - busy_start - ($(server_ticks) - servers_start) - ($(children_ticks) - children_start)))
+wall_seconds=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$wall_start" "$EPOCHREALTIME")
+softirq_share=$(python3 -c "import sys; t, w, hz, n = map(float, sys.argv[1:]); print(max(0, round(100 * t / hz / w / n)))" \
+    "$(($(softirq_ticks) - softirq_start))" "$wall_seconds" "$(getconf CLK_TCK)" "$(nproc)")
 other_share=$(python3 -c "import sys; t, w, hz, n = map(float, sys.argv[1:]); print(max(0, round(100 * t / hz / w / n)))" \
-    "$other_ticks" "$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$wall_start" "$EPOCHREALTIME")" \
+    "$other_ticks" "$wall_seconds" \
     "$(getconf CLK_TCK)" "$(nproc)")
 
 # --- the report -------------------------------------------------------------------
 machine="$(nproc) cores, $(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release), $("$nginx" -v 2>&1 | sed 's/.*version: //'), $("$wrk" -v 2>&1 | awk 'NR==1 {print $1, $2}'), $(openssl version | awk '{print $1, $2}')"
-CMP_COMMAND=$command_line CMP_MACHINE=$machine CMP_TLS=${tls_version:-?} CMP_CONNECTIONS=$connections CMP_OTHER_SHARE=$other_share \
+CMP_COMMAND=$command_line CMP_MACHINE=$machine CMP_TLS=${tls_version:-?} CMP_CONNECTIONS=$connections CMP_OTHER_SHARE=$other_share CMP_SOFTIRQ_SHARE=$softirq_share \
     CMP_DURATION=$duration CMP_HANDSHAKE_TIME=$handshake_time CMP_BCRYPT_COST=$bcrypt_cost \
     python3 - "$results" "$out_file" <<'PY'
 import collections, math, os, sys
 results_file, out_file = sys.argv[1], sys.argv[2]
 command_line = os.environ["CMP_COMMAND"]
-settings = {k: os.environ["CMP_" + k.upper()] for k in ("connections", "duration", "handshake_time", "bcrypt_cost", "machine", "tls", "other_share")}
+settings = {k: os.environ["CMP_" + k.upper()] for k in ("connections", "duration", "handshake_time", "bcrypt_cost", "machine", "tls", "other_share", "softirq_share")}
 RSS_FLAT = 1.25   # "flat": the largest body's peak at most 25 % above the smallest's
 
 scrapes, rss, handshakes = {}, collections.defaultdict(dict), {}
@@ -597,7 +604,8 @@ notes = [
     "Peak RSS is VmHWM, which only grows: each size's figure is the peak up to that size.",
 ]
 other = int(settings["other_share"])
-notes.append(f"Other processes used {other}% of the machine's CPU while this measured."
+notes.append(f"CPU time not spent by this run's processes (other processes, the kernel's threads, a hypervisor's steal time) was {other}% of the machine's while this measured "
+             f"(the kernel's packet processing, softirq, {settings['softirq_share']}% more, counted apart: loopback traffic is this run's own)."
              + (" WARNING: the machine was not quiet; these numbers are below a quiet machine's and not comparable with them."
                 if other > 10 else ""))
 

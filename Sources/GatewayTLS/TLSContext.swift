@@ -104,12 +104,13 @@ public final class TLSContext: @unchecked Sendable {
         let sessionContext = Array("scrapeguard".utf8)
         _ = SSL_CTX_set_session_id_context(context, sessionContext, UInt32(sessionContext.count))
         _ = sg_SSL_CTX_set_session_cache_mode(context, Int(SSL_SESS_CACHE_SERVER))
-        _ = sg_SSL_CTX_sess_set_cache_size(context, 2048)
         // Stateful tickets (SSL_OP_NO_TICKET above: the ticket names a session in this
-        // bounded cache) and one of them, not OpenSSL's two stateless ones: each
-        // stateless ticket costs every full handshake an encode and a decode of the
-        // session, client certificate included, and a scraper resumes at most one
-        // connection at a time.
+        // cache) and one of them, not OpenSSL's two stateless ones: each stateless
+        // ticket costs every full handshake an encode and a decode of the session,
+        // client certificate included, and a scraper resumes at most one connection
+        // at a time. A session holds the client's certificate (about 10 KB): 256 of
+        // them bound the cache to a few MB. Prometheus itself does not resume.
+        _ = sg_SSL_CTX_sess_set_cache_size(context, 256)
         _ = SSL_CTX_set_num_tickets(context, 1)
     }
 

@@ -159,6 +159,9 @@ private struct Cursor {
                 index -= 1  // the blanks were the separator before the value
             }
         }
+        // The name is a label already: `__name__` in the braces repeats it (Prometheus
+        // refuses the sample: "label name __name__ is not unique").
+        if labels.contains(where: { $0.name == LabelSet.metricNameLabel }) { throw LineError(reason: "duplicate label") }
         try separator()
         let value = Array(word())
         guard ExpositionTokens.isNumber(value, strict: strict) else { throw LineError(reason: "bad value") }

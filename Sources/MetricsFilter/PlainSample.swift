@@ -95,8 +95,8 @@ struct PlainSample {
                     }
                     guard index < end else { return false }
                     let label = LabelPosition(nameStart: nameStart, nameEnd: nameEnd, valueStart: valueStart, valueEnd: index)
-                    // A label called `__name__` would stand beside the name: the full
-                    // parser and the label set decide what that means.
+                    // A label called `__name__` repeats the name: the full parser
+                    // refuses the line.
                     if ExpositionTokens.equal(labelName(label), "__name__") { return false }
                     for other in labels where ExpositionTokens.equal(labelName(other), labelName(label)) { return false }
                     labels.append(label)

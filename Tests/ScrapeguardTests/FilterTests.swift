@@ -106,6 +106,12 @@ import Testing
                 continue
             }
         }
+        // `__name__` in the braces repeats the name: Prometheus refuses the sample.
+        for format in [ExpositionFormat.text, .openMetrics] {
+            let (repeated, result) = Self.run("m{__name__=\"x\",a=\"b\"} 1\nm{a=\"c\"} 2\n", format: format)
+            #expect(repeated.hasPrefix("m{a=\"c\"} 2\n"), "\(format): \(repeated)")
+            #expect(result.linesRejected["duplicate_label"] == 1, "\(result.linesRejected)")
+        }
     }
 
     @Test func openMetricsIsStrictAndEndsWithEOF() {
