@@ -325,10 +325,11 @@ refused() {
     "$py" "$helper" target "$prom" "$job" 1 | cut -f2 | sed "s/\$/; gateway: $n x $what/"
 }
 # A client certificate from the right CA with a SAN outside client_allowed_sans: the
-# gateway fails the handshake with an alert (Go reports `remote error: tls: ...`,
-# after `readLoopPeekFailLocked: ` when the alert arrives before the request is sent).
+# gateway fails the handshake with a bad_certificate alert, as exporter-toolkit does
+# (Go reports `remote error: tls: bad certificate`, after `readLoopPeekFailLocked: `
+# when the alert arrives before the request is sent).
 check "target gateway-wrong-san: down, TLS alert" refused gateway-wrong-san \
-    '^Get "https://[^"]+": (readLoopPeekFailLocked: )?remote error: tls: (handshake failure|bad certificate|certificate unknown|access denied)$' \
+    '^Get "https://[^"]+": (readLoopPeekFailLocked: )?remote error: tls: bad certificate$' \
     'scrapeguard_tls_handshake_failures_total{reason="client certificate SAN not allowed"}' "'client certificate SAN not allowed'"
 check "target gateway-wrong-password: down, 401" refused gateway-wrong-password \
     '^server returned HTTP status 401 Unauthorized$' \

@@ -225,6 +225,16 @@ public final class TLSContext: @unchecked Sendable {
 
     /// The ex-data slot of an `SSL_CTX` that points at its `AllowedSANPolicy`.
     static let sanPolicyIndex: Int32 = CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL_CTX, 0, nil, nil, nil, nil)
+
+    /// The ex-data slot of an `SSL`, set (to any non-null pointer) when the verify
+    /// callback refused the client certificate's SANs: the verify result alone
+    /// (`X509_V_ERR_CERT_REJECTED`) does not say it was the SANs.
+    static let sanRefusedIndex: Int32 = CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, nil, nil, nil, nil)
+
+    /// Whether the verify callback refused this connection's client certificate SANs.
+    static func refusedSANs(_ ssl: OpaquePointer) -> Bool {
+        SSL_get_ex_data(ssl, sanRefusedIndex) != nil
+    }
 }
 
 /// The allowed SANs, reachable from OpenSSL's verify callback through ex-data.
@@ -235,7 +245,8 @@ final class AllowedSANPolicy: Sendable {
 
 /// Verify callback used when `client_allowed_sans` is set: after the chain verified,
 /// the leaf (depth 0) must carry an allowed SAN, else the handshake fails with
-/// `X509_V_ERR_APPLICATION_VERIFICATION` and the client gets an alert.
+/// `X509_V_ERR_CERT_REJECTED`, which OpenSSL sends as a `bad_certificate` alert: what
+/// Go's exporter-toolkit sends, so Prometheus reports the same error for both.
 private func verifyAllowedSAN(_ preverifyOK: Int32, _ store: OpaquePointer?) -> Int32 {
     guard preverifyOK == 1, let store else { return preverifyOK }
     guard X509_STORE_CTX_get_error_depth(store) == 0 else { return 1 }
@@ -251,6 +262,7 @@ private func verifyAllowedSAN(_ preverifyOK: Int32, _ store: OpaquePointer?) -> 
     if PeerIdentity(certificate: leaf).hasAnySAN(in: policy.allowed) {
         return 1
     }
-    X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION)
+    _ = SSL_set_ex_data(OpaquePointer(sslPointer), TLSContext.sanRefusedIndex, UnsafeMutableRawPointer(bitPattern: 1))
+    X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED)
     return 0
 }

@@ -243,7 +243,7 @@ public final class TLSServerHandler: ChannelDuplexHandler, RemovableChannelHandl
             let verifyResult = SSL_get_verify_result(ssl)
             let reason: String
             let code: TLSError.Code
-            if verifyResult == Int(X509_V_ERR_APPLICATION_VERIFICATION) {
+            if TLSContext.refusedSANs(ssl) {
                 reason = "client certificate SAN not allowed"
                 code = .peerNotAllowed
             } else if verifyResult != Int(X509_V_OK) {

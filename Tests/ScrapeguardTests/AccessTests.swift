@@ -22,16 +22,19 @@ import Testing
         }
     }
 
+    /// Each refusal with the reason the gateway counts and the TLS alert the client
+    /// reads (a SAN refusal is `bad certificate`, as Go's exporter-toolkit sends it).
     @Test(arguments: [
-        ("no client certificate", nil as String?, "peer did not return a certificate"),
-        ("certificate from another CA", "client-other-ca", "unable to get local issuer certificate"),
-        ("SAN not in client_allowed_sans", "client-wrong-san", "client certificate SAN not allowed"),
-        ("expired certificate", "client-expired", "certificate has expired"),
+        ("no client certificate", nil as String?, "peer did not return a certificate", "alert certificate required"),
+        ("certificate from another CA", "client-other-ca", "unable to get local issuer certificate", "alert unknown ca"),
+        ("SAN not in client_allowed_sans", "client-wrong-san", "client certificate SAN not allowed", "alert bad certificate"),
+        ("expired certificate", "client-expired", "certificate has expired", "alert certificate expired"),
     ])
-    func certificateRefusals(_ name: String, _ certificate: String?, _ reason: String) async throws {
+    func certificateRefusals(_ name: String, _ certificate: String?, _ reason: String, _ alert: String) async throws {
         try await withGateway { gateway in
             let response = try await Curl(certificate: certificate).get("\(gateway.baseURL)/metrics")
             #expect(response.exitCode != 0, "\(name): curl got through")
+            #expect(response.stderr.contains(alert), "\(name): \(response.stderr)")
             #expect(response.status == 0, "\(name): got HTTP \(response.status)")
             #expect(response.body.isEmpty)
             try await waitFor { gateway.server.handshakeFailuresByReason[reason] == 1 }
