@@ -66,9 +66,19 @@ private let edgeRules: [RelabelRule] = [
 ]
 
 /// Collapses series onto each other: only the name survives, so most samples are
-/// duplicates.
+/// duplicates; and drops some by name. Rules that decide by names alone: the filter's
+/// fast path applies them in place.
 private let collapseRules: [RelabelRule] = [
     rule(.init(action: "labeldrop", regex: "[^_].*")),
+    rule(.init(action: "drop", sourceLabels: ["__name__"], regex: "x.*|.*_drop")),
+]
+
+/// Rules that decide by names alone, beside PII rules: the fast path's relabeling.
+private let nameRules: [RelabelRule] = [
+    rule(.init(action: "labeldrop", regex: "pod_uid|tmp_.*|password")),
+    rule(.init(action: "drop", sourceLabels: ["__name__"], regex: "x.*|.*_drop")),
+    rule(.init(action: "labelkeep", regex: "__name__|le|quantile|[a-z].*")),
+    rule(.init(action: "keep", sourceLabels: ["__name__"], regex: "[^y].*")),
 ]
 
 private let piiPolicy = PIIPolicy(
@@ -100,7 +110,7 @@ private let fuzzPolicies: [(name: String, policy: FilterPolicy)] = [
     ("relabel-collapse", FilterPolicy(relabelRules: collapseRules)),
     ("pii", FilterPolicy(pii: piiPolicy)),
     ("limits", FilterPolicy(limits: limits)),
-    ("relabel-edge+pii", FilterPolicy(relabelRules: edgeRules, pii: piiPolicy)),
+    ("relabel-names+pii", FilterPolicy(relabelRules: nameRules, pii: piiPolicy)),
     ("relabel-mixed+pii+limits", FilterPolicy(relabelRules: mixedRules, pii: piiPolicy, limits: limits)),
 ]
 

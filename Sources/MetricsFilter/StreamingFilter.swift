@@ -9,6 +9,8 @@ public final class StreamingFilter {
     public let format: ExpositionFormat
     private let policy: FilterPolicy
     private let relabeler: Relabeler?
+    /// The relabel rules when they decide by names alone: then the fast path applies them.
+    private let nameRelabeling: NameRelabeling?
     private let scrubber: PIIScrubber?
     private let tracker: SeriesTracker?
     private var splitter: LineSplitter
@@ -23,7 +25,7 @@ public final class StreamingFilter {
     private static let piiActions = PIIAction.allCases
 
     /// Plain sample lines are filtered in place (see `PlainSample`) when no relabel
-    /// rule needs the whole label set. Settable (before the first
+    /// rule needs the whole label set (see `NameRelabeling`). Settable (before the first
     /// chunk) so that the fuzzer can hold both paths against each other.
     var usesPlainPath: Bool
     private var plain = PlainSample()
@@ -63,13 +65,14 @@ public final class StreamingFilter {
         self.policy = policy
         self.format = format
         self.relabeler = policy.relabelRules.isEmpty ? nil : Relabeler(rules: policy.relabelRules)
+        self.nameRelabeling = policy.relabelRules.isEmpty ? nil : NameRelabeling(rules: policy.relabelRules)
         self.scrubber = policy.pii.isEmpty ? nil : PIIScrubber(policy: policy.pii)
         self.piiCounts = Array(repeating: 0, count: (policy.pii.labelRules.count + policy.pii.detectorRules.count) * Self.piiActions.count)
         self.tracker = policy.limits.needsTracker ? (tracker ?? SeriesTracker(limits: policy.limits)) : nil
         self.splitter = LineSplitter(maximumLineLength: policy.maximumLineLength)
         self.structure = ExpositionStructure(format: format)
         self.isPassThrough = policy.isIdentity
-        self.usesPlainPath = relabeler == nil
+        self.usesPlainPath = relabeler == nil || nameRelabeling != nil
         self.reservedRemaining = self.tracker?.reservedSamples() ?? 0
     }
 
@@ -267,14 +270,27 @@ public final class StreamingFilter {
     }
 
     /// The fast path for a plain sample line (`plain` holds it): the same decisions
-    /// as `handle(_:original:into:)` for a policy without relabel rules, made on the
-    /// line in place. A changed line is written anew with its labels in their original
+    /// as `handle(_:original:into:)` for a policy whose relabel rules decide by names
+    /// alone (or that has none), made on the line in place. A changed line is written anew with its labels in their original
     /// order, less the dropped and the empty ones.
     private func filterPlainSample(into output: inout [UInt8]) {
+        if let nameRelabeling, !nameRelabeling.keepsSeries(named: plain.name) {
+            counts.drop("relabel", metric: Array(plain.name))
+            return
+        }
         var changed = false
         plainEdits.removeAll(keepingCapacity: true)
-        if let scrubber {
+        if let nameRelabeling, nameRelabeling.changesLabels {
             plainEdits.append(contentsOf: repeatElement(.keep, count: plain.labels.count))
+            // An empty value is no label to the label set: dropping it changes nothing.
+            for (index, label) in plain.labels.enumerated()
+            where label.valueEnd > label.valueStart && !nameRelabeling.keepsLabel(named: plain.labelName(label)) {
+                plainEdits[index] = .drop
+                changed = true
+            }
+        }
+        if let scrubber {
+            if plainEdits.isEmpty { plainEdits.append(contentsOf: repeatElement(.keep, count: plain.labels.count)) }
             // In name order, as the label set has them: the same rules count, and the
             // same `drop_series` rule ends the series, as on the full path.
             plainOrder.removeAll(keepingCapacity: true)
@@ -287,6 +303,7 @@ public final class StreamingFilter {
                 plainOrder.insert(index, at: position)
             }
             for index in plainOrder {
+                if case .drop = plainEdits[index] { continue }  // relabeled away
                 let label = plain.labels[index]
                 let value = plain.labelValue(label)
                 guard !value.isEmpty else { continue }

@@ -197,6 +197,31 @@ import Testing
         }
     }
 
+    /// Relabel rules that decide by names alone (drop/keep on `__name__`,
+    /// labeldrop/labelkeep that keep `__name__`) run on the fast path; any other rule
+    /// sends every line to the full path. The golden relabel cases run through both.
+    @Test func nameOnlyRelabelRulesTakeTheFastPath() throws {
+        func fastPath(_ fields: [RelabelRule.Fields]) throws -> Bool {
+            let policy = FilterPolicy(relabelRules: try fields.map { try RelabelRule($0) })
+            return StreamingFilter(policy: policy, format: .text).usesPlainPath
+        }
+        #expect(try fastPath([.init(action: "labeldrop", regex: "pod_uid"),
+                              .init(action: "drop", sourceLabels: ["__name__"], regex: "go_.*")]))
+        #expect(try fastPath([.init(action: "labelkeep", regex: "__name__|code|le")]))
+        #expect(try !fastPath([.init(action: "labeldrop", regex: "__.*")]), "it would drop the name")
+        #expect(try !fastPath([.init(action: "labelkeep", regex: "code")]), "it would drop the name")
+        #expect(try !fastPath([.init(action: "drop", sourceLabels: ["code"], regex: "5..")]))
+        #expect(try !fastPath([.init(action: "replace", targetLabel: "a", replacement: "b")]))
+
+        let rules = try [RelabelRule(.init(action: "labeldrop", regex: "pod_uid")),
+                         RelabelRule(.init(action: "drop", sourceLabels: ["__name__"], regex: "go_.*"))]
+        let input = "go_gc 1\nhttp{pod_uid=\"1\",code=\"200\"} 2\nhttp{pod_uid=\"2\",code=\"200\"} 3\n"
+        let (output, report) = Self.run(input, FilterPolicy(relabelRules: rules))
+        #expect(output == "http{code=\"200\"} 2\n")
+        #expect(report.seriesDropped["relabel"] == 1)
+        #expect(report.seriesDropped["duplicate"] == 1)
+    }
+
     @Test func exemplarLabelsGoThroughThePIIRules() throws {
         let input = "# TYPE r counter\nr_total 1 # {user=\"amy@example.com\",trace_id=\"x\"} 1\n# EOF\n"
         let (output, _) = Self.run(input, try Self.piiPolicy(), format: .openMetrics)

@@ -1,0 +1,84 @@
+/// Relabel rules that decide by names alone, so that the fast path can apply them to a
+/// line in place: `drop`/`keep` whose only source label is `__name__`, and
+/// `labeldrop`/`labelkeep` that leave `__name__` in place. With only such rules the
+/// order does not matter (no rule changes what another reads), so a series is kept
+/// or dropped by its metric name, and each label by its own name; both are memoized.
+///
+/// `init` returns nil for any other rule list: those take the full path.
+/// Not thread-safe: one per filter (scrape).
+final class NameRelabeling {
+    private let seriesRules: [(rule: RelabelRule, data: MatchData)]
+    private let labelRules: [(rule: RelabelRule, data: MatchData)]
+    /// Metric names seen, by a hash of their bytes; bounded.
+    private var seriesVerdicts: [UInt64: (name: [UInt8], keep: Bool)] = [:]
+    /// Label names seen; an exposition has few.
+    private var labelVerdicts: [(name: [UInt8], keep: Bool)] = []
+    private let cacheCapacity = 8192
+
+    init?(rules: [RelabelRule]) {
+        var seriesRules: [(RelabelRule, MatchData)] = []
+        var labelRules: [(RelabelRule, MatchData)] = []
+        for rule in rules {
+            let data = rule.regex.makeMatchData()
+            switch rule.action {
+            case .drop, .keep:
+                guard rule.sourceLabels == [LabelSet.metricNameLabel] else { return nil }
+                seriesRules.append((rule, data))
+            case .labeldrop:
+                guard !rule.regex.matches(LabelSet.metricNameLabel, using: data) else { return nil }
+                labelRules.append((rule, data))
+            case .labelkeep:
+                guard rule.regex.matches(LabelSet.metricNameLabel, using: data) else { return nil }
+                labelRules.append((rule, data))
+            default:
+                return nil
+            }
+        }
+        self.seriesRules = seriesRules
+        self.labelRules = labelRules
+    }
+
+    /// Whether a label rule may drop a label (so that edits are needed).
+    var changesLabels: Bool { !labelRules.isEmpty }
+
+    /// Whether the rules keep a series of this metric name.
+    func keepsSeries(named name: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard !seriesRules.isEmpty else { return true }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        if let entry = seriesVerdicts[hash], entry.name.withUnsafeBufferPointer({ ExpositionTokens.equal(name, $0) }) {
+            return entry.keep
+        }
+        let copy = Array(name)
+        var keep = true
+        for (rule, data) in seriesRules {
+            let matched = rule.regex.matches(copy, using: data)
+            if rule.action == .drop ? matched : !matched {
+                keep = false
+                break
+            }
+        }
+        if seriesVerdicts.count >= cacheCapacity { seriesVerdicts.removeAll(keepingCapacity: true) }
+        seriesVerdicts[hash] = (copy, keep)
+        return keep
+    }
+
+    /// Whether the rules keep a label of this name.
+    func keepsLabel(named name: UnsafeBufferPointer<UInt8>) -> Bool {
+        for entry in labelVerdicts where entry.name.withUnsafeBufferPointer({ ExpositionTokens.equal($0, name) }) {
+            return entry.keep
+        }
+        let copy = Array(name)
+        var keep = true
+        for (rule, data) in labelRules {
+            let matched = rule.regex.matches(copy, using: data)
+            if rule.action == .labeldrop ? matched : !matched {
+                keep = false
+                break
+            }
+        }
+        if labelVerdicts.count >= 64 { labelVerdicts.removeFirst() }
+        labelVerdicts.append((copy, keep))
+        return keep
+    }
+}
