@@ -5,7 +5,8 @@ import Logging
 import ServiceLifecycle
 
 /// The main job on an embedded default: dev certificates, a demo app, the gateway in
-/// front of it, one real scrape with curl over mTLS and basic auth, then serving.
+/// front of it with a PII policy, one real scrape with curl over mTLS and basic auth,
+/// then serving.
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
@@ -56,8 +57,21 @@ struct DemoCommand: AsyncParsableCommand {
             upstream:
               url: http://127.0.0.1:\(appPort)/metrics
               scrape_timeout: 10s
+            pii:
+              hash_key_file: pii.key
+              detectors:
+                - detector: email
+                  action: hash
+                - detector: ipv4
+                  action: redact
+            limits:
+              series_per_metric: 1000
 
             """
+        // A fresh HMAC key: the same e-mail maps to the same pseudonym for this run only.
+        var generator = SystemRandomNumberGenerator()
+        let key = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        try key.write(toFile: "\(folder)/pii.key", atomically: true, encoding: .utf8)
         try webConfig.write(toFile: "\(folder)/web-config.yml", atomically: true, encoding: .utf8)
         try gatewayConfig.write(toFile: "\(folder)/scrapeguard.yml", atomically: true, encoding: .utf8)
 
@@ -68,14 +82,16 @@ struct DemoCommand: AsyncParsableCommand {
             settings: GatewayServerSettings(web: web, gateway: gateway, listenHost: host, listenPort: port), logger: logger)
         let address = try await server.start()
         let url = "https://localhost:\(address.port ?? port)/metrics"
-        say("3. scrapeguard on \(url) (mutual TLS, client SAN spiffe://cluster.local/ns/monitoring/sa/prometheus, basic auth)")
+        say("3. scrapeguard on \(url) (mutual TLS, client SAN spiffe://cluster.local/ns/monitoring/sa/prometheus, basic auth),")
+        say("   with the policy in \(folder)/scrapeguard.yml: e-mail addresses hashed, IP addresses redacted")
 
         let curl = [
             "curl", "--silent", "--show-error", "--fail",
             "--cacert", "\(folder)/ca.crt", "--cert", "\(folder)/client.crt", "--key", "\(folder)/client.key",
             "--user", "\(Self.user):\(Self.password)", url,
         ]
-        say("4. one scrape, as Prometheus would make it:\n   \(curl.joined(separator: " "))\n")
+        say("4. one scrape, as Prometheus would make it (the app itself serves alice@example.com and 203.0.113.7):")
+        say("   \(curl.joined(separator: " "))\n")
         try runProcess("/usr/bin/env", curl, quiet: false)
         let refused = ["curl", "--silent", "--cacert", "\(folder)/ca.crt", "--output", "/dev/null",
                        "--write-out", "%{http_code}", "--cert", "\(folder)/client.crt", "--key", "\(folder)/client.key",

@@ -61,6 +61,11 @@ import Testing
         let output = result.stdoutText
         #expect(output.contains("app_processed_tasks_total "))
         #expect(output.contains("app_active_workers "))
+        // The demo's policy at work: the app's e-mails hashed, its IPs redacted.
+        let scraped = output.components(separatedBy: "\n").filter { $0.hasPrefix("app_http_requests_total{") }
+        #expect(scraped.count == 2, "\(output)")
+        #expect(scraped.allSatisfy { $0.contains("user_email=\"h_") && $0.contains("client_ip=\"redacted\"") }, "\(scraped)")
+        #expect(!scraped.contains { $0.contains("@") || $0.contains("203.0.113.7") })
         #expect(output.contains("curl --silent --show-error --fail --cacert"))
         #expect(output.contains("the same with a wrong password: HTTP 401"))
     }
