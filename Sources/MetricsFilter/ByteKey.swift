@@ -21,3 +21,13 @@ struct ByteKey: Hashable, Sendable {
         lhs.bytes == rhs.bytes
     }
 }
+
+extension ByteKey {
+    /// 64-bit FNV-1a of some bytes: a cheap hash for memo tables keyed by bytes read in
+    /// place, whose entries keep the bytes to compare.
+    static func fnv1a(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        return hash
+    }
+}

@@ -44,20 +44,12 @@ final class NameRelabeling {
     /// Whether the rules keep a series of this metric name.
     func keepsSeries(named name: UnsafeBufferPointer<UInt8>) -> Bool {
         guard !seriesRules.isEmpty else { return true }
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in name { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        let hash = ByteKey.fnv1a(name)
         if let entry = seriesVerdicts[hash], entry.name.withUnsafeBufferPointer({ ExpositionTokens.equal(name, $0) }) {
             return entry.keep
         }
         let copy = Array(name)
-        var keep = true
-        for (rule, data) in seriesRules {
-            let matched = rule.regex.matches(copy, using: data)
-            if rule.action == .drop ? matched : !matched {
-                keep = false
-                break
-            }
-        }
+        let keep = Self.keeps(copy, by: seriesRules, droppedOnMatch: .drop)
         if seriesVerdicts.count >= cacheCapacity { seriesVerdicts.removeAll(keepingCapacity: true) }
         seriesVerdicts[hash] = (copy, keep)
         return keep
@@ -69,16 +61,18 @@ final class NameRelabeling {
             return entry.keep
         }
         let copy = Array(name)
-        var keep = true
-        for (rule, data) in labelRules {
-            let matched = rule.regex.matches(copy, using: data)
-            if rule.action == .labeldrop ? matched : !matched {
-                keep = false
-                break
-            }
-        }
+        let keep = Self.keeps(copy, by: labelRules, droppedOnMatch: .labeldrop)
         if labelVerdicts.count >= 64 { labelVerdicts.removeFirst() }
         labelVerdicts.append((copy, keep))
         return keep
+    }
+
+    /// Every rule keeps `name`: a rule whose action is `droppedOnMatch` drops on a
+    /// match, the other kind (keep, labelkeep) drops on no match.
+    private static func keeps(_ name: [UInt8], by rules: [(rule: RelabelRule, data: MatchData)],
+                              droppedOnMatch: RelabelAction) -> Bool {
+        rules.allSatisfy { rule, data in
+            rule.regex.matches(name, using: data) != (rule.action == droppedOnMatch)
+        }
     }
 }

@@ -248,8 +248,7 @@ final class PIIScrubber {
     /// seen last are compared by a hash of their bytes, then byte for byte. An
     /// exposition has few label names, so the list is short.
     private func decision(forNameIn name: UnsafeBufferPointer<UInt8>) -> NameDecision {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in name { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        let hash = ByteKey.fnv1a(name)
         for entry in recentDecisions where entry.hash == hash && entry.name.count == name.count {
             let same = name.isEmpty || entry.name.withUnsafeBufferPointer { memcmp($0.baseAddress!, name.baseAddress!, name.count) == 0 }
             if same { return entry.decision }

@@ -63,8 +63,8 @@ public final class SeriesTracker: Sendable {
         var value: UInt64
 
         init(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
-            label = SeriesTracker.hash(name)
-            self.value = SeriesTracker.hash(value)
+            label = ByteKey.fnv1a(name)
+            self.value = ByteKey.fnv1a(value)
         }
 
         init(_ label: Label) {
@@ -181,11 +181,5 @@ public final class SeriesTracker: Sendable {
             state.perLabel[key.label, default: 1] -= 1
             if state.perLabel[key.label] == 0 { state.perLabel.removeValue(forKey: key.label) }
         }
-    }
-
-    static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
-        return hash
     }
 }

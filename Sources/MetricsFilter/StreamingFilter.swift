@@ -271,8 +271,8 @@ public final class StreamingFilter {
 
     /// The fast path for a plain sample line (`plain` holds it): the same decisions
     /// as `handle(_:original:into:)` for a policy whose relabel rules decide by names
-    /// alone (or that has none), made on the line in place. A changed line is written anew with its labels in their original
-    /// order, less the dropped and the empty ones.
+    /// alone (or that has none), made on the line in place. A changed line is written
+    /// anew with its labels in their original order, less the dropped and empty ones.
     private func filterPlainSample(into output: inout [UInt8]) {
         if let nameRelabeling, !nameRelabeling.keepsSeries(named: plain.name) {
             counts.drop("relabel", metric: Array(plain.name))
@@ -327,15 +327,15 @@ public final class StreamingFilter {
                 }
             }
         }
-        if let reason = plainLimitProblem() {
+        let labels = PlainLabels(sample: plain, edits: plainEdits, emptyIsPresent: isPassThrough)
+        if let reason = labels.limitProblem(policy.limits) {
             counts.drop(reason, metric: Array(plain.name))
             return
         }
         if let tracker {
-            guard admitPlainSample(tracker: tracker) else { return }
+            guard admit(labels, tracker: tracker) else { return }
         }
         let timestamp = plain.timestamp
-        let labels = PlainLabels(sample: plain, edits: plainEdits, emptyIsPresent: isPassThrough)
         let verdict = structure.sample(
             name: plain.name, labels: labels, value: ExpositionStructure.number(plain.value),
             time: timestamp.flatMap { ExpositionStructure.number($0) }, hasTimestamp: timestamp != nil,
@@ -349,41 +349,7 @@ public final class StreamingFilter {
                 }
             },
             into: &output)
-        countDroppedGroups()
-        switch verdict {
-        case .write:
-            counts.samplesOut += 1
-            if changed { counts.samplesRewritten += 1 }
-        case .drop(let reason):
-            counts.drop(reason, metric: Array(plain.name))
-        }
-    }
-
-    /// What the PII rules made of the plain sample's label at `index` (no rules: kept).
-    private func plainEdit(_ index: Int) -> PlainEdit {
-        plainEdits.isEmpty ? .keep : plainEdits[index]
-    }
-
-    /// `label_limit` and `label_value_length_limit` on the plain sample as edited.
-    private func plainLimitProblem() -> String? {
-        let labelLimit = policy.limits.labelLimit
-        let lengthLimit = policy.limits.labelValueLengthLimit
-        guard labelLimit != nil || lengthLimit != nil else { return nil }
-        var labels = 0
-        var longest = plain.name.count
-        for (index, label) in plain.labels.enumerated() {
-            let length: Int
-            switch plainEdit(index) {
-            case .keep: length = label.valueEnd - label.valueStart
-            case .replace(let value): length = value.count
-            case .drop: length = 0
-            }
-            if length > 0 { labels += 1 }
-            longest = max(longest, length)
-        }
-        if let labelLimit, labels > labelLimit { return "label_limit" }
-        if let lengthLimit, longest > lengthLimit { return "label_value_length_limit" }
-        return nil
+        record(verdict, rewritten: changed, metric: Array(plain.name))
     }
 
     /// Writes a sample (its original bytes when nothing changed) through the
@@ -409,17 +375,18 @@ public final class StreamingFilter {
         let verdict = structure.sample(name: name, labels: labels, value: sample.value, timestamp: sample.timestamp,
                                        hasExemplar: exemplar != nil, rewritten: !unchanged, render: render, into: &output)
         if case .write(exemplarRemoved: true) = verdict { unchanged = false }
-        record(verdict, sample: sample, rewritten: !unchanged, output: &output)
+        record(verdict, rewritten: !unchanged, metric: sample.name)
     }
 
-    private func record(_ verdict: ExpositionStructure.Verdict, sample: Sample, rewritten: Bool, output: inout [UInt8]) {
+    /// Counts the structure check's verdict on a sample (and the groups it dropped).
+    private func record(_ verdict: ExpositionStructure.Verdict, rewritten: Bool, metric: @autoclosure () -> [UInt8]) {
         countDroppedGroups()
         switch verdict {
         case .write:
             counts.samplesOut += 1
             if rewritten { counts.samplesRewritten += 1 }
         case .drop(let reason):
-            counts.drop(reason, metric: sample.name)
+            counts.drop(reason, metric: metric())
         }
     }
 
@@ -466,36 +433,19 @@ public final class StreamingFilter {
                      metric: { name }, tracker: tracker)
     }
 
-    /// Admission of the plain sample's unit, as edited by the PII rules.
-    private func admitPlainSample(tracker: SeriesTracker) -> Bool {
-        let current = family.flatMap { plain.name.starts(with: $0) && Self.isFamilySuffix(plain.name.dropFirst($0.count)) ? $0 : nil }
-        var unit = SeriesFingerprint()
-        LabelSet.metricNameLabel.withUnsafeBufferPointer { key in
-            if let current { current.withUnsafeBufferPointer { unit.add(key, $0) } } else { unit.add(key, plain.name) }
-        }
+    /// Admission of the plain sample's unit, as edited: the fingerprint of its family
+    /// and labels without `le` and `quantile`, as on the full path.
+    private func admit(_ labels: PlainLabels, tracker: SeriesTracker) -> Bool {
+        let name = labels.sample.name
+        let current = family.flatMap { name.starts(with: $0) && Self.isFamilySuffix(name.dropFirst($0.count)) ? $0 : nil }
+        let unit = current.map { $0.withUnsafeBufferPointer { labels.fingerprint(name: $0, excludingBuckets: true) } }
+            ?? labels.fingerprint(name: name, excludingBuckets: true)
         unitValues.removeAll(keepingCapacity: true)
-        let countsValues = policy.limits.valuesPerLabel != nil
-        for (index, label) in plain.labels.enumerated() {
-            let name = plain.labelName(label)
-            if ExpositionTokens.equal(name, "le") || ExpositionTokens.equal(name, "quantile") { continue }
-            switch plainEdit(index) {
-            case .keep:
-                let value = plain.labelValue(label)
-                guard !value.isEmpty else { continue }
-                unit.add(name, value)
-                if countsValues { unitValues.append(SeriesTracker.ValueKey(name: name, value: value)) }
-            case .replace(let replacement):
-                replacement.withUnsafeBufferPointer { value in
-                    unit.add(name, value)
-                    if countsValues { unitValues.append(SeriesTracker.ValueKey(name: name, value: value)) }
-                }
-            case .drop:
-                break
-            }
+        if policy.limits.valuesPerLabel != nil {
+            labels.forEachUnitLabel { unitValues.append(SeriesTracker.ValueKey(name: $0, value: $1)) }
         }
-        let sample = plain
-        return admit(SeriesTracker.UnitKey(unit), family: { current ?? Array(sample.name) }, values: unitValues,
-                     metric: { Array(sample.name) }, tracker: tracker)
+        return admit(SeriesTracker.UnitKey(unit), family: { current ?? Array(name) }, values: unitValues,
+                     metric: { Array(name) }, tracker: tracker)
     }
 
     private func admit(_ key: SeriesTracker.UnitKey, family: () -> [UInt8], values: [SeriesTracker.ValueKey],
@@ -537,104 +487,5 @@ public final class StreamingFilter {
             return true
         }
         return false
-    }
-}
-
-/// What the PII rules made of one label of a plain sample.
-private enum PlainEdit {
-    case keep
-    case replace([UInt8])
-    case drop
-}
-
-/// A plain sample's labels with the PII rules' edits, as the structure check reads
-/// them and as a changed line is written.
-private struct PlainLabels: StructureLabels {
-    let sample: PlainSample
-    /// One per label; empty when no rule applies (all kept).
-    let edits: [PlainEdit]
-    /// The pass-through path hands the structure check the labels as parsed, where
-    /// `a=""` is a label; elsewhere the label set has no empty values.
-    let emptyIsPresent: Bool
-
-    func edit(_ index: Int) -> PlainEdit {
-        edits.isEmpty ? .keep : edits[index]
-    }
-
-    func fingerprint(name: UnsafeBufferPointer<UInt8>, excludingBuckets: Bool) -> SeriesFingerprint {
-        var fingerprint = SeriesFingerprint()
-        LabelSet.metricNameLabel.withUnsafeBufferPointer { fingerprint.add($0, name) }
-        for (index, label) in sample.labels.enumerated() {
-            let labelName = sample.labelName(label)
-            if excludingBuckets, ExpositionTokens.equal(labelName, "le") || ExpositionTokens.equal(labelName, "quantile") { continue }
-            switch edit(index) {
-            case .keep: fingerprint.add(labelName, sample.labelValue(label))
-            case .replace(let value): value.withUnsafeBufferPointer { fingerprint.add(labelName, $0) }
-            case .drop: break
-            }
-        }
-        return fingerprint
-    }
-
-    func number(of name: StaticString, canonical: Bool) -> Double? {
-        for (index, label) in sample.labels.enumerated() where ExpositionTokens.equal(sample.labelName(label), name) {
-            switch edit(index) {
-            case .keep:
-                let value = sample.labelValue(label)
-                return canonical ? ExpositionStructure.canonicalNumber(value) : ExpositionStructure.number(value)
-            case .replace(let value):
-                return value.withUnsafeBufferPointer {
-                    canonical ? ExpositionStructure.canonicalNumber($0) : ExpositionStructure.number($0)
-                }
-            case .drop:
-                return nil
-            }
-        }
-        return nil
-    }
-
-    func contains(_ name: [UInt8]) -> Bool {
-        name.withUnsafeBufferPointer { wanted in
-            for (index, label) in sample.labels.enumerated() where ExpositionTokens.equal(sample.labelName(label), wanted) {
-                switch edit(index) {
-                case .keep: return emptyIsPresent || label.valueEnd > label.valueStart
-                case .replace: return true
-                case .drop: return false
-                }
-            }
-            return false
-        }
-    }
-
-    /// The line with its edits: labels in their original order, less the dropped and
-    /// the empty ones; the value and timestamp as they were.
-    func writeEdited(into output: inout [UInt8]) {
-        output.append(contentsOf: sample.name)
-        var opened = false
-        for (index, label) in sample.labels.enumerated() {
-            let value: [UInt8]
-            switch edit(index) {
-            case .drop:
-                continue
-            case .replace(let replacement):
-                value = replacement
-            case .keep:
-                guard label.valueEnd > label.valueStart else { continue }
-                output.append(opened ? UInt8(ascii: ",") : UInt8(ascii: "{"))
-                opened = true
-                output.append(contentsOf: UnsafeBufferPointer(rebasing: sample.line[label.nameStart..<(label.valueEnd + 1)]))
-                continue
-            }
-            output.append(opened ? UInt8(ascii: ",") : UInt8(ascii: "{"))
-            opened = true
-            output.append(contentsOf: sample.labelName(label))
-            output.append(contentsOf: "=\"".utf8)
-            ExpositionWriter.escape(value, into: &output)
-            output.append(UInt8(ascii: "\""))
-        }
-        if opened { output.append(UInt8(ascii: "}")) }
-        output.append(UInt8(ascii: " "))
-        output.append(contentsOf: sample.valueAndTimestamp)
-        output.append(0x0A)
     }
 }
