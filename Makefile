@@ -35,9 +35,11 @@ test-deploy:
 	@if [ -x deploy/test.sh ]; then SCRAPEGUARD_BIN="$$($(SWIFT) build --show-bin-path)/scrapeguard" bash deploy/test.sh; fi
 
 # End to end with a real Prometheus (Debian's prometheus): mTLS + basic auth scrapes,
-# the shipped policy (PII, cardinality cap), deploy/'s recording rules, drain on SIGTERM.
+# the shipped policy (PII, cardinality cap), deploy/'s recording rules, drain on SIGTERM;
+# then relabeling against Prometheus's own on 300 generated rule lists (fixed seed).
 test-e2e: test-deps
 	SCRAPEGUARD_BIN="$$($(SWIFT) build --show-bin-path)/scrapeguard" bash e2e/prometheus.sh
+	SCRAPEGUARD_BIN="$$($(SWIFT) build --show-bin-path)/scrapeguard" .venv-test/bin/python e2e/relabel_differential.py --cases 300 --seed 1
 
 # The short fuzz run (30 s) over the scanner and the filter; fuzz/README.md has the long one.
 test-fuzz:

@@ -30,11 +30,11 @@ let package = Package(
             dependencies: ["COpenSSL"],
             linkerSettings: [.linkedLibrary("crypt")]
         ),
-        // PCRE2 (libpcre2-dev) with JIT, for relabel regexes in RE2 syntax.
-        .systemLibrary(
-            name: "CPCRE2",
-            pkgConfig: "libpcre2-8",
-            providers: [.apt(["libpcre2-dev"])]
+        // Google's RE2 (libre2-dev) behind a C face, for relabel regexes: Go's syntax,
+        // linear-time matching. See docs/ARCHITECTURE.md, "Relabel regexes".
+        .target(
+            name: "CRE2",
+            linkerSettings: [.linkedLibrary("re2")]
         ),
         // zlib (zlib1g-dev) for gzip responses. NIO's own compression lives in
         // swift-nio-extras, whose package depends on swift-nio-ssl (BoringSSL).
@@ -46,7 +46,7 @@ let package = Package(
         // The streaming exposition filter: raw bytes, no NIO, no Foundation.
         .target(
             name: "MetricsFilter",
-            dependencies: ["COpenSSL", "COpenSSLShims", "CPCRE2"]
+            dependencies: ["COpenSSL", "COpenSSLShims", "CRE2"]
         ),
         .target(
             name: "GatewayTLS",

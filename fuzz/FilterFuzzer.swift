@@ -13,7 +13,9 @@
 //           bit 6     chunk plan: 0 fixed size, 1 pseudo-random sizes 0...16 (empty chunks too)
 //           bit 7     label_limit 4 and label_value_length_limit 24 too
 //   byte 1  chunk size - 1 (fixed plan) or the seed of the random plan
-//   rest    the exposition body
+//   rest    the exposition body; when it starts with `#~`, that first line instead
+//           draws relabel rules from a grammar of Go/RE2 regex syntax (`RegexGrammar`),
+//           which replace the policy's relabel rules
 //
 // Every violated invariant prints what it saw and traps (fatalError), which libFuzzer
 // reports as a crash and saves as an artifact.
@@ -113,6 +115,77 @@ private let fuzzPolicies: [(name: String, policy: FilterPolicy)] = [
     ("relabel-names+pii", FilterPolicy(relabelRules: nameRules, pii: piiPolicy)),
     ("relabel-mixed+pii+limits", FilterPolicy(relabelRules: mixedRules, pii: piiPolicy, limits: limits)),
 ]
+
+// MARK: Regex rules from a grammar
+
+/// Relabel rules whose regexes are drawn, byte by byte, from a grammar of the syntax
+/// Go's regexp reads (literals incl. non-ASCII and case-fold pairs, classes, Perl
+/// and Unicode classes, escapes, octal, `\Q…\E`, anchors, flags, groups named and
+/// not, alternation, greedy and lazy repeats), so that the fuzzer reaches RE2 and
+/// the Go syntax checks in front of it, and both filter paths must still agree.
+private struct RegexGrammar {
+    private var bytes: ArraySlice<UInt8>
+
+    init(_ bytes: ArraySlice<UInt8>) {
+        self.bytes = bytes
+    }
+
+    private mutating func pick<T>(_ choices: [T]) -> T {
+        choices[Int(bytes.popFirst() ?? 0) % choices.count]
+    }
+
+    private static let atoms = [
+        "a", "b", "x", "_", "1", "é", "ſ", "s", "K", "\u{212A}", "Σ", "σ", "ς", ".", "\\.", "-", "\\$", "/",
+    ]
+    private static let classes = [
+        "[a-c]", "[^x]", "[[:alpha:]]", "[[:upper:]]", "[[:^digit:]]", "\\d", "\\w", "\\s", "\\D", "\\W",
+        "\\pL", "\\p{Greek}", "\\PL", "\\p{Lu}", "[\\d_]", "[]a]", "[^]a]", "\\x41", "\\x{e9}", "\\141",
+        "\\v", "\\t", "\\Q.*\\E", "\\0", "(?i)k",
+    ]
+    private static let anchors = ["^", "$", "\\A", "\\z", "\\b", "\\B"]
+    private static let repeats = ["*", "+", "?", "{2}", "{1,3}", "{0,}", "*?", "+?", "??", "{2,}?", "{0}"]
+    private static let flags = ["(?i)", "(?s)", "(?U)", "(?m)", "(?i-s)", "(?-i)"]
+    private static let groupOpeners = ["(", "(?:", "(?P<n>", "(?<n>", "(?P<g_2>", "(?i:", "(?s:", "(?U:"]
+
+    mutating func expression(depth: Int = 0) -> String {
+        switch Int(bytes.popFirst() ?? 0) % (depth >= 3 ? 4 : 9) {
+        case 0: return pick(Self.atoms)
+        case 1: return pick(Self.classes)
+        case 2: return pick(Self.anchors)
+        case 3: return pick(Self.atoms) + pick(Self.atoms)
+        case 4: return expression(depth: depth + 1) + expression(depth: depth + 1)
+        case 5: return pick(Self.flags) + expression(depth: depth + 1)
+        case 6: return pick(Self.groupOpeners) + expression(depth: depth + 1) + ")"
+        case 7: return expression(depth: depth + 1) + "|" + expression(depth: depth + 1)
+        default: return "(?:" + expression(depth: depth + 1) + ")" + pick(Self.repeats)
+        }
+    }
+
+    /// Up to three rules, each with a drawn regex; a rule whose drawn regex is
+    /// refused (by the Go checks or by RE2) is left out.
+    mutating func rules() -> [RelabelRule] {
+        var rules: [RelabelRule] = []
+        for _ in 0..<(1 + Int(bytes.popFirst() ?? 0) % 3) {
+            let pattern = expression()
+            let semantics = pick(RelabelSemantics.allCases)
+            var fields = RelabelRule.Fields(regex: pattern)
+            switch pick(["drop", "keep", "replace", "labelmap", "labeldrop", "labelkeep"]) {
+            case "drop": fields.action = "drop"; fields.sourceLabels = pick([["__name__"], ["a"], ["__name__", "le"]])
+            case "keep": fields.action = "keep"; fields.sourceLabels = pick([["__name__"], ["b"], ["a", "b"]])
+            case "replace":
+                fields.action = "replace"
+                fields.sourceLabels = pick([["__name__"], ["a"], ["a", "b"]])
+                fields.targetLabel = pick(["t", "__name__", "a", "${n}", "x$1"])
+                fields.replacement = pick(["$1", "${n}_$0", "v", "", "$$1"])
+            case "labelmap": fields.action = "labelmap"; fields.replacement = pick(["m_$1", "$0", "${n}"])
+            case "labeldrop": fields.action = "labeldrop"
+            default: fields.action = "labelkeep"
+            }
+            if let rule = try? RelabelRule(fields, semantics: semantics) { rules.append(rule) }
+        }
+        return rules
+    }
+}
 
 // MARK: Running the filter
 
@@ -417,7 +490,7 @@ public func filterFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int)
     guard let data, size >= 2 else { return 0 }
     let control = data[0]
     let format: ExpositionFormat = control & 1 == 0 ? .text : .openMetrics
-    let (policyName, basePolicy) = fuzzPolicies[Int((control >> 1) & 7)]
+    let (basePolicyName, basePolicy) = fuzzPolicies[Int((control >> 1) & 7)]
     var policy = basePolicy
     if control & 0x10 != 0 { policy.maximumLineLength = 48 }
     if control & 0x20 != 0 { policy.invalidLines = .failScrape }
@@ -426,7 +499,16 @@ public func filterFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int)
         policy.limits.labelValueLengthLimit = 24
     }
     let plan: ChunkPlan = control & 0x40 != 0 ? .random(seed: data[1]) : .fixed(Int(data[1]) + 1)
-    let body = Array(UnsafeBufferPointer(start: data + 2, count: size - 2))
+    var body = Array(UnsafeBufferPointer(start: data + 2, count: size - 2))
+    var policyName = basePolicyName
+    if body.starts(with: [0x23, 0x7E]) {  // `#~`: regex rules from the grammar
+        let end = body.firstIndex(of: 0x0A) ?? body.endIndex
+        var grammar = RegexGrammar(body[2..<end])
+        policy.relabelRules = grammar.rules()
+        policyName += "+grammar: " + policy.relabelRules.map { "\($0.action.rawValue) \($0.regex.pattern)" }
+            .joined(separator: "; ")
+        body = Array(body[min(end + 1, body.count)...])
+    }
 
     let chunked = runFilter(body, policy: policy, format: format, plan: plan)
     let context = Context(format: format, policyName: policyName, policy: policy, plan: plan, body: body,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the MetricsFilter fuzz target: Sources/MetricsFilter/*.swift and
+# Builds the MetricsFilter fuzz target: Sources/MetricsFilter/**/*.swift and
 # fuzz/FilterFuzzer.swift compiled as one module into one libFuzzer executable, with
 # AddressSanitizer. Output: .build-fuzz/filter-fuzzer (git-ignored).
 #
@@ -18,15 +18,17 @@ opt="${FUZZ_OPT:--O}"
 nice=(nice -n "${FUZZ_NICE:-19}")
 
 cd "$root"
-mkdir -p "$out/obj" "$out/modules/COpenSSLShims"
+mkdir -p "$out/obj" "$out/modules/COpenSSLShims" "$out/modules/CRE2"
 
 # C flags and libraries of the system modules, as SwiftPM takes them from pkg-config.
 cflags=""
-libs="-lssl -lcrypto -lpcre2-8"
+libs="-lssl -lcrypto -lre2"
 if command -v pkg-config >/dev/null 2>&1; then
-    cflags="$(pkg-config --cflags openssl libpcre2-8 2>/dev/null || true)"
-    libs="$(pkg-config --libs openssl libpcre2-8 2>/dev/null || echo "$libs")"
+    cflags="$(pkg-config --cflags openssl re2 2>/dev/null || true)"
+    libs="$(pkg-config --libs openssl re2 2>/dev/null || echo "$libs")"
 fi
+# swiftc takes no -pthread (re2.pc asks for it; glibc's libc has the threads anyway).
+libs="${libs//-pthread/}"
 
 # COpenSSLShims is a C target: SwiftPM generates its module map; do the same here.
 cat >"$out/modules/COpenSSLShims/module.modulemap" <<EOF
@@ -36,11 +38,22 @@ module COpenSSLShims {
 }
 EOF
 
-echo "fuzz/build.sh: compiling Sources/COpenSSLShims/shims.c" >&2
+cat >"$out/modules/CRE2/module.modulemap" <<EOF
+module CRE2 {
+    umbrella header "$root/Sources/CRE2/include/scrapeguard_re2.h"
+    export *
+}
+EOF
+
+echo "fuzz/build.sh: compiling Sources/COpenSSLShims/shims.c and Sources/CRE2" >&2
 # shellcheck disable=SC2086
 "${nice[@]}" "$clang" -O1 -g -fsanitize=fuzzer-no-link,address \
     -I Sources/COpenSSLShims/include $cflags \
     -c Sources/COpenSSLShims/shims.c -o "$out/obj/shims.o"
+# shellcheck disable=SC2086
+"${nice[@]}" "${clang}++" -O1 -g -std=c++17 -fsanitize=fuzzer-no-link,address \
+    -I Sources/CRE2/include $cflags \
+    -c Sources/CRE2/scrapeguard_re2.cc -o "$out/obj/scrapeguard_re2.o"
 
 echo "fuzz/build.sh: compiling MetricsFilter + fuzz/FilterFuzzer.swift ($opt)" >&2
 xcc=()
@@ -54,11 +67,11 @@ for flag in $cflags; do xcc+=(-Xcc "$flag"); done
     -sanitize=fuzzer,address -parse-as-library \
     -swift-version 6 -module-name MetricsFilter \
     "$opt" -g -wmo \
-    -I "$root/Sources/COpenSSL" -I "$root/Sources/CPCRE2" -I "$out/modules/COpenSSLShims" \
+    -I "$root/Sources/COpenSSL" -I "$out/modules/COpenSSLShims" -I "$out/modules/CRE2" \
     -Xcc -I -Xcc "$root/Sources/COpenSSLShims/include" ${xcc[@]+"${xcc[@]}"} \
-    "$root"/Sources/MetricsFilter/*.swift "$root/fuzz/FilterFuzzer.swift" \
-    "$out/obj/shims.o" \
-    $libs -lcrypt \
+    $(find "$root/Sources/MetricsFilter" -name '*.swift' | sort) "$root/fuzz/FilterFuzzer.swift" \
+    "$out/obj/shims.o" "$out/obj/scrapeguard_re2.o" \
+    $libs -lcrypt -lstdc++ \
     -o "$out/filter-fuzzer") \
     2> >(grep -v "warning: Cannot export local symbol '__asan" >&2)
 

@@ -30,7 +30,7 @@ cd "$root"
 needs_build=0
 if [[ ! -x "$binary" ]]; then
     needs_build=1
-elif [[ -n "$(find Sources/MetricsFilter Sources/COpenSSLShims Sources/COpenSSL Sources/CPCRE2 \
+elif [[ -n "$(find Sources/MetricsFilter Sources/COpenSSLShims Sources/COpenSSL Sources/CRE2 \
                    fuzz/FilterFuzzer.swift fuzz/build.sh -newer "$binary" -type f 2>/dev/null | head -1)" ]]; then
     needs_build=1
 fi

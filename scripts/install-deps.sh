@@ -8,10 +8,12 @@ set -euo pipefail
 what=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-apt_packages=(libssl-dev libcrypt-dev libpcre2-dev zlib1g-dev openssl curl pkg-config)
+apt_packages=(libssl-dev libcrypt-dev libre2-dev zlib1g-dev openssl curl pkg-config)
 if [[ $what == test ]]; then
-    # promtool (prometheus) checks the gateway's own metrics and the deploy rules.
-    apt_packages+=(python3-venv prometheus)
+    # promtool (prometheus) checks the gateway's own metrics and the deploy rules;
+    # prometheus and promtool are the reference for relabeling (e2e/); Go's own
+    # regexp (golang-go) the reference for relabel regexes (RelabelOracleTests).
+    apt_packages+=(python3-venv prometheus golang-go)
 fi
 if [[ $what == bench ]]; then
     # wrk: the load; apache2-utils: htpasswd -B; gcc and libssl-dev (above): wrk's

@@ -3,8 +3,10 @@ import MetricsFilter
 import Yams
 
 /// The filter sections of scrapeguard.yml: `metric_relabel_configs` (Prometheus's
-/// own schema, so rules move from a scrape config unchanged) and `filter` (how lines
-/// the filter cannot read are treated).
+/// own schema, so rules move from a scrape config unchanged), `relabel_semantics`
+/// (`prometheus3`, the default, or `prometheus2`: how regexes are anchored and which
+/// label names rules may use), `pii`, `limits` and `filter` (how lines the filter
+/// cannot read are treated).
 enum FilterConfiguration {
     static let relabelKeys: Set<String> = [
         "source_labels", "separator", "target_label", "regex", "modulus", "replacement", "action",
@@ -13,11 +15,19 @@ enum FilterConfiguration {
     /// Reads the filter keys of the root mapping into a policy.
     static func read(from root: inout YAMLConfigReader) throws -> FilterPolicy {
         var policy = FilterPolicy()
+        var semantics = RelabelSemantics.prometheus3
+        if let text = try root.string("relabel_semantics") {
+            guard let chosen = RelabelSemantics(rawValue: text) else {
+                throw root.error(.invalidValue, "relabel_semantics", "expected one of prometheus3, prometheus2")
+            }
+            semantics = chosen
+        }
         if let rules = try root.sequence("metric_relabel_configs") {
-            policy.relabelRules = try relabelRules(rules, file: root.file, path: root.keyPath("metric_relabel_configs"))
+            policy.relabelRules = try relabelRules(rules, file: root.file, path: root.keyPath("metric_relabel_configs"),
+                                                   semantics: semantics)
         }
         if var section = try root.mapping("pii") {
-            policy.pii = try pii(&section)
+            policy.pii = try pii(&section, semantics: semantics)
             try section.finish()
         }
         if var section = try root.mapping("limits") {
@@ -53,7 +63,7 @@ enum FilterConfiguration {
 
     /// The `pii` section: rules by label name, value detectors, the marker and the
     /// HMAC key file (relative to the config file's folder, at least 16 bytes).
-    static func pii(_ section: inout YAMLConfigReader) throws -> PIIPolicy {
+    static func pii(_ section: inout YAMLConfigReader, semantics: RelabelSemantics = .prometheus3) throws -> PIIPolicy {
         try section.refuseUnknownKeys(allowed: ["hash_key_file", "marker", "labels", "detectors", "detector_exempt_labels"])
         var policy = PIIPolicy()
         if let marker = try section.string("marker") {
@@ -69,7 +79,7 @@ enum FilterConfiguration {
             let names = try entry.stringList("names") ?? []
             var regex: RelabelRegex?
             if let pattern = try entry.string("name_regex") {
-                do { regex = try RelabelRegex(pattern) } catch {
+                do { regex = try RelabelRegex(pattern, semantics: semantics) } catch {
                     throw entry.error(.invalidValue, "name_regex", error.message)
                 }
             }
@@ -135,7 +145,8 @@ enum FilterConfiguration {
     }
 
     /// `metric_relabel_configs` entries, validated with Prometheus's rules and words.
-    static func relabelRules(_ items: [Node], file: String, path: String) throws -> [RelabelRule] {
+    static func relabelRules(_ items: [Node], file: String, path: String,
+                             semantics: RelabelSemantics = .prometheus3) throws -> [RelabelRule] {
         try items.enumerated().map { index, node in
             let key = "\(path)[\(index)]"
             var entry = try YAMLConfigReader.mapping(node, file: file, path: key)
@@ -155,7 +166,7 @@ enum FilterConfiguration {
             }
             try entry.finish()
             do {
-                return try RelabelRule(fields)
+                return try RelabelRule(fields, semantics: semantics)
             } catch let error as RelabelRule.Invalid {
                 throw ConfigError(.invalidValue, file: file, key: key, reason: error.message)
             }

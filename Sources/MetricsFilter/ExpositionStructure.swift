@@ -10,7 +10,9 @@ import Darwin
 /// - metadata: one HELP/TYPE/UNIT per family, before its samples, a UNIT that is the
 ///   name's suffix (and none for info or stateset);
 /// - OpenMetrics families: contiguous, never reopened, sample names allowed by the
-///   type, `le`/`quantile`/stateset labels and values as the type requires,
+///   type, no name that another family's type already claims (`a_created` after a
+///   counter `a`, or before it), `le`/`quantile`/stateset labels and values as the
+///   type requires,
 ///   counter-like values neither NaN nor negative, exemplars only where allowed;
 /// - series: a label set's samples contiguous, timestamps rising;
 /// - histograms: each group (one label set without `le`) is held back until it ends
@@ -33,6 +35,11 @@ struct ExpositionStructure {
     private var familySawSample = false
     private var familyMetadata: Set<String> = []
     private var closedFamilies: Set<ByteKey> = []
+    /// Every name a family so far claims: its own, and the sample names its type
+    /// adds (`_total`, `_created`, ...). A family that would claim one again clashes.
+    private var claimedNames: Set<ByteKey> = []
+    /// The current family clashes with an earlier one: its lines are dropped.
+    private var familyClashes = false
     private var groupsInFamily: Set<SeriesFingerprint> = []
     private var currentGroup: SeriesFingerprint?
 
@@ -101,6 +108,11 @@ struct ExpositionStructure {
             guard !closedFamilies.contains(ByteKey(name)) else { return .drop(reason: "family_reopened") }
             startFamily(name, into: &output)
         }
+        if familyClashes {
+            // Its type still routes its samples here, to be dropped with it.
+            if case .type(_, let type) = line { familyType = type }
+            return .drop(reason: "clashing_name")
+        }
         guard !familySawSample else { return .drop(reason: "metadata_after_samples") }
         guard familyMetadata.insert(kind).inserted else { return .drop(reason: "repeated_metadata") }
         switch line {
@@ -109,6 +121,12 @@ struct ExpositionStructure {
                 return .drop(reason: "unit_for_type")
             }
             familyType = type
+            let claims = Self.typeSuffixes(type).map { ByteKey(name + Array($0.utf8)) }
+            guard !claims.contains(where: claimedNames.contains) else {
+                familyClashes = true
+                return .drop(reason: "clashing_name")
+            }
+            claimedNames.formUnion(claims)
         case .unit:
             if familyType == .info || familyType == .stateset {
                 familyMetadata.remove("UNIT")
@@ -169,11 +187,15 @@ struct ExpositionStructure {
             let key = ByteKey(copying: name)
             guard !closedFamilies.contains(key) else { return .drop(reason: "family_reopened") }
             if let family, family == key.bytes { return .drop(reason: "name_not_allowed_for_type") }
+            // A name another family claims (`a_sum` after a summary `a`) starts no
+            // family; the current one goes on.
+            guard !claimedNames.contains(key) else { return .drop(reason: "clashing_name") }
             startFamily(key.bytes, into: &output)
             familyType = .unknown
             suffix = ""
             familyName = key.bytes
         }
+        if familyClashes { return .drop(reason: "clashing_name") }
         familySawSample = true
         // An exemplar stands only on a counter's `_total` and a histogram's `_bucket`;
         // elsewhere the sample is kept without it.
@@ -192,7 +214,9 @@ struct ExpositionStructure {
         }
         commit(series, time: time, hasTimestamp: hasTimestamp)
         if familyType == .histogram || familyType == .gaugehistogram {
-            if pendingGroup == nil { pendingGroup = HistogramGroup(gauge: familyType == .gaugehistogram) }
+            if pendingGroup == nil {
+                pendingGroup = HistogramGroup(gauge: familyType == .gaugehistogram, strict: format == .openMetrics)
+            }
             let le = labels.number(of: "le", canonical: false)
             pendingGroup?.add(suffix: suffix, le: le, value: value, rewritten: rewritten || exemplarRemoved)
             render(keepExemplar, &pending)
@@ -293,9 +317,23 @@ struct ExpositionStructure {
         return nil
     }
 
+    /// The sample names a family of this type claims besides its own (as OpenMetrics
+    /// names them, and prometheus_client's parser checks them).
+    private static func typeSuffixes(_ type: MetricType) -> [String] {
+        switch type {
+        case .counter: return ["_total", "_created"]
+        case .summary: return ["_count", "_sum", "_created"]
+        case .histogram: return ["_count", "_sum", "_bucket", "_created"]
+        case .gaugehistogram: return ["_gcount", "_gsum", "_bucket"]
+        case .info: return ["_info"]
+        default: return []
+        }
+    }
+
     private mutating func startFamily(_ name: [UInt8], into output: inout [UInt8]) {
         flushGroup(into: &output)
         if let family { closedFamilies.insert(ByteKey(family)) }
+        familyClashes = !claimedNames.insert(ByteKey(name)).inserted
         family = name
         familyType = .unknown
         familySawSample = false

@@ -7,8 +7,8 @@
 /// `init` returns nil for any other rule list: those take the full path.
 /// Not thread-safe: one per filter (scrape).
 final class NameRelabeling {
-    private let seriesRules: [(rule: RelabelRule, data: MatchData)]
-    private let labelRules: [(rule: RelabelRule, data: MatchData)]
+    private let seriesRules: [RelabelRule]
+    private let labelRules: [RelabelRule]
     /// Metric names seen, by a hash of their bytes; bounded.
     private var seriesVerdicts: [UInt64: (name: [UInt8], keep: Bool)] = [:]
     /// Label names seen; an exposition has few.
@@ -16,20 +16,19 @@ final class NameRelabeling {
     private let cacheCapacity = 8192
 
     init?(rules: [RelabelRule]) {
-        var seriesRules: [(RelabelRule, MatchData)] = []
-        var labelRules: [(RelabelRule, MatchData)] = []
+        var seriesRules: [RelabelRule] = []
+        var labelRules: [RelabelRule] = []
         for rule in rules {
-            let data = rule.regex.makeMatchData()
             switch rule.action {
             case .drop, .keep:
                 guard rule.sourceLabels == [LabelSet.metricNameLabel] else { return nil }
-                seriesRules.append((rule, data))
+                seriesRules.append(rule)
             case .labeldrop:
-                guard !rule.regex.matches(LabelSet.metricNameLabel, using: data) else { return nil }
-                labelRules.append((rule, data))
+                guard !rule.regex.matches(LabelSet.metricNameLabel) else { return nil }
+                labelRules.append(rule)
             case .labelkeep:
-                guard rule.regex.matches(LabelSet.metricNameLabel, using: data) else { return nil }
-                labelRules.append((rule, data))
+                guard rule.regex.matches(LabelSet.metricNameLabel) else { return nil }
+                labelRules.append(rule)
             default:
                 return nil
             }
@@ -69,10 +68,10 @@ final class NameRelabeling {
 
     /// Every rule keeps `name`: a rule whose action is `droppedOnMatch` drops on a
     /// match, the other kind (keep, labelkeep) drops on no match.
-    private static func keeps(_ name: [UInt8], by rules: [(rule: RelabelRule, data: MatchData)],
+    private static func keeps(_ name: [UInt8], by rules: [RelabelRule],
                               droppedOnMatch: RelabelAction) -> Bool {
-        rules.allSatisfy { rule, data in
-            rule.regex.matches(name, using: data) != (rule.action == droppedOnMatch)
+        rules.allSatisfy { rule in
+            rule.regex.matches(name) != (rule.action == droppedOnMatch)
         }
     }
 }

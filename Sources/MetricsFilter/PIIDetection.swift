@@ -201,7 +201,6 @@ final class PIIScrubber {
     /// What the policy does with a label of this name, memoized per name.
     private var decisions: [ByteKey: NameDecision] = [:]
     private var recentDecisions: [(hash: UInt64, name: [UInt8], decision: NameDecision)] = []
-    private let labelMatchData: [MatchData?]
     private let cacheCapacity = 8192
 
     enum Outcome {
@@ -225,7 +224,6 @@ final class PIIScrubber {
 
     init(policy: PIIPolicy) {
         self.policy = policy
-        self.labelMatchData = policy.labelRules.map { $0.labelRegex?.makeMatchData() }
     }
 
     private func decision(for name: [UInt8]) -> NameDecision {
@@ -234,7 +232,7 @@ final class PIIScrubber {
         var found = policy.detectorExemptLabels.contains(name) ? NameDecision.exempt : .detectors
         for (index, rule) in policy.labelRules.enumerated() {
             if rule.labelNames.contains(name) { found = .labelRule(index); break }
-            if let regex = rule.labelRegex, let data = labelMatchData[index], regex.matches(name, using: data) {
+            if let regex = rule.labelRegex, regex.matches(name) {
                 found = .labelRule(index)
                 break
             }

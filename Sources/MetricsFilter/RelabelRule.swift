@@ -14,6 +14,8 @@ public struct RelabelRule: Sendable {
     public var regex: RelabelRegex
     public var modulus: UInt64
     public var replacement: [UInt8]
+    /// Which Prometheus's rules this rule follows (anchoring, valid label names).
+    public var semantics: RelabelSemantics { regex.semantics }
 
     public struct Invalid: Error, Sendable, CustomStringConvertible {
         public var message: String
@@ -42,18 +44,19 @@ public struct RelabelRule: Sendable {
         }
     }
 
-    /// Applies Prometheus's defaults and checks, with its messages.
-    public init(_ fields: Fields) throws(Invalid) {
+    /// Applies Prometheus's defaults and checks, with its messages, as the given
+    /// Prometheus version has them.
+    public init(_ fields: Fields, semantics: RelabelSemantics = .prometheus3) throws(Invalid) {
         let actionText = (fields.action ?? "replace").lowercased()
         guard let action = RelabelAction(rawValue: actionText) else {
             throw Invalid(message: "unknown relabel action \"\(fields.action ?? "")\"")
         }
-        for name in fields.sourceLabels ?? [] where !LabelNames.isValid(Array(name.utf8)) {
+        for name in fields.sourceLabels ?? [] where !semantics.isValidLabelName(Array(name.utf8)) {
             throw Invalid(message: "\"\(name)\" is not a valid label name")
         }
         let regex: RelabelRegex
         do {
-            regex = try RelabelRegex(fields.regex ?? RelabelRegex.defaultPattern)
+            regex = try RelabelRegex(fields.regex ?? RelabelRegex.defaultPattern, semantics: semantics)
         } catch {
             throw Invalid(message: error.message)
         }
@@ -65,8 +68,13 @@ public struct RelabelRule: Sendable {
         self.modulus = fields.modulus ?? 0
         self.replacement = Array((fields.replacement ?? "$1").utf8)
         try validate(fields)
+        switch semantics {
+        case .prometheus2: try validateNamesAsPrometheus2(fields)
+        case .prometheus3: try validateNamesAsPrometheus3(fields)
+        }
     }
 
+    /// Checks of Prometheus 2 and 3 alike.
     private func validate(_ fields: Fields) throws(Invalid) {
         let target = fields.targetLabel ?? ""
         if fields.regex == nil && fields.action == nil && fields.sourceLabels == nil && fields.targetLabel == nil
@@ -84,18 +92,8 @@ public struct RelabelRule: Sendable {
         if action == .hashmod && modulus == 0 {
             throw Invalid(message: "relabel configuration for hashmod requires non-zero modulus")
         }
-        if action == .replace && !LabelNames.isValidTemplate(Array(target.utf8)) {
-            throw Invalid(message: "\"\(target)\" is invalid 'target_label' for replace action")
-        }
-        if (action == .hashmod || action == .lowercase || action == .uppercase) && !LabelNames.isValid(Array(target.utf8))
-            && !(action != .hashmod && target.contains("$")) {
-            throw Invalid(message: "\"\(target)\" is invalid 'target_label' for \(action.rawValue) action")
-        }
         if (action == .lowercase || action == .uppercase) && fields.replacement != nil && fields.replacement != "$1" {
             throw Invalid(message: "'replacement' can not be set for \(action.rawValue) action")
-        }
-        if action == .labelmap && !LabelNames.isValidTemplate(replacement) {
-            throw Invalid(message: "\"\(fields.replacement ?? "")\" is invalid 'replacement' for labelmap action")
         }
         if action == .keepequal || action == .dropequal {
             if fields.regex != nil {
@@ -114,6 +112,47 @@ public struct RelabelRule: Sendable {
                 || (fields.replacement != nil && fields.replacement != "$1") {
                 throw Invalid(message: "\(action.rawValue) action requires only 'regex', and no other fields")
             }
+        }
+    }
+}
+
+extension RelabelRule {
+    /// Prometheus 2.42's name checks: legacy names, or names with `$` references
+    /// (its `relabelTarget` pattern) for every action with a target but hashmod.
+    private func validateNamesAsPrometheus2(_ fields: Fields) throws(Invalid) {
+        let target = fields.targetLabel ?? ""
+        switch action {
+        case .replace, .lowercase, .uppercase, .keepequal, .dropequal:
+            if !LabelNames.isValidTemplate(targetLabel) {
+                throw Invalid(message: "\"\(target)\" is invalid 'target_label' for \(action.rawValue) action")
+            }
+        case .hashmod:
+            if !LabelNames.isValid(targetLabel) {
+                throw Invalid(message: "\"\(target)\" is invalid 'target_label' for hashmod action")
+            }
+        default:
+            break
+        }
+        if action == .labelmap && !LabelNames.isValidTemplate(replacement) {
+            throw Invalid(message: "\"\(fields.replacement ?? "")\" is invalid 'replacement' for labelmap action")
+        }
+    }
+
+    /// Prometheus 3's (`Config.Validate` under `utf8` name validation): a name is any
+    /// non-empty UTF-8, with or without `$` references.
+    private func validateNamesAsPrometheus3(_ fields: Fields) throws(Invalid) {
+        let target = fields.targetLabel ?? ""
+        switch action {
+        case .replace, .hashmod, .lowercase, .uppercase, .keepequal, .dropequal:
+            if !semantics.isValidLabelName(targetLabel) {
+                throw Invalid(message: "\"\(target)\" is invalid 'target_label' for \(action.rawValue) action")
+            }
+        case .labelmap:
+            if !semantics.isValidLabelName(replacement) {
+                throw Invalid(message: "\"\(fields.replacement ?? "")\" is invalid 'replacement' for labelmap action")
+            }
+        default:
+            break
         }
     }
 }

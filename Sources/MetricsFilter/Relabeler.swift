@@ -1,20 +1,18 @@
 import COpenSSL
 
-/// Runs `metric_relabel_configs` over label sets with Prometheus 2.x semantics: rules
-/// in order, each seeing the previous one's result; a drop ends processing. Regex
+/// Runs `metric_relabel_configs` over label sets as Prometheus does (`relabel.Process`):
+/// rules in order, each seeing the previous one's result; a drop ends processing. Regex
 /// results are memoized per distinct value in bounded caches: label values repeat
 /// from one scrape to the next, so most lookups never run the regex.
 ///
 /// Not thread-safe: one per filter transform (scrape).
 public final class Relabeler {
     public let rules: [RelabelRule]
-    private let matchData: [MatchData]
     private var matchCache: [[ByteKey: [Int]?]]
     private let cacheCapacity: Int
 
     public init(rules: [RelabelRule], cacheCapacity: Int = 4096) {
         self.rules = rules
-        self.matchData = rules.map { $0.regex.makeMatchData() }
         self.matchCache = Array(repeating: [:], count: rules.count)
         self.cacheCapacity = cacheCapacity
     }
@@ -41,7 +39,7 @@ public final class Relabeler {
         case .replace:
             guard let groups = match(index, value) else { return true }
             let target = rule.regex.expand(rule.targetLabel, subject: value, match: groups)
-            guard LabelNames.isValid(target) else { return true }
+            guard rule.semantics.isValidLabelName(target) else { return true }
             let result = rule.regex.expand(rule.replacement, subject: value, match: groups)
             set.set(target, result)
         case .lowercase:
@@ -52,9 +50,8 @@ public final class Relabeler {
             set.set(rule.targetLabel, Array(String(Self.md5Tail(value) % rule.modulus).utf8))
         case .labelmap:
             let original = set.labels
-            for label in original {
-                guard let groups = match(index, label.name) else { continue }
-                set.set(rule.regex.expand(rule.replacement, subject: label.name, match: groups), label.value)
+            for label in original where match(index, label.name) != nil {
+                set.set(rule.regex.replaceAll(label.name, with: rule.replacement), label.value)
             }
         case .labeldrop:
             for label in set.labels where match(index, label.name) != nil {
@@ -81,7 +78,7 @@ public final class Relabeler {
     private func match(_ index: Int, _ subject: [UInt8]) -> [Int]? {
         let key = ByteKey(subject)
         if let cached = matchCache[index][key] { return cached }
-        let result = rules[index].regex.match(subject, using: matchData[index])
+        let result = rules[index].regex.match(subject)
         if matchCache[index].count >= cacheCapacity { matchCache[index].removeAll(keepingCapacity: true) }
         matchCache[index][key] = .some(result)
         return result

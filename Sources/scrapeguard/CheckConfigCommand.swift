@@ -28,7 +28,8 @@ struct CheckConfigCommand: ParsableCommand {
 
     /// What the filter sections amount to, so that a policy that took effect shows.
     static func describe(_ policy: FilterPolicy) -> String {
-        var parts = ["\(policy.relabelRules.count) relabel rule(s)"]
+        let semantics = policy.relabelRules.first.map { " (\($0.semantics.rawValue))" } ?? ""
+        var parts = ["\(policy.relabelRules.count) relabel rule(s)\(semantics)"]
         let pii = policy.pii
         if pii.isEmpty {
             parts.append("no PII rules")

@@ -11,6 +11,17 @@ import Testing
             Issue.record("the corpus is missing at \(corpus)")
             return
         }
+        try await Self.check(corpus: corpus)
+    }
+
+    /// The structure cases (family name clashes, negative-bucket sums): every output
+    /// parses with the strict parser, every valid case keeps its samples.
+    @Test func openMetricsStructureCasesComeOutValid() async throws {
+        try await Self.check(corpus: Repository.fixtures.appendingPathComponent("openmetrics-structure").path)
+    }
+
+    /// Tests/Support/corpus_check.py over a corpus folder: no check may fail.
+    private static func check(corpus: String) async throws {
         let python = Repository.root.appendingPathComponent(".venv-test/bin/python").path
         guard FileManager.default.isExecutableFile(atPath: python) else {
             Issue.record("prometheus_client is not installed: run `make test-deps` (.venv-test)")
