@@ -27,16 +27,13 @@ regexp refuses):
 
 Usage:
   e2e/relabel_differential.py [--cases N] [--seed S] [--only I,J,...] [-j N]
-                              [--[no-]prometheus2-key] [--verbose] [--keep]
+                              [--verbose] [--keep]
 
   --cases N         number of cases (default 300); case i depends only on the
                     seed and i, so --only reproduces a case from a larger run
   --seed S          (default 1)
   --only I,J        run only these case numbers (of the --cases generated)
   -j N              promtool / filter processes at once (default 3)
-  --no-prometheus2-key
-                    leave `relabel_semantics: prometheus2` out of scrapeguard.yml
-                    (for a binary that does not know the key yet)
   --verbose         one line per case
   --keep            keep the work folder (configs, bodies, outputs, Prometheus log)
   --scrape-interval Prometheus's scrape interval and timeout (default 1s)
@@ -602,11 +599,11 @@ def promtool_check(work: str, case: int, rules: list[dict]) -> tuple[bool, str]:
     return False, msg
 
 
-def run_filter(work: str, case: int, rules: list[dict], body: bytes, prometheus2_key: bool) -> dict:
+def run_filter(work: str, case: int, rules: list[dict], body: bytes) -> dict:
     path = os.path.join(work, f"case_{case}.scrapeguard.yml")
     with open(path, "w", encoding="utf-8") as f:
-        if prometheus2_key:
-            f.write("relabel_semantics: prometheus2\n")
+        # The Prometheus here is 2.42: its semantics, not the default (3.x).
+        f.write("relabel_semantics: prometheus2\n")
         f.write(render_rules(rules, case, 0))
     p = subprocess.run([SCRAPEGUARD, "filter", f"--config.file={path}", "--format=text"], input=body,
                        capture_output=True, timeout=PROCESS_TIMEOUT)
@@ -747,7 +744,6 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only", default="", help="comma-separated case numbers")
     ap.add_argument("-j", "--jobs", type=int, default=3)
-    ap.add_argument("--prometheus2-key", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--scrape-interval", default="1s")
@@ -809,7 +805,7 @@ def main() -> int:
         def filt(i):
             extra = [("job", f"case_{i}"), ("instance", instance)]
             fbody = render_body(series, extra)
-            return run_filter(work, i, cases[i], fbody, args.prometheus2_key)
+            return run_filter(work, i, cases[i], fbody)
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as ex:
             filtered = dict(zip(ids, ex.map(filt, ids)))
@@ -895,8 +891,7 @@ def main() -> int:
                 print(f"FAIL  case {i}: {problem}")
                 print("    rules:")
                 print("".join(f"      {l}\n" for l in rules_text(cases[i]).splitlines()), end="")
-                print(f"    reproduce: {sys.argv[0]} --seed {args.seed} --cases {args.cases} --only {i}"
-                      f"{'' if args.prometheus2_key else ' --no-prometheus2-key'} --verbose")
+                print(f"    reproduce: {sys.argv[0]} --seed {args.seed} --cases {args.cases} --only {i} --verbose")
             else:
                 passed += 1
                 if args.verbose:

@@ -20,10 +20,14 @@ static void fill_error(scrapeguard_re2_error *error, int code, const std::string
     std::memcpy(error->argument, argument.data(), length);
     error->argument[length] = 0;
     error->argument_length = length;
+    error->argument_full_length = argument.size();
 }
 
+// No C++ exception may cross into Swift (it would end the process): every entry point
+// catches what RE2 or the standard library can throw, std::bad_alloc above all.
+
 extern "C" scrapeguard_re2 *scrapeguard_re2_compile(const char *pattern, size_t length, int64_t max_memory,
-                                                    scrapeguard_re2_error *error) {
+                                                    scrapeguard_re2_error *error) try {
     re2::RE2::Options options;
     options.set_encoding(re2::RE2::Options::EncodingUTF8);
     options.set_posix_syntax(false);   // Perl classes, \b, non-greedy, (?flags): Go's syntax.Perl
@@ -41,6 +45,9 @@ extern "C" scrapeguard_re2 *scrapeguard_re2_compile(const char *pattern, size_t 
         return nullptr;
     }
     return compiled;
+} catch (...) {
+    fill_error(error, re2::RE2::ErrorInternal, "out of memory");
+    return nullptr;
 }
 
 extern "C" void scrapeguard_re2_free(scrapeguard_re2 *regex) {
@@ -52,7 +59,7 @@ extern "C" int scrapeguard_re2_group_count(const scrapeguard_re2 *regex) {
 }
 
 extern "C" int scrapeguard_re2_match(const scrapeguard_re2 *regex, const uint8_t *text, size_t length, size_t start,
-                                     int64_t *ranges, int group_count) {
+                                     int64_t *ranges, int group_count) try {
     if (start > length) return 0;
     // A non-NULL base even for "", so that a group that matched empty (data inside
     // the text) is told apart from one that took no part (data NULL).
@@ -83,4 +90,6 @@ extern "C" int scrapeguard_re2_match(const scrapeguard_re2 *regex, const uint8_t
         }
     }
     return 1;
+} catch (...) {
+    return -1;
 }

@@ -18,7 +18,8 @@ import Darwin
 /// - histograms: each group (one label set without `le`) is held back until it ends
 ///   and passed on only if its buckets are ordered, end in `+Inf`, rise, and agree
 ///   with `_count`; otherwise it is dropped whole.
-/// Memory: one histogram group, and a fingerprint per family name and per series.
+/// Memory: one histogram group, a fingerprint per series, and per family its name and
+/// the sample names its type claims (at most five).
 struct ExpositionStructure {
     enum Verdict {
         /// Written (or held back to be); `exemplarRemoved` when its exemplar could
@@ -38,7 +39,8 @@ struct ExpositionStructure {
     /// Every name a family so far claims: its own, and the sample names its type
     /// adds (`_total`, `_created`, ...). A family that would claim one again clashes.
     private var claimedNames: Set<ByteKey> = []
-    /// The current family clashes with an earlier one: its lines are dropped.
+    /// The current family's TYPE claims a name an earlier family claims: its lines
+    /// are dropped.
     private var familyClashes = false
     private var groupsInFamily: Set<SeriesFingerprint> = []
     private var currentGroup: SeriesFingerprint?
@@ -106,6 +108,10 @@ struct ExpositionStructure {
         }
         if name != family {
             guard !closedFamilies.contains(ByteKey(name)) else { return .drop(reason: "family_reopened") }
+            // A metadata line of another name always starts a family. If a family
+            // claims the name (`# TYPE a_created gauge` after a counter `a`), the new
+            // family clashes and its lines are dropped, samples too: kept, a gauge
+            // `a_created` would read as the counter's creation time.
             startFamily(name, into: &output)
         }
         if familyClashes {
@@ -214,9 +220,7 @@ struct ExpositionStructure {
         }
         commit(series, time: time, hasTimestamp: hasTimestamp)
         if familyType == .histogram || familyType == .gaugehistogram {
-            if pendingGroup == nil {
-                pendingGroup = HistogramGroup(gauge: familyType == .gaugehistogram, strict: format == .openMetrics)
-            }
+            if pendingGroup == nil { pendingGroup = HistogramGroup(gauge: familyType == .gaugehistogram) }
             let le = labels.number(of: "le", canonical: false)
             pendingGroup?.add(suffix: suffix, le: le, value: value, rewritten: rewritten || exemplarRemoved)
             render(keepExemplar, &pending)

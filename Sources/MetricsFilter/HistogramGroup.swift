@@ -1,8 +1,6 @@
 /// One histogram (or gauge histogram) group, checked when it ends.
 struct HistogramGroup {
     let gauge: Bool
-    /// OpenMetrics: its sum rules apply too.
-    let strict: Bool
     private(set) var samples = 0
     private(set) var rewritten = 0
     private var buckets: [(le: Double, value: Double)] = []
@@ -10,9 +8,9 @@ struct HistogramGroup {
     private var sum: Double?
     private var outOfOrder = false
 
-    init(gauge: Bool, strict: Bool) {
+    /// Held back only in OpenMetrics: the text format's samples are checked line by line.
+    init(gauge: Bool) {
         self.gauge = gauge
-        self.strict = strict
     }
 
     mutating func add(suffix: String, le: Double?, value: Double?, rewritten: Bool) {
@@ -38,14 +36,12 @@ struct HistogramGroup {
             if buckets[index].value < buckets[index - 1].value { return "histogram_bucket_values_out_of_order" }
         }
         if let count, count != last.value { return "histogram_count_mismatch" }
-        if strict {
-            // OpenMetrics: a sum is a counter unless a bucket bound is negative, so
-            // a histogram with negative bounds has no `_sum`, and a gauge histogram
-            // without them has no negative `_gsum`.
-            let negativeBounds = buckets.contains { $0.le < 0 }
-            if !gauge, sum != nil, negativeBounds { return "histogram_negative_bucket_with_sum" }
-            if gauge, let sum, sum < 0, !negativeBounds { return "gaugehistogram_negative_gsum" }
-        }
+        // A sum is a counter unless a bucket bound is negative: a histogram with
+        // negative bounds has no `_sum`, a gauge histogram without them no negative
+        // `_gsum`.
+        let negativeBounds = buckets.contains { $0.le < 0 }
+        if !gauge, sum != nil, negativeBounds { return "histogram_negative_bucket_with_sum" }
+        if gauge, let sum, sum < 0, !negativeBounds { return "gaugehistogram_negative_gsum" }
         return nil
     }
 }

@@ -67,31 +67,32 @@ public struct RelabelRule: Sendable {
         self.regex = regex
         self.modulus = fields.modulus ?? 0
         self.replacement = Array((fields.replacement ?? "$1").utf8)
-        try validate(fields)
+        // In Prometheus's order (`Config.Validate`), so that the first error found is
+        // the one it reports.
+        try validateRequiredFields(fields)
         switch semantics {
         case .prometheus2: try validateNamesAsPrometheus2(fields)
         case .prometheus3: try validateNamesAsPrometheus3(fields)
         }
+        try validateFieldCombinations(fields)
     }
 
-    /// Checks of Prometheus 2 and 3 alike.
-    private func validate(_ fields: Fields) throws(Invalid) {
-        let target = fields.targetLabel ?? ""
-        if fields.regex == nil && fields.action == nil && fields.sourceLabels == nil && fields.targetLabel == nil
-            && fields.replacement == nil && fields.separator == nil && fields.modulus == nil {
-            throw Invalid(message: "relabel configuration for replace action requires 'target_label' value")
+    private func validateRequiredFields(_ fields: Fields) throws(Invalid) {
+        if action == .hashmod && modulus == 0 {
+            throw Invalid(message: "relabel configuration for hashmod requires non-zero modulus")
         }
         switch action {
         case .replace, .hashmod, .lowercase, .uppercase, .keepequal, .dropequal:
-            if target.isEmpty {
+            if targetLabel.isEmpty {
                 throw Invalid(message: "relabel configuration for \(action.rawValue) action requires 'target_label' value")
             }
         default:
             break
         }
-        if action == .hashmod && modulus == 0 {
-            throw Invalid(message: "relabel configuration for hashmod requires non-zero modulus")
-        }
+    }
+
+    /// Fields an action does not take.
+    private func validateFieldCombinations(_ fields: Fields) throws(Invalid) {
         if (action == .lowercase || action == .uppercase) && fields.replacement != nil && fields.replacement != "$1" {
             throw Invalid(message: "'replacement' can not be set for \(action.rawValue) action")
         }

@@ -29,9 +29,9 @@ public final class Relabeler {
         let value = joinedSource(rule, set)
         switch rule.action {
         case .drop:
-            return match(index, value) == nil
+            return !matches(index, value)
         case .keep:
-            return match(index, value) != nil
+            return matches(index, value)
         case .dropequal:
             return set.value(rule.targetLabel) != value
         case .keepequal:
@@ -50,15 +50,15 @@ public final class Relabeler {
             set.set(rule.targetLabel, Array(String(Self.md5Tail(value) % rule.modulus).utf8))
         case .labelmap:
             let original = set.labels
-            for label in original where match(index, label.name) != nil {
+            for label in original where matches(index, label.name) {
                 set.set(rule.regex.replaceAll(label.name, with: rule.replacement), label.value)
             }
         case .labeldrop:
-            for label in set.labels where match(index, label.name) != nil {
+            for label in set.labels where matches(index, label.name) {
                 set.delete(label.name)
             }
         case .labelkeep:
-            for label in set.labels where match(index, label.name) == nil {
+            for label in set.labels where !matches(index, label.name) {
                 set.delete(label.name)
             }
         }
@@ -75,10 +75,22 @@ public final class Relabeler {
         return value
     }
 
+    /// The match with its groups, for `replace`; memoized per value.
     private func match(_ index: Int, _ subject: [UInt8]) -> [Int]? {
+        memoized(index, subject) { rules[index].regex.match(subject) }
+    }
+
+    /// Whether it matches, for every other action: RE2 answers that from its DFA,
+    /// without the slower pass that finds groups. Memoized the same way (a rule has
+    /// one action, so its cache holds one kind of answer).
+    private func matches(_ index: Int, _ subject: [UInt8]) -> Bool {
+        memoized(index, subject) { rules[index].regex.matches(subject) ? [] : nil } != nil
+    }
+
+    private func memoized(_ index: Int, _ subject: [UInt8], _ compute: () -> [Int]?) -> [Int]? {
         let key = ByteKey(subject)
         if let cached = matchCache[index][key] { return cached }
-        let result = rules[index].regex.match(subject)
+        let result = compute()
         if matchCache[index].count >= cacheCapacity { matchCache[index].removeAll(keepingCapacity: true) }
         matchCache[index][key] = .some(result)
         return result

@@ -52,6 +52,17 @@ import Testing
               why: "ranges go upwards"),
         .init(pattern: "(", message: "error parsing regexp: missing closing ): `^(?s:()$`",
               why: "the wrapper's `)` closes the pattern's group"),
+        .init(pattern: "(?i{1001}", message: "error parsing regexp: invalid or unsupported Perl syntax: `(?i{`",
+              why: "a flag group names the character that ends it"),
+        .init(pattern: "(?i-)", message: "error parsing regexp: invalid or unsupported Perl syntax: `(?i-)`",
+              why: "a `-` needs a flag after it"),
+        .init(pattern: "a)\\C", message: "error parsing regexp: invalid escape sequence: `\\C`",
+              why: "the text before the scan's refusal compiles; the refusal stands"),
+        .init(pattern: "\\8\\C", message: "error parsing regexp: invalid escape sequence: `\\8`",
+              why: "Go reports the leftmost error"),
+        .init(pattern: String(repeating: "(", count: 999),
+              message: "error parsing regexp: missing closing ): `^(?s:\(String(repeating: "(", count: 999)))$`",
+              why: "unclosed groups are missing a `)` before they are too deep: Go measures a group once it closes"),
     ]
 
     /// Go refuses a parse tree higher than 1000: with the anchors' level and the
@@ -216,6 +227,9 @@ import Testing
     /// read, never half-run: no verdict can depend on memory at match time.
     @Test func aTooLargePatternIsRefusedAtLoad() {
         #expect(throws: RelabelRegex.CompileError.self) { try RelabelRegex("\\pL{1000}") }
+        do { _ = try RelabelRegex("\\pL{1000}") } catch {
+            #expect(error.message.hasPrefix("regex too large: it needs more than the 8 MiB"))
+        }
     }
 
     /// The rules' label names follow the semantics: Prometheus 3 takes any UTF-8.

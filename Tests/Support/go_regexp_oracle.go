@@ -6,7 +6,8 @@
 // "s" anchors as Prometheus 3 (`^(?s:P)$`), "n" as Prometheus 2 (`^(?:P)$`).
 // Output, one JSON object a line, in order: {"error": "" or the compile error,
 // "matches": [null or FindStringSubmatchIndex, one per value],
-// "expansions": ["$1|${2}|$name..." expanded per matching value]}.
+// "expansions": [the template expanded per matching value, "" for the others],
+// "replaced": [ReplaceAllString(value, template), one per value]}.
 package main
 
 import (
@@ -27,6 +28,7 @@ type response struct {
 	Error      string   `json:"error"`
 	Matches    [][]int  `json:"matches"`
 	Expansions []string `json:"expansions"`
+	Replaced   []string `json:"replaced"`
 }
 
 func main() {
@@ -57,6 +59,7 @@ func main() {
 					expansion = string(re.ExpandString(nil, req.Template, value, match))
 				}
 				resp.Expansions = append(resp.Expansions, expansion)
+				resp.Replaced = append(resp.Replaced, re.ReplaceAllString(value, req.Template))
 			}
 		}
 		if err := encoder.Encode(resp); err != nil {

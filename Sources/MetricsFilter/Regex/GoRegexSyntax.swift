@@ -4,25 +4,27 @@
 /// of RE2's parser, with the same Perl flags (`syntax.Perl`: ClassNL, OneLine,
 /// PerlX, UnicodeGroups), limits (repeat counts up to 1000) and escapes.
 ///
-/// The differences (each pinned by RelabelRegexTests, and RelabelOracleTests holds
-/// the whole against Go on generated patterns):
+/// The differences (each pinned by RelabelRegexTests; RelabelOracleTests holds the
+/// whole against Go on generated patterns):
 /// - `\C` (any byte): RE2 accepts it; Go refuses it ("invalid escape sequence").
+/// - Named groups: Go accepts a name used twice (`(?P<n>a)|(?P<n>b)`) and, since Go
+///   1.22 (Prometheus 2.53+ and 3 are built with 1.22+), `(?<name>…)` as well as
+///   `(?P<name>…)`; this RE2 (2022-06) refuses both. So named groups reach RE2 as
+///   plain groups, and the names are kept here, by group number, for `$name`.
+/// - Flag groups: Go names the offending character in its message (`(?i{`).
 /// - Repeat counts of 10^8 and more: RE2 reads `a{1000000000}` as literal text; Go
 ///   refuses it ("invalid repeat count"), as it refuses any count over 1000.
 /// - Nesting: Go refuses a parse tree higher than 1000 ("expression nests too
-///   deeply"); RE2 has no such limit. Refused here: 999 capture groups one inside
-///   the other, which always makes Go's tree too high (the anchors add a level, the
-///   innermost content another). Deeper trees that Go builds from other nodes
-///   (repeats, alternations) are not counted: such a pattern is accepted here.
+///   deeply"); RE2 has no such limit. Counted here: captures one inside the other,
+///   each a level of Go's tree, with one more for the content and one for the
+///   anchors' concatenation; refused when that alone passes 1000, at the point Go
+///   finds it. Deeper trees that Go builds from other nodes (repeats, alternations)
+///   are not counted: such a pattern is accepted here.
 ///
 /// Left as they are, because RE2 is the stricter: RE2 refuses a pattern whose
 /// program exceeds its memory budget (`RelabelRegex.memoryBudget`), far below Go's
 /// "expression too large"; and it counts a `{0}` repeat into the 1000-copies limit
 /// of nested repeats (`((a{1000}){0}){2}`), where Go stops at `{0}`.
-/// - Named groups: Go accepts a name used twice (`(?P<n>a)|(?P<n>b)`) and, since Go
-///   1.22 (Prometheus 3 is built with 1.23+), `(?<name>…)` as well as `(?P<name>…)`;
-///   this RE2 (2022-06) refuses both. So named groups reach RE2 as plain groups,
-///   and the names are kept here, by group number, for `$name` in templates.
 ///
 /// The scan runs over the anchored pattern, as Go parses it, so that a `\Q` that
 /// swallows the wrapper's `)$` or a `)` that closes it early reads as it does there.
@@ -32,6 +34,10 @@ enum GoRegexSyntax {
         var pattern: [UInt8]
         /// Group names by number (nil for unnamed); index 0 is the whole match.
         var groupNames: [String?]
+        /// Go would refuse the whole, once parsed, as nested too deeply.
+        var nestsTooDeeply: Bool
+        /// The pattern has a `\B` (see `RelabelRegex.match`).
+        var hasNonWordBoundary: Bool
     }
 
     /// A refusal found by the scan, and where: the translated pattern up to the
@@ -49,7 +55,9 @@ enum GoRegexSyntax {
         } catch {
             throw Refusal(error: error, translatedPrefix: scanner.output)
         }
-        return Translation(pattern: scanner.output, groupNames: scanner.groupNames)
+        return Translation(pattern: scanner.output, groupNames: scanner.groupNames,
+                           nestsTooDeeply: scanner.deepestCaptureChain >= Scanner.captureChainLimit - 1,
+                           hasNonWordBoundary: scanner.hasNonWordBoundary)
     }
 
     private struct Scanner {
@@ -57,11 +65,15 @@ enum GoRegexSyntax {
         var index = 0
         var output: [UInt8] = []
         var groupNames: [String?] = [nil]
-        /// Open groups, innermost last: whether each is a capture.
-        private var openGroups: [Bool] = []
-        private var openCaptures = 0
-        /// Go's `maxHeight`, less the two levels the anchors and the content add.
-        private static let maximumCaptureNesting = 998
+        var hasNonWordBoundary = false
+        /// Open groups, innermost last: whether each captures, and the longest chain
+        /// of captures nested in it so far.
+        private var openGroups: [(capture: Bool, chainInside: Int)] = []
+        /// The longest chain of nested captures among the closed top-level groups.
+        private(set) var deepestCaptureChain = 0
+        /// A capture holding a chain this long has a Go tree height over 1000
+        /// (`maxHeight`): one level per capture, one for the content below.
+        static let captureChainLimit = 1000
 
         init(bytes: [UInt8]) {
             self.bytes = bytes
@@ -90,7 +102,7 @@ enum GoRegexSyntax {
                 case UInt8(ascii: "{"):
                     try countedRepeat()
                 case UInt8(ascii: ")"):
-                    if let capture = openGroups.popLast(), capture { openCaptures -= 1 }
+                    try closeGroup()
                     copy(upTo: index + 1)
                 default:
                     copy(upTo: index + 1)
@@ -114,6 +126,9 @@ enum GoRegexSyntax {
                 copy(upTo: end + 2)
             case UInt8(ascii: "C"):
                 throw .init(code: "invalid escape sequence", argument: "\\C")
+            case UInt8(ascii: "B"):
+                hasNonWordBoundary = true
+                copy(upTo: index + 2)
             case UInt8(ascii: "p"), UInt8(ascii: "P"), UInt8(ascii: "x"):
                 copy(upTo: index + 2)
                 if byte(at: index) == UInt8(ascii: "{") {
@@ -153,10 +168,10 @@ enum GoRegexSyntax {
         }
 
         /// `(`: a capture group, `(?P<name>` / `(?<name>` (named, written as `(`),
-        /// or another `(?` construct, which RE2 reads as Go does.
+        /// or flags (`(?i)`, `(?i-s:`), read as Go's `parsePerlFlags` reads them.
         private mutating func group() throws(RelabelRegex.CompileError) {
             guard byte(at: index + 1) == UInt8(ascii: "?") else {
-                try openCapture()
+                openGroups.append((capture: true, chainInside: 0))
                 groupNames.append(nil)
                 copy(upTo: index + 1)
                 return
@@ -168,13 +183,7 @@ enum GoRegexSyntax {
             } else if rest.count > 3 && byte(at: index + 2) == UInt8(ascii: "<") {
                 nameStart = index + 3
             } else {
-                if byte(at: index + 2) == UInt8(ascii: "P") {
-                    // `(?P=name)`, `(?P>name)`: no flag is called P.
-                    throw .init(code: "invalid or unsupported Perl syntax", argument: "(?P")
-                }
-                // A flag group `(?i)` closes at once; `(?i:` stays open to its `)`.
-                openGroups.append(false)
-                copy(upTo: index + 2)
+                try flags()
                 return
             }
             guard let end = rest.firstIndex(of: UInt8(ascii: ">")) else {
@@ -184,10 +193,61 @@ enum GoRegexSyntax {
             guard Self.isValidGroupName(name) else {
                 throw .init(code: "invalid named capture", argument: String(decoding: bytes[index...end], as: UTF8.self))
             }
-            try openCapture()
+            openGroups.append((capture: true, chainInside: 0))
             groupNames.append(String(decoding: name, as: UTF8.self))
             output.append(UInt8(ascii: "("))
             index = end + 1
+        }
+
+        /// `(?` then flags `imsU`, at most one `-` (with a flag after it), then `)`
+        /// (flags for the rest of the group) or `:` (a group of its own). Anything
+        /// else is refused, named up to the offending character, as Go names it.
+        private mutating func flags() throws(RelabelRegex.CompileError) {
+            var position = index + 2
+            var negated = false
+            var sawFlag = false
+            while position < bytes.count {
+                let character = bytes[position]
+                switch character {
+                case UInt8(ascii: "i"), UInt8(ascii: "m"), UInt8(ascii: "s"), UInt8(ascii: "U"):
+                    sawFlag = true
+                    position += 1
+                    continue
+                case UInt8(ascii: "-") where !negated:
+                    negated = true
+                    sawFlag = false
+                    position += 1
+                    continue
+                case UInt8(ascii: ":"), UInt8(ascii: ")"):
+                    guard negated && !sawFlag else {
+                        if character == UInt8(ascii: ":") { openGroups.append((capture: false, chainInside: 0)) }
+                        copy(upTo: position + 1)
+                        return
+                    }
+                default:
+                    break
+                }
+                // The offending character, whole.
+                position += 1
+                while position < bytes.count, bytes[position] & 0xC0 == 0x80 { position += 1 }
+                break
+            }
+            throw .init(code: "invalid or unsupported Perl syntax", argument: String(decoding: bytes[index..<position], as: UTF8.self))
+        }
+
+        /// `)`: a group ends. A capture adds a level to the chain inside it; a chain
+        /// too long is refused here, as Go refuses it when it builds the node.
+        private mutating func closeGroup() throws(RelabelRegex.CompileError) {
+            guard let group = openGroups.popLast() else { return }  // RE2 reports the stray `)`
+            let chain = group.chainInside + (group.capture ? 1 : 0)
+            if group.capture && chain >= Self.captureChainLimit {
+                throw .init(code: "expression nests too deeply", argument: String(decoding: bytes, as: UTF8.self))
+            }
+            if openGroups.isEmpty {
+                deepestCaptureChain = max(deepestCaptureChain, chain)
+            } else {
+                openGroups[openGroups.count - 1].chainInside = max(openGroups[openGroups.count - 1].chainInside, chain)
+            }
         }
 
         /// `{`: a counted repeat if it reads as one (Go's `parseRepeat`), else a
@@ -223,14 +283,6 @@ enum GoRegexSyntax {
                 throw .init(code: "invalid repeat count", argument: text)
             }
             copy(upTo: position + 1)
-        }
-
-        private mutating func openCapture() throws(RelabelRegex.CompileError) {
-            openGroups.append(true)
-            openCaptures += 1
-            if openCaptures > Self.maximumCaptureNesting {
-                throw .init(code: "expression nests too deeply", argument: String(decoding: bytes, as: UTF8.self))
-            }
         }
 
         /// Go's `isValidCaptureName`: one or more of `[0-9A-Za-z_]`.

@@ -6,9 +6,11 @@ import CRE2
 /// a config can stall a scrape.
 ///
 /// Matching cannot fail: once compiled, RE2 answers every match with yes or no (when
-/// its DFA cache runs out it falls back to its NFA, slower, never wrong), so no input
-/// can turn a `drop` into a keep. What can fail, a pattern too large for the memory
-/// budget, fails at load time, with the rule's key in the message.
+/// a DFA cache runs out, or a part it builds lazily does not fit, it falls back to its
+/// NFA: slower, never wrong), so no input can turn a `drop` into a keep. A pattern
+/// too large for the memory budget is refused at load time, with the rule's key in
+/// the message. Only an allocation failure inside RE2 is left, and it ends the
+/// process, as any failed allocation in Swift does: it never becomes a verdict.
 public final class RelabelRegex: Sendable {
     /// What Prometheus says of a regex it refuses: `error parsing regexp: CODE: `ARG``
     /// (Go's `regexp/syntax.Error`), or why the gateway cannot run it.
@@ -37,6 +39,9 @@ public final class RelabelRegex: Sendable {
     public let semantics: RelabelSemantics
     /// Capture group names by number (nil for unnamed), index 0 for the whole match.
     let groupNames: [String?]
+    /// The pattern has a `\B`, which RE2 (searching byte by byte) can find inside a
+    /// multi-byte character, where Go (character by character) never looks.
+    private let mayMatchInsideCharacters: Bool
     // nonisolated(unsafe): RE2 objects are immutable once compiled and safe to match
     // from many threads at once; freed only in deinit.
     private nonisolated(unsafe) let compiled: OpaquePointer
@@ -51,13 +56,20 @@ public final class RelabelRegex: Sendable {
         } catch {
             // Go reports the leftmost error: RE2's, if the text before the scan's
             // refusal has one of its own (other than the groups left open there).
-            if case .failure(let earlier) = Self.compile(error.translatedPrefix, anchored: anchored),
-               !earlier.message.hasPrefix("error parsing regexp: missing closing )") {
-                throw earlier
+            switch Self.compile(error.translatedPrefix, anchored: anchored) {
+            case .success(let prefix):
+                scrapeguard_re2_free(prefix)
+            case .failure(let earlier):
+                if !earlier.message.hasPrefix("error parsing regexp: missing closing )") { throw earlier }
             }
             throw error.error
         }
         let compiled = try Self.compile(translation.pattern, anchored: anchored).get()
+        if translation.nestsTooDeeply {
+            // Go's tree height check, which fires once the whole pattern parsed.
+            scrapeguard_re2_free(compiled)
+            throw CompileError(code: "expression nests too deeply", argument: anchored)
+        }
         guard Int(scrapeguard_re2_group_count(compiled)) == translation.groupNames.count else {
             // The scan and RE2 disagree on the groups: refuse rather than expand the
             // wrong one.
@@ -66,6 +78,7 @@ public final class RelabelRegex: Sendable {
         }
         self.compiled = compiled
         self.groupNames = translation.groupNames
+        self.mayMatchInsideCharacters = translation.hasNonWordBoundary
     }
 
     deinit {
@@ -74,12 +87,12 @@ public final class RelabelRegex: Sendable {
 
     /// Whether the regex matches `subject` (Go's `MatchString`).
     public func matches(_ subject: [UInt8]) -> Bool {
-        subject.withUnsafeBufferPointer { matches($0) }
-    }
-
-    func matches(_ subject: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard GoUTF8.isValid(subject) else { return match(Array(subject)) != nil }
-        return scrapeguard_re2_match(compiled, subject.baseAddress, subject.count, 0, nil, 0) == 1
+        subject.withUnsafeBufferPointer { buffer in
+            guard GoUTF8.isValid(buffer), !(mayMatchInsideCharacters && !Self.isASCII(buffer)) else {
+                return match(subject) != nil
+            }
+            return Self.succeeded(scrapeguard_re2_match(compiled, buffer.baseAddress, buffer.count, 0, nil, 0))
+        }
     }
 
     /// The leftmost match at or after `start` (Go's `FindSubmatchIndex`): (start, end)
@@ -96,13 +109,33 @@ public final class RelabelRegex: Sendable {
             let mappedStart = decoded.offsets.firstIndex { $0 >= start } ?? decoded.bytes.count
             return match(decoded.bytes, from: mappedStart)?.map { $0 < 0 ? $0 : decoded.offsets[$0] }
         }
-        var ranges = [Int64](repeating: -1, count: 2 * groupNames.count)
-        let found = subject.withUnsafeBufferPointer { buffer in
-            ranges.withUnsafeMutableBufferPointer { output in
-                scrapeguard_re2_match(compiled, buffer.baseAddress, buffer.count, start, output.baseAddress, Int32(groupNames.count))
+        var searchStart = start
+        while true {
+            var ranges = [Int64](repeating: -1, count: 2 * groupNames.count)
+            let found = subject.withUnsafeBufferPointer { buffer in
+                ranges.withUnsafeMutableBufferPointer { output in
+                    scrapeguard_re2_match(compiled, buffer.baseAddress, buffer.count, searchStart, output.baseAddress,
+                                          Int32(groupNames.count))
+                }
             }
+            guard Self.succeeded(found) else { return nil }
+            let matchStart = Int(ranges[0])
+            // Only an empty `\B` match can start inside a character; Go would look
+            // on from the character's end.
+            guard matchStart < subject.count, subject[matchStart] & 0xC0 == 0x80 else { return ranges.map { Int($0) } }
+            searchStart = matchStart + 1
+            while searchStart < subject.count, subject[searchStart] & 0xC0 == 0x80 { searchStart += 1 }
         }
-        return found == 1 ? ranges.map { Int($0) } : nil
+    }
+
+    /// RE2's answer: 1 a match, 0 none; -1, an allocation failed inside it.
+    private static func succeeded(_ result: Int32) -> Bool {
+        guard result >= 0 else { fatalError("RE2 could not allocate memory for a match") }
+        return result == 1
+    }
+
+    private static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        bytes.allSatisfy { $0 < 0x80 }
     }
 
     private static func compile(_ pattern: [UInt8], anchored: String) -> Result<OpaquePointer, CompileError> {
@@ -122,7 +155,9 @@ public final class RelabelRegex: Sendable {
         }
         // RE2 names the whole pattern for a missing or unexpected `)`: name it as it
         // was written, named groups and all, as Go does.
-        if argument.utf8.elementsEqual(translated) { argument = anchored }
+        if error.argument_full_length == translated.count && translated.starts(with: argument.utf8) {
+            argument = anchored
+        }
         // RE2's error codes, in its numbering, as Go's `regexp/syntax` words them.
         let codes = [
             "regexp/syntax: internal error", "invalid escape sequence", "invalid character class",
@@ -140,69 +175,5 @@ public final class RelabelRegex: Sendable {
             return CompileError(code: codes[0], argument: anchored)
         }
         return CompileError(code: codes[code - 1], argument: argument)
-    }
-}
-
-/// UTF-8 as Go's `unicode/utf8` decodes it: a byte that does not start a valid
-/// sequence (overlong, surrogate, past U+10FFFF, cut short) is one U+FFFD.
-enum GoUTF8 {
-    static func isValid(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        var index = 0
-        while index < bytes.count {
-            if bytes[index] < 0x80 { index += 1; continue }
-            guard let width = sequenceWidth(bytes, at: index) else { return false }
-            index += width
-        }
-        return true
-    }
-
-    /// The bytes with each invalid one replaced by EF BF BD, and for every offset
-    /// into them (and the end) the offset into the original it stands for.
-    static func replacingInvalidBytes(_ bytes: [UInt8]) -> (bytes: [UInt8], offsets: [Int]) {
-        var output: [UInt8] = []
-        var offsets: [Int] = []
-        bytes.withUnsafeBufferPointer { buffer in
-            var index = 0
-            while index < buffer.count {
-                let width = buffer[index] < 0x80 ? 1 : sequenceWidth(buffer, at: index)
-                if let width {
-                    for position in index..<(index + width) {
-                        output.append(buffer[position])
-                        offsets.append(position)
-                    }
-                    index += width
-                } else {
-                    output.append(contentsOf: [0xEF, 0xBF, 0xBD])
-                    offsets.append(contentsOf: [index, index, index])
-                    index += 1
-                }
-            }
-        }
-        offsets.append(bytes.count)
-        return (output, offsets)
-    }
-
-    /// The length of the valid multi-byte sequence at `index`, nil if there is none.
-    private static func sequenceWidth(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> Int? {
-        let first = bytes[index]
-        let width: Int
-        var low: UInt8 = 0x80
-        var high: UInt8 = 0xBF
-        switch first {
-        case 0xC2...0xDF: width = 2
-        case 0xE0: width = 3; low = 0xA0
-        case 0xE1...0xEC, 0xEE...0xEF: width = 3
-        case 0xED: width = 3; high = 0x9F
-        case 0xF0: width = 4; low = 0x90
-        case 0xF1...0xF3: width = 4
-        case 0xF4: width = 4; high = 0x8F
-        default: return nil
-        }
-        guard index + width <= bytes.count else { return nil }
-        guard bytes[index + 1] >= low, bytes[index + 1] <= high else { return nil }
-        for offset in 2..<max(width, 2) where !(0x80...0xBF).contains(bytes[index + offset]) {
-            return nil
-        }
-        return width
     }
 }
