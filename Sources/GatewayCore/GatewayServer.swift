@@ -86,10 +86,12 @@ public final class GatewayServer: Service, Sendable {
         _ web: WebConfiguration, _ gateway: GatewayConfiguration, pool: NIOThreadPool,
         metrics: GatewayMetrics, health: GatewayHealth, logger: Logger, previousTracker: SeriesTracker? = nil
     ) -> GatewayRequestPolicy {
-        GatewayRequestPolicy(
+        let upstream = UpstreamClient(configuration: gateway.upstream)
+        return GatewayRequestPolicy(
             authenticator: BasicAuthenticator(users: web.basicAuthUsers, pool: pool),
             rateLimiter: web.rateLimit.map { RateLimiter(interval: $0.interval, burst: $0.burst) },
-            upstream: UpstreamClient(configuration: gateway.upstream),
+            upstream: upstream,
+            fetcher: upstream,
             filter: PolicyScrapeFilter(policy: gateway.filter, metrics: metrics, previous: previousTracker),
             metricsPath: gateway.metricsPath,
             maximumRequestLine: gateway.limits.maximumRequestLine,

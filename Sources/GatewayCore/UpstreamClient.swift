@@ -12,18 +12,10 @@ public enum UpstreamError: Error, Sendable, Equatable {
     case protocolError(String)
 }
 
-/// Receives one upstream response, part by part, on the event loop of the fetch.
-protocol UpstreamResponseDelegate: AnyObject {
-    func upstreamResponseHead(_ head: HTTPResponseHead)
-    func upstreamResponseBody(_ buffer: ByteBuffer)
-    func upstreamResponseEnd()
-    func upstreamFailed(_ error: UpstreamError)
-}
-
 /// Fetches the app's metrics over loopback with NIO's HTTP/1.1 client codec. Idle
 /// keep-alive connections are pooled per event loop, so a scrape's fetch runs on the
 /// loop of the scraper's connection, with no thread hop.
-public final class UpstreamClient: Sendable {
+public final class UpstreamClient: UpstreamFetching {
     public let configuration: UpstreamConfiguration
     private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBoundBox<IdleConnections>]>([:])
     private let maximumIdlePerLoop: Int
@@ -33,14 +25,14 @@ public final class UpstreamClient: Sendable {
         self.maximumIdlePerLoop = maximumIdlePerLoop
     }
 
-    /// Starts a fetch; must be called on `eventLoop`. The delegate hears exactly one of
-    /// `upstreamResponseEnd` or `upstreamFailed`, unless the fetch is cancelled first.
+    /// Starts a fetch; must be called on `eventLoop`. The receiver hears exactly one of
+    /// `.end` or `.failed`, unless the fetch is cancelled first.
     func fetch(
         method: HTTPMethod, headers: HTTPHeaders, timeout: TimeAmount,
-        on eventLoop: EventLoop, delegate: UpstreamResponseDelegate
-    ) -> UpstreamFetch {
+        on eventLoop: EventLoop, receiver: UpstreamEventReceiver
+    ) -> UpstreamFetchControl {
         eventLoop.preconditionInEventLoop()
-        let fetch = UpstreamFetch(client: self, method: method, headers: headers, eventLoop: eventLoop, delegate: delegate)
+        let fetch = UpstreamFetch(client: self, method: method, headers: headers, eventLoop: eventLoop, receiver: receiver)
         fetch.start(timeout: timeout)
         return fetch
     }
@@ -116,23 +108,23 @@ final class IdleConnections {
 }
 
 /// One fetch of the app's metrics, bound to one event loop.
-final class UpstreamFetch {
+final class UpstreamFetch: UpstreamFetchControl {
     private let client: UpstreamClient
     private let method: HTTPMethod
     private let headers: HTTPHeaders
     private let eventLoop: EventLoop
-    private weak var delegate: UpstreamResponseDelegate?
+    private weak var receiver: UpstreamEventReceiver?
     private var channel: Channel?
     private var timer: Scheduled<Void>?
     private var finished = false
     private var receivedHead = false
 
-    init(client: UpstreamClient, method: HTTPMethod, headers: HTTPHeaders, eventLoop: EventLoop, delegate: UpstreamResponseDelegate) {
+    init(client: UpstreamClient, method: HTTPMethod, headers: HTTPHeaders, eventLoop: EventLoop, receiver: UpstreamEventReceiver) {
         self.client = client
         self.method = method
         self.headers = headers
         self.eventLoop = eventLoop
-        self.delegate = delegate
+        self.receiver = receiver
     }
 
     func start(timeout: TimeAmount) {
@@ -152,7 +144,7 @@ final class UpstreamFetch {
         _ = channel.setOption(.autoRead, value: reading)
     }
 
-    /// Abandons the fetch without telling the delegate; the connection is closed.
+    /// Abandons the fetch without telling the receiver; the connection is closed.
     func cancel() {
         guard !finished else { return }
         finished = true
@@ -200,9 +192,9 @@ final class UpstreamFetch {
         switch part {
         case .head(let head):
             receivedHead = true
-            delegate?.upstreamResponseHead(head)
+            receiver?.upstream(.head(head))
         case .body(let buffer):
-            delegate?.upstreamResponseBody(buffer)
+            receiver?.upstream(.body(buffer))
         case .end:
             finished = true
             timer?.cancel()
@@ -215,7 +207,7 @@ final class UpstreamFetch {
                     channel.close(promise: nil)
                 }
             }
-            delegate?.upstreamResponseEnd()
+            receiver?.upstream(.end)
         }
     }
 
@@ -237,7 +229,7 @@ final class UpstreamFetch {
         timer?.cancel()
         channel?.close(promise: nil)
         channel = nil
-        delegate?.upstreamFailed(error)
+        receiver?.upstream(.failed(error))
     }
 
     /// For the log only: the client is told "upstream unavailable".

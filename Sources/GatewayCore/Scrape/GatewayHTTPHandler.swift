@@ -1,0 +1,356 @@
+import GatewayTLS
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// What every connection's HTTP handler shares: built once per configuration.
+struct GatewayRequestPolicy: Sendable {
+    var authenticator: BasicAuthenticator
+    var rateLimiter: RateLimiter?
+    /// The app's client (its pool, for the health probe and reloads).
+    var upstream: UpstreamClient
+    /// What scrapes fetch through: `upstream`, or in a test a scripted stand-in.
+    var fetcher: any UpstreamFetching
+    var filter: any ScrapeBodyFilter
+    var metricsPath: String
+    var maximumRequestLine: Int
+    /// From web-config's `http_server_config.headers`, added to every response.
+    var responseHeaders: [(String, String)]
+    var metrics: GatewayMetrics
+    var health: GatewayHealth
+    var logger: Logger
+
+    var scrapeConfiguration: ScrapeStateMachine.Configuration {
+        .init(maximumRequestLine: maximumRequestLine, metricsPath: metricsPath,
+              authenticationEnabled: authenticator.isEnabled, bodySizeLimit: fetcher.configuration.bodySizeLimit)
+    }
+}
+
+/// Serves one HTTP/1.1 connection behind TLS. What to do is `ScrapeStateMachine`'s
+/// decision; this handler feeds it the connection's and the app's events and carries
+/// out its actions: asking the rate limiter and the authenticator, fetching, running
+/// the body through the filter (and gzip), writing, closing, counting.
+final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let policy: GatewayRequestPolicy
+    private var machine: ScrapeStateMachine
+    private var context: ChannelHandlerContext?
+    private var peer: PeerIdentity?
+
+    /// The request being answered (its version and keep-alive shape the response).
+    private var request: HTTPRequestHead?
+    private var fetch: UpstreamFetchControl?
+    private var transform: (any ScrapeBodyTransform)?
+    private var gzip: GzipEncoder?
+    private var upstreamBodyBytes = 0
+    private var sentBodyBytes = 0
+    private var fetchStarted: NIODeadline?
+
+    init(policy: GatewayRequestPolicy) {
+        self.policy = policy
+        self.machine = ScrapeStateMachine(configuration: policy.scrapeConfiguration)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        cancelFetch()
+        self.context = nil
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSHandshakeCompletedEvent {
+            peer = event.peer
+            policy.metrics.handshakeCompleted()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            request = head
+            context.triggerUserOutboundEvent(RequestCycleEvent.requestHeadReceived, promise: nil)
+            run(machine.requestHead(head))
+        case .body:
+            break  // scrapes have no body; whatever is sent is discarded unread
+        case .end:
+            run(machine.requestEnd())
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        fetch?.setReading(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// An unparseable request (NIO's protocol error handler has already answered 400)
+    /// or any other error ends the connection: nothing on it can be trusted.
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        policy.logger.debug("connection error", metadata: ["error": "\(type(of: error))"])
+        run(machine.errorCaught())
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        run(machine.connectionClosed())
+        context.fireChannelInactive()
+    }
+
+    // MARK: - The app's events
+
+    func upstream(_ event: UpstreamEvent) {
+        switch event {
+        case .head(let head):
+            policy.health.upstreamAnswered()
+            if head.status != .ok {
+                policy.logger.warning("upstream answered with an error status", metadata: ["status": "\(head.status.code)"])
+            } else if let length = head.headers.first(name: "Content-Length").flatMap(Int.init),
+                      length > policy.fetcher.configuration.bodySizeLimit {
+                policy.logger.warning("upstream body exceeds body_size_limit", metadata: ["content_length": "\(length)"])
+            }
+            run(machine.upstreamHead(head))
+        case .body(let buffer):
+            upstreamBodyBytes += buffer.readableBytes
+            run(machine.upstreamBody(bytes: buffer.readableBytes), body: buffer)
+        case .end:
+            fetch = nil
+            run(machine.upstreamEnd())
+        case .failed(let error):
+            fetch = nil
+            policy.logger.warning("upstream fetch failed", metadata: ["error": "\(error)"])
+            run(machine.upstreamFailed(error))
+        }
+    }
+
+    // MARK: - Carrying out actions
+
+    private func run(_ action: ScrapeStateMachine.Action, body: ByteBuffer? = nil) {
+        switch action {
+        case .none:
+            break
+        case .consultRateLimiter:
+            run(machine.rateLimiterAnswered(allowed: policy.rateLimiter?.tryAcquire() ?? true))
+        case .authenticate(let authorization):
+            guard let context else { return }
+            policy.authenticator.authenticate(authorization: authorization, on: context.eventLoop)
+                .assumeIsolated()
+                .whenSuccess { outcome in self.run(self.machine.authenticated(outcome)) }
+        case .respond(let answer, let result, let closeAfter):
+            cancelFetch()
+            if let result { policy.metrics.scrapeEnded(result) }
+            if case .unauthorized(let reason) = answer {
+                policy.metrics.authenticationFailed(reason: reason)
+                policy.logger.info("authentication failed", metadata: [
+                    "reason": "\(reason)", "peer_san": "\(peer?.subjectAlternativeNames.first ?? "")",
+                ])
+            }
+            respond(answer, closeAfter: closeAfter)
+        case .serveOwnMetrics(let closeAfter):
+            respondWithOwnMetrics(closeAfter: closeAfter)
+        case .startFetch(let head):
+            startFetch(head)
+        case .sendResponseHead(let upstream):
+            sendResponseHead(upstream)
+        case .forwardBody:
+            if let body { forward(body) }
+        case .flushFilter:
+            flushFilter()
+        case .finishResponse(let result, let closeAfter):
+            if let started = fetchStarted {
+                policy.metrics.upstreamFetched(duration: .nanoseconds((NIODeadline.now() - started).nanoseconds),
+                                               bytes: upstreamBodyBytes)
+            }
+            policy.metrics.bodySent(bytes: sentBodyBytes)
+            policy.metrics.scrapeEnded(result)
+            endScrape()
+            finishResponse(closeAfter: closeAfter)
+        case .abort(let result):
+            switch result {
+            case .tooLarge:
+                policy.logger.warning("upstream body exceeds body_size_limit: response aborted",
+                                      metadata: ["limit": "\(policy.fetcher.configuration.bodySizeLimit)"])
+            case .filterRejected:
+                policy.logger.warning("the filter policy failed the scrape (an unreadable line under invalid_lines: fail_scrape)")
+            default:
+                break
+            }
+            policy.metrics.scrapeEnded(result)
+            cancelFetch()
+            endScrape()
+            // The status line is gone already: the only honest signal left is to cut
+            // the connection, so the scraper sees an incomplete body.
+            context?.close(promise: nil)
+        case .abandon(let result):
+            if let result { policy.metrics.scrapeEnded(result) }
+            cancelFetch()
+            endScrape()
+        case .close:
+            cancelFetch()
+            context?.close(promise: nil)
+        }
+    }
+
+    private func startFetch(_ head: HTTPRequestHead) {
+        guard let context else { return }
+        var upstreamHeaders = HTTPHeaders()
+        upstreamHeaders.add(name: "Accept", value: Self.upstreamAccept(head.headers.first(name: "Accept")))
+        upstreamHeaders.add(name: "Accept-Encoding", value: "identity")
+        upstreamHeaders.add(name: "User-Agent", value: "scrapeguard")
+        if let timeout = head.headers.first(name: "X-Prometheus-Scrape-Timeout-Seconds") {
+            upstreamHeaders.add(name: "X-Prometheus-Scrape-Timeout-Seconds", value: timeout)
+        }
+        let timeout = ScrapeTimeout.effective(headers: head.headers, configured: policy.fetcher.configuration.scrapeTimeout)
+        upstreamBodyBytes = 0
+        sentBodyBytes = 0
+        fetchStarted = .now()
+        gzip = head.method == .GET && GzipEncoder.accepts(head.headers.first(name: "Accept-Encoding")) ? GzipEncoder() : nil
+        fetch = policy.fetcher.fetch(
+            method: head.method == .HEAD ? .HEAD : .GET, headers: upstreamHeaders,
+            timeout: .nanoseconds(timeout.nanoseconds), on: context.eventLoop, receiver: self)
+    }
+
+    /// The scraper's Accept header without protobuf, which the filter cannot read:
+    /// the app then answers in OpenMetrics or the text format.
+    static func upstreamAccept(_ accept: String?) -> String {
+        let fallback = "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        guard let accept else { return fallback }
+        let kept = accept.split(separator: ",").filter {
+            !$0.lowercased().contains("application/vnd.google.protobuf")
+        }
+        return kept.isEmpty ? fallback : kept.joined(separator: ",")
+    }
+
+    private func sendResponseHead(_ upstream: HTTPResponseHead) {
+        let contentType = upstream.headers.first(name: "Content-Type")
+        transform = policy.filter.makeTransform(contentType: contentType)
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: contentType ?? "text/plain; version=0.0.4; charset=utf-8")
+        headers.add(name: "Cache-Control", value: "no-store")
+        headers.add(name: "Vary", value: "Accept-Encoding")
+        if gzip != nil {
+            headers.add(name: "Content-Encoding", value: "gzip")
+        }
+        addCommonHeaders(&headers)
+        if request?.method != .HEAD {
+            headers.add(name: "Transfer-Encoding", value: "chunked")
+        }
+        write(.head(HTTPResponseHead(version: request?.version ?? .http1_1, status: .ok, headers: headers)))
+    }
+
+    private func forward(_ buffer: ByteBuffer) {
+        guard let context else { return }
+        if let output = transform?.process(buffer), output.readableBytes > 0 {
+            sentBodyBytes += output.readableBytes
+            send(output, finish: false, context: context)
+        }
+        if transform?.shouldFailScrape == true {
+            run(machine.filterFailed())
+            return
+        }
+        if !context.channel.isWritable {
+            fetch?.setReading(false)
+        }
+    }
+
+    private func flushFilter() {
+        let output = transform?.finish()
+        if transform?.shouldFailScrape == true {
+            run(machine.filterFailed())
+            return
+        }
+        if let output, output.readableBytes > 0 {
+            sentBodyBytes += output.readableBytes
+        }
+        if let context, output != nil || gzip != nil {
+            send(output, finish: true, context: context)
+        }
+        run(machine.filterFlushed())
+    }
+
+    /// Writes filtered body bytes, through gzip when the scraper asked for it.
+    private func send(_ output: ByteBuffer?, finish: Bool, context: ChannelHandlerContext) {
+        if let gzip {
+            let compressed = gzip.encode(output, finish: finish, allocator: context.channel.allocator)
+            if compressed.readableBytes > 0 {
+                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(compressed))), promise: nil)
+            }
+        } else if let output, output.readableBytes > 0 {
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(output))), promise: nil)
+        }
+    }
+
+    private func cancelFetch() {
+        fetch?.cancel()
+        fetch = nil
+    }
+
+    /// Forgets the scrape's filter and gzip state.
+    private func endScrape() {
+        transform = nil
+        gzip = nil
+        fetchStarted = nil
+    }
+
+    private func respondWithOwnMetrics(closeAfter: Bool) {
+        guard let context else { return }
+        let body = policy.metrics.exposition()
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
+        headers.add(name: "Content-Length", value: "\(body.count)")
+        headers.add(name: "Cache-Control", value: "no-store")
+        addCommonHeaders(&headers)
+        write(.head(HTTPResponseHead(version: request?.version ?? .http1_1, status: .ok, headers: headers)))
+        if request?.method != .HEAD {
+            write(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body))))
+        }
+        finishResponse(closeAfter: closeAfter)
+    }
+
+    // MARK: - Writing
+
+    private func respond(_ answer: ShortAnswer, closeAfter: Bool) {
+        guard let context else { return }
+        let text = answer.text
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+        headers.add(name: "Content-Length", value: "\(text.utf8.count)")
+        headers.add(name: "X-Content-Type-Options", value: "nosniff")
+        for (name, value) in answer.headers { headers.add(name: name, value: value) }
+        addCommonHeaders(&headers)
+        write(.head(HTTPResponseHead(version: request?.version ?? .http1_1, status: answer.status, headers: headers)))
+        if request?.method != .HEAD {
+            var body = context.channel.allocator.buffer(capacity: text.utf8.count)
+            body.writeString(text)
+            write(.body(.byteBuffer(body)))
+        }
+        finishResponse(closeAfter: closeAfter)
+    }
+
+    private func addCommonHeaders(_ headers: inout HTTPHeaders) {
+        for (name, value) in policy.responseHeaders where !headers.contains(name: name) {
+            headers.add(name: name, value: value)
+        }
+        if !(request?.isKeepAlive ?? false) {
+            headers.replaceOrAdd(name: "Connection", value: "close")
+        }
+    }
+
+    private func write(_ part: HTTPServerResponsePart) {
+        context?.write(wrapOutboundOut(part), promise: nil)
+    }
+
+    private func finishResponse(closeAfter: Bool) {
+        guard let context else { return }
+        request = nil
+        // Before the end is written: writing it may hand us a pipelined request at once.
+        context.triggerUserOutboundEvent(RequestCycleEvent.responseCompleted, promise: nil)
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if closeAfter {
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+}

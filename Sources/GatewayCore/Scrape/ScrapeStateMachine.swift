@@ -1,0 +1,247 @@
+import NIOHTTP1
+
+/// One connection's requests, one at a time, as a value (postgres-nio's pattern): the
+/// handler tells it what happened, it answers with the one `Action` to take, and the
+/// handler only carries actions out. It alone decides when a scrape has ended and
+/// how, so each scrape's result is recorded exactly once.
+///
+/// ```
+/// idle ─head→ receiving ─end→ admitting ─(rate limit, credentials)→ route
+///   route: own metrics, or a short answer ───────────────────────────→ idle | closed
+///   route: the metrics path → fetching ─upstream head 200→ streaming ─end→ finishing
+///   finishing ─filter flushed→ idle | closed          (result: success)
+///   fetching ─error status, too large, failure→ short answer → idle | closed
+///   streaming/finishing ─too large, filter failed, upstream failed→ closed (abort)
+///   fetching/streaming/finishing ─client gone→ closed  (result: client aborted)
+/// ```
+struct ScrapeStateMachine {
+    struct Configuration: Sendable {
+        var maximumRequestLine: Int
+        var metricsPath: String
+        var authenticationEnabled: Bool
+        var bodySizeLimit: Int
+    }
+
+    enum State {
+        case idle
+        /// The head is read; a body, if any, is discarded until the request ends.
+        case receiving(HTTPRequestHead)
+        /// The rate limiter or the credentials are being asked.
+        case admitting(HTTPRequestHead)
+        /// The app is asked; its response head has not come.
+        case fetching(HTTPRequestHead)
+        /// The response head is out; the body flows through the filter.
+        case streaming(HTTPRequestHead, upstreamBytes: Int)
+        /// The app's body ended; the filter's last output is being flushed.
+        case finishing(HTTPRequestHead)
+        case closed
+    }
+
+    enum Action {
+        case none
+        /// Ask the rate limiter, then call `rateLimiterAnswered`.
+        case consultRateLimiter
+        /// Check these credentials, then call `authenticated`.
+        case authenticate(authorization: String?)
+        /// A short answer, then the response ends; with a result, the scrape ended so.
+        case respond(ShortAnswer, result: GatewayMetrics.ScrapeResult?, closeAfter: Bool)
+        /// The gateway's own metrics, then the response ends.
+        case serveOwnMetrics(closeAfter: Bool)
+        /// Ask the app; its events come back through `upstream…`.
+        case startFetch(HTTPRequestHead)
+        /// The app answered: write the response head and set up the filter.
+        case sendResponseHead(HTTPResponseHead)
+        /// Pass this body part through the filter to the scraper.
+        case forwardBody
+        /// Flush the filter's last output, then call `filterFlushed` or `filterFailed`.
+        case flushFilter
+        /// The scrape ended with this result: write the response's end.
+        case finishResponse(GatewayMetrics.ScrapeResult, closeAfter: Bool)
+        /// The scrape ended with this result after its status line went out: cancel
+        /// the fetch and cut the connection, so the scraper sees a broken body.
+        case abort(GatewayMetrics.ScrapeResult)
+        /// The scraper is gone: cancel the fetch and record this result (nil: no
+        /// scrape was under way).
+        case abandon(GatewayMetrics.ScrapeResult?)
+        /// Something on the connection cannot be trusted: cancel and close.
+        case close
+    }
+
+    private(set) var state = State.idle
+    let configuration: Configuration
+
+    init(configuration: Configuration) {
+        self.configuration = configuration
+    }
+
+    // MARK: The request
+
+    mutating func requestHead(_ head: HTTPRequestHead) -> Action {
+        guard case .idle = state else { return .none }
+        state = .receiving(head)
+        return .none
+    }
+
+    mutating func requestEnd() -> Action {
+        guard case .receiving(let head) = state else { return .none }
+        if head.uri.utf8.count > configuration.maximumRequestLine {
+            return answer(.requestTargetTooLong, to: head)
+        }
+        state = .admitting(head)
+        return .consultRateLimiter
+    }
+
+    mutating func rateLimiterAnswered(allowed: Bool) -> Action {
+        guard case .admitting(let head) = state else { return .none }
+        guard allowed else { return answer(.tooManyRequests, to: head) }
+        guard configuration.authenticationEnabled else { return route(head) }
+        return .authenticate(authorization: head.headers.first(name: "Authorization"))
+    }
+
+    mutating func authenticated(_ outcome: BasicAuthenticator.Outcome) -> Action {
+        guard case .admitting(let head) = state else { return .none }
+        switch outcome {
+        case .allowed: return route(head)
+        case .overloaded: return answer(.authenticationOverloaded, to: head)
+        default: return answer(.unauthorized(reason: outcome.failureReason ?? "unknown"), to: head)
+        }
+    }
+
+    private mutating func route(_ head: HTTPRequestHead) -> Action {
+        switch ScrapeRoute(head, metricsPath: configuration.metricsPath) {
+        case .ownMetrics:
+            state = head.isKeepAlive ? .idle : .closed
+            return .serveOwnMetrics(closeAfter: !head.isKeepAlive)
+        case .scrape:
+            state = .fetching(head)
+            return .startFetch(head)
+        case .notFound:
+            return answer(.notFound, to: head)
+        case .methodNotAllowed:
+            return answer(.methodNotAllowed, to: head)
+        }
+    }
+
+    // MARK: The app's answer
+
+    mutating func upstreamHead(_ response: HTTPResponseHead) -> Action {
+        guard case .fetching(let head) = state else { return .none }
+        guard response.status == .ok else {
+            return answer(.upstreamStatus(response.status.code), to: head, result: .upstreamError)
+        }
+        if let length = response.headers.first(name: "Content-Length").flatMap(Int.init), length > configuration.bodySizeLimit {
+            return answer(.upstreamTooLarge, to: head, result: .tooLarge)
+        }
+        state = .streaming(head, upstreamBytes: 0)
+        return .sendResponseHead(response)
+    }
+
+    mutating func upstreamBody(bytes: Int) -> Action {
+        guard case .streaming(let head, let received) = state, head.method != .HEAD else { return .none }
+        guard received + bytes <= configuration.bodySizeLimit else {
+            state = .closed
+            return .abort(.tooLarge)
+        }
+        state = .streaming(head, upstreamBytes: received + bytes)
+        return .forwardBody
+    }
+
+    mutating func upstreamEnd() -> Action {
+        switch state {
+        case .streaming(let head, _) where head.method == .HEAD:
+            return finish(head)
+        case .streaming(let head, _):
+            state = .finishing(head)
+            return .flushFilter
+        case .fetching(let head):
+            // An end without a head does not happen with NIO's codec; an answer
+            // that is no answer is the app's fault.
+            return answer(.upstreamUnavailable, to: head, result: .upstreamError)
+        default:
+            return .none
+        }
+    }
+
+    mutating func upstreamFailed(_ error: UpstreamError) -> Action {
+        let result: GatewayMetrics.ScrapeResult = error == .timeout ? .timeout : .upstreamError
+        switch state {
+        case .fetching(let head):
+            return answer(error == .timeout ? .upstreamTimedOut : .upstreamUnavailable, to: head, result: result)
+        case .streaming, .finishing:
+            state = .closed
+            return .abort(result)
+        default:
+            return .none
+        }
+    }
+
+    // MARK: The filter
+
+    mutating func filterFlushed() -> Action {
+        guard case .finishing(let head) = state else { return .none }
+        return finish(head)
+    }
+
+    /// The policy failed the scrape (`invalid_lines: fail_scrape`).
+    mutating func filterFailed() -> Action {
+        switch state {
+        case .streaming, .finishing:
+            state = .closed
+            return .abort(.filterRejected)
+        default:
+            return .none
+        }
+    }
+
+    // MARK: The connection
+
+    mutating func connectionClosed() -> Action {
+        let wasScraping: Bool
+        switch state {
+        case .fetching, .streaming, .finishing: wasScraping = true
+        default: wasScraping = false
+        }
+        state = .closed
+        return .abandon(wasScraping ? .clientAborted : nil)
+    }
+
+    mutating func errorCaught() -> Action {
+        .close
+    }
+
+    // MARK: Helpers
+
+    /// A short answer ends the request (and, with `result`, the scrape).
+    private mutating func answer(_ answer: ShortAnswer, to head: HTTPRequestHead,
+                                 result: GatewayMetrics.ScrapeResult? = nil) -> Action {
+        state = head.isKeepAlive ? .idle : .closed
+        return .respond(answer, result: result, closeAfter: !head.isKeepAlive)
+    }
+
+    private mutating func finish(_ head: HTTPRequestHead) -> Action {
+        state = head.isKeepAlive ? .idle : .closed
+        return .finishResponse(.success, closeAfter: !head.isKeepAlive)
+    }
+}
+
+/// Where a request goes, by its path and method alone.
+enum ScrapeRoute: Equatable {
+    case scrape
+    case ownMetrics
+    case notFound
+    case methodNotAllowed
+
+    static let ownMetricsPath = "/gateway/metrics"
+
+    init(_ head: HTTPRequestHead, metricsPath: String) {
+        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        let readOnly = head.method == .GET || head.method == .HEAD
+        if path == Self.ownMetricsPath {
+            self = readOnly ? .ownMetrics : .methodNotAllowed
+        } else if path == metricsPath {
+            self = readOnly ? .scrape : .methodNotAllowed
+        } else {
+            self = .notFound
+        }
+    }
+}

@@ -1,0 +1,232 @@
+@testable import GatewayCore
+import Logging
+import MetricsFilter
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+/// The HTTP handler in memory: an `EmbeddedChannel` carries the scraper's request
+/// parts in and the response parts out, and a scripted upstream stands in for the
+/// app. No socket, no TLS, no clock: every step is driven by the test.
+@Suite struct GatewayHTTPHandlerTests {
+    @Test func aScrapeStreamsTheFilteredBodyAndCountsASuccess() throws {
+        let harness = try Harness(filter: FilterPolicy(relabelRules: [
+            try RelabelRule(.init(action: "drop", sourceLabels: ["__name__"], regex: "secret_.*")),
+        ]))
+        try harness.request("/metrics", headers: [("Accept", "application/vnd.google.protobuf;q=0.9,text/plain;q=0.5")])
+        let fetch = try #require(harness.upstream.fetches.first)
+        #expect(fetch.headers.first(name: "Accept") == "text/plain;q=0.5", "protobuf is not asked of the app")
+        #expect(fetch.headers.first(name: "Accept-Encoding") == "identity")
+        fetch.send(.head(HTTPResponseHead(version: .http1_1, status: .ok,
+                                          headers: ["Content-Type": "text/plain; version=0.0.4"])))
+        fetch.send(.body(ByteBuffer(string: "up 1\nsecret_token{a=\"b\"} 2\n")))
+        fetch.send(.body(ByteBuffer(string: "other 3\n")))
+        fetch.send(.end)
+        let response = try harness.response()
+        #expect(response.head?.status == .ok)
+        #expect(response.head?.headers.first(name: "Transfer-Encoding") == "chunked")
+        #expect(response.body == "up 1\nother 3\n")
+        #expect(response.ended)
+        #expect(harness.channel.isActive, "keep-alive: the connection stays")
+        #expect(harness.scrapes("success") == 1)
+    }
+
+    @Test func anErrorStatusFromTheAppIsA502() throws {
+        let harness = try Harness()
+        try harness.request("/metrics")
+        let fetch = try #require(harness.upstream.fetches.first)
+        fetch.send(.head(HTTPResponseHead(version: .http1_1, status: .internalServerError)))
+        let response = try harness.response()
+        #expect(response.head?.status == .badGateway)
+        #expect(response.body == "upstream answered 500\n")
+        #expect(fetch.cancelled, "the rest of the app's answer is not read")
+        #expect(harness.scrapes("upstream_error") == 1)
+    }
+
+    @Test func aTimeoutBeforeTheHeadIsA504() throws {
+        let harness = try Harness()
+        try harness.request("/metrics")
+        try #require(harness.upstream.fetches.first).send(.failed(.timeout))
+        let response = try harness.response()
+        #expect(response.head?.status == .gatewayTimeout)
+        #expect(harness.scrapes("timeout") == 1)
+    }
+
+    @Test func aBodyOverTheLimitCutsTheConnectionWithoutAnEnd() throws {
+        let harness = try Harness(bodySizeLimit: 16)
+        try harness.request("/metrics")
+        let fetch = try #require(harness.upstream.fetches.first)
+        fetch.send(.head(HTTPResponseHead(version: .http1_1, status: .ok)))
+        fetch.send(.body(ByteBuffer(string: "a_metric 1\n")))
+        let before = try harness.response()
+        #expect(before.head?.status == .ok)
+        #expect(before.body == "a_metric 1\n")
+        fetch.send(.body(ByteBuffer(string: "another 2\n")))
+        let response = try harness.response()
+        #expect(response.body.isEmpty)
+        #expect(!response.ended, "a cut body, never a short one that looks complete")
+        #expect(!harness.channel.isActive)
+        #expect(fetch.cancelled)
+        #expect(harness.scrapes("too_large") == 1)
+        #expect(harness.scrapes("client_aborted") == 0, "the close that follows records nothing more")
+    }
+
+    @Test func theScraperLeavingCancelsTheFetchAndCountsOnce() throws {
+        let harness = try Harness()
+        try harness.request("/metrics")
+        let fetch = try #require(harness.upstream.fetches.first)
+        fetch.send(.head(HTTPResponseHead(version: .http1_1, status: .ok)))
+        try harness.channel.close().wait()
+        #expect(fetch.cancelled)
+        fetch.send(.body(ByteBuffer(string: "late 1\n")))
+        fetch.send(.end)
+        #expect(harness.scrapes("client_aborted") == 1)
+        #expect(harness.scrapes("success") == 0)
+    }
+
+    @Test func aFailScrapePolicyCutsTheBody() throws {
+        let harness = try Harness(filter: FilterPolicy(invalidLines: .failScrape))
+        try harness.request("/metrics")
+        let fetch = try #require(harness.upstream.fetches.first)
+        fetch.send(.head(HTTPResponseHead(version: .http1_1, status: .ok)))
+        fetch.send(.body(ByteBuffer(string: "ok 1\nthis is { not a sample\n")))
+        #expect(!harness.channel.isActive)
+        #expect(fetch.cancelled)
+        #expect(harness.scrapes("filter_rejected") == 1)
+    }
+
+    @Test(arguments: [
+        ("/other", HTTPMethod.GET, HTTPResponseStatus.notFound, "not found\n"),
+        ("/metrics", .POST, .methodNotAllowed, "method not allowed\n"),
+        ("/gateway/metrics", .DELETE, .methodNotAllowed, "method not allowed\n"),
+        ("/" + String(repeating: "a", count: 5000), .GET, .uriTooLong, "request target too long\n"),
+    ])
+    func shortAnswers(_ uri: String, _ method: HTTPMethod, _ status: HTTPResponseStatus, _ text: String) throws {
+        let harness = try Harness()
+        try harness.request(uri, method: method)
+        let response = try harness.response()
+        #expect(response.head?.status == status)
+        #expect(response.body == text)
+        #expect(response.ended)
+        #expect(harness.upstream.fetches.isEmpty)
+    }
+
+    @Test func ownMetricsNeedNoFetch() throws {
+        let harness = try Harness()
+        try harness.request("/gateway/metrics")
+        let response = try harness.response()
+        #expect(response.head?.status == .ok)
+        #expect(response.body.contains("scrapeguard_scrapes_total"))
+        #expect(harness.upstream.fetches.isEmpty)
+    }
+}
+
+/// One handler on an `EmbeddedChannel`, with no users (so no bcrypt) and a scripted
+/// upstream.
+private struct Harness {
+    let channel = EmbeddedChannel()
+    let upstream: ScriptedUpstream
+    let metrics = GatewayMetrics()
+
+    init(filter: FilterPolicy = FilterPolicy(), bodySizeLimit: Int = 1 << 20) throws {
+        let configuration = UpstreamConfiguration(bodySizeLimit: bodySizeLimit)
+        upstream = ScriptedUpstream(configuration: configuration)
+        let policy = GatewayRequestPolicy(
+            authenticator: BasicAuthenticator(users: [:], pool: NIOThreadPool(numberOfThreads: 1)),
+            rateLimiter: nil,
+            upstream: UpstreamClient(configuration: configuration),
+            fetcher: upstream,
+            filter: PolicyScrapeFilter(policy: filter, metrics: metrics),
+            metricsPath: "/metrics",
+            maximumRequestLine: 4096,
+            responseHeaders: [],
+            metrics: metrics,
+            health: GatewayHealth(),
+            logger: Logger(label: "test"))
+        try channel.pipeline.syncOperations.addHandler(GatewayHTTPHandler(policy: policy))
+        // An embedded channel is active once connected: a test can then see it close.
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9443)).wait()
+        try #require(channel.isActive)
+    }
+
+    func request(_ uri: String, method: HTTPMethod = .GET, headers: [(String, String)] = []) throws {
+        try channel.writeInbound(HTTPServerRequestPart.head(
+            HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: HTTPHeaders(headers))))
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+    }
+
+    struct Response {
+        var head: HTTPResponseHead?
+        var body = ""
+        var ended = false
+    }
+
+    /// Everything written so far.
+    func response() throws -> Response {
+        var response = Response()
+        while let part = try channel.readOutbound(as: HTTPServerResponsePart.self) {
+            switch part {
+            case .head(let head): response.head = head
+            case .body(.byteBuffer(let buffer)): response.body += String(buffer: buffer)
+            case .body: break
+            case .end: response.ended = true
+            }
+        }
+        return response
+    }
+
+    /// `scrapeguard_scrapes_total{result=…}` as the gateway's own metrics say it.
+    func scrapes(_ result: String) -> Int {
+        let text = String(decoding: metrics.exposition(), as: UTF8.self)
+        let prefix = "scrapeguard_scrapes_total{result=\"\(result)\"} "
+        return text.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Int($0.dropFirst(prefix.count)) } ?? 0
+    }
+}
+
+/// An upstream whose fetches the test drives by hand.
+private final class ScriptedUpstream: UpstreamFetching, @unchecked Sendable {
+    // @unchecked: used on the embedded event loop's thread only.
+    let configuration: UpstreamConfiguration
+    private(set) var fetches: [ScriptedFetch] = []
+
+    init(configuration: UpstreamConfiguration) {
+        self.configuration = configuration
+    }
+
+    func fetch(method: HTTPMethod, headers: HTTPHeaders, timeout: TimeAmount, on eventLoop: EventLoop,
+               receiver: UpstreamEventReceiver) -> UpstreamFetchControl {
+        let fetch = ScriptedFetch(method: method, headers: headers, receiver: receiver)
+        fetches.append(fetch)
+        return fetch
+    }
+}
+
+private final class ScriptedFetch: UpstreamFetchControl {
+    let method: HTTPMethod
+    let headers: HTTPHeaders
+    private weak var receiver: UpstreamEventReceiver?
+    private(set) var cancelled = false
+    private(set) var reading = true
+
+    init(method: HTTPMethod, headers: HTTPHeaders, receiver: UpstreamEventReceiver) {
+        self.method = method
+        self.headers = headers
+        self.receiver = receiver
+    }
+
+    /// Delivers an event as the real fetch would: none once cancelled.
+    func send(_ event: UpstreamEvent) {
+        guard !cancelled else { return }
+        receiver?.upstream(event)
+    }
+
+    func setReading(_ reading: Bool) {
+        self.reading = reading
+    }
+
+    func cancel() {
+        cancelled = true
+    }
+}
