@@ -9,37 +9,36 @@ import Glibc
 import Darwin
 #endif
 
-/// Reloads certificates, keys, client CAs, users and the gateway configuration
-/// without a restart: on SIGHUP, and when a watched file changes (a stat poll, which
-/// also sees Kubernetes' Secret updates, where a `..data` symlink is swapped to a new
-/// folder). A reload is all or nothing: both files are read and the new TLS context
-/// is built before anything is swapped; on any failure the old configuration keeps
-/// serving, the reason is logged and `scrapeguard_reloads_total{result="failure"}`
+/// Reloads certificates, keys, client CAs, users, the PII key and the gateway
+/// configuration without a restart: on SIGHUP, and when a file the last load read
+/// changes (a stat poll, which also sees Kubernetes' Secret updates, where a `..data`
+/// symlink is swapped to a new folder). A reload is all or nothing: the loader builds
+/// a whole snapshot before anything is swapped; on any failure the old configuration
+/// keeps serving, the reason is logged and `scrapeguard_reloads_total{result="failure"}`
 /// counts it.
 public final class ConfigurationReloader: Service, Sendable {
-    public typealias Loader = @Sendable () throws -> (WebConfiguration, GatewayConfiguration)
-
     private let server: GatewayServer
-    private let webConfigFile: String
-    private let configFile: String
-    private let load: Loader
+    private let sources: ConfigurationSources
     private let pollInterval: Duration?
     private let logger: Logger
     private let watched: NIOLockedValueBox<[String: FileFingerprint?]>
 
     /// - Parameters:
-    ///   - load: reads both files (and applies command-line overrides).
-    ///   - current: the web configuration now in use, for the certificate paths to watch.
+    ///   - sources: what `ConfigurationLoader` reads at each reload.
+    ///   - current: the snapshot now in use: its files are the ones watched.
     ///   - pollInterval: how often files are checked; nil for SIGHUP only.
-    public init(server: GatewayServer, webConfigFile: String, configFile: String, current: WebConfiguration,
-                pollInterval: Duration? = .seconds(5), logger: Logger, load: @escaping Loader) {
+    public init(server: GatewayServer, sources: ConfigurationSources, current: ConfigurationSnapshot,
+                pollInterval: Duration? = .seconds(5), logger: Logger) {
         self.server = server
-        self.webConfigFile = webConfigFile
-        self.configFile = configFile
-        self.load = load
+        self.sources = sources
         self.pollInterval = pollInterval
         self.logger = logger
-        self.watched = NIOLockedValueBox(Self.fingerprints(Self.paths(webConfigFile, configFile, current)))
+        self.watched = NIOLockedValueBox(Self.fingerprints(current.files))
+    }
+
+    /// The files a change of which reloads.
+    public var watchedFiles: [String] {
+        watched.withLockedValue { $0.keys.sorted() }
     }
 
     public func run() async throws {
@@ -79,9 +78,9 @@ public final class ConfigurationReloader: Service, Sendable {
     @discardableResult
     public func reload() -> Bool {
         do {
-            let (web, gateway) = try load()
-            try server.apply(web: web, gateway: gateway)
-            watched.withLockedValue { $0 = Self.fingerprints(Self.paths(webConfigFile, configFile, web)) }
+            let snapshot = try ConfigurationLoader.load(sources)
+            server.apply(snapshot)
+            watched.withLockedValue { $0 = Self.fingerprints(snapshot.files) }
             server.metrics.reloaded(success: true)
             logger.info("reloaded", metadata: ["certificate_serial_expiry": "\(server.tlsContext.certificateNotAfter)"])
             return true
@@ -94,14 +93,6 @@ public final class ConfigurationReloader: Service, Sendable {
             logger.error("reload failed; the previous configuration keeps serving", metadata: ["error": "\(error)"])
             return false
         }
-    }
-
-    private static func paths(_ webConfigFile: String, _ configFile: String, _ web: WebConfiguration) -> [String] {
-        var paths = [webConfigFile, configFile]
-        for source in [web.tls.certificateChain, web.tls.privateKey] + (web.tls.clientCA.map { [$0] } ?? []) {
-            if case .file(let path) = source { paths.append(path) }
-        }
-        return paths
     }
 
     private static func fingerprints(_ paths: [String]) -> [String: FileFingerprint?] {

@@ -12,8 +12,9 @@ enum FilterConfiguration {
         "source_labels", "separator", "target_label", "regex", "modulus", "replacement", "action",
     ]
 
-    /// Reads the filter keys of the root mapping into a policy.
-    static func read(from root: inout YAMLConfigReader) throws -> FilterPolicy {
+    /// Reads the filter keys of the root mapping into a policy; the files it reads on
+    /// the way (the PII hash key) are added to `files`.
+    static func read(from root: inout YAMLConfigReader, files: inout [String]) throws -> FilterPolicy {
         var policy = FilterPolicy()
         var semantics = RelabelSemantics.prometheus3
         if let text = try root.string("relabel_semantics") {
@@ -28,6 +29,9 @@ enum FilterConfiguration {
         }
         if var section = try root.mapping("pii") {
             policy.pii = try pii(&section, semantics: semantics)
+            if let path = try section.string("hash_key_file") {
+                files.append(PathResolution.resolve(path, against: PathResolution.folder(of: section.file)))
+            }
             try section.finish()
         }
         if var section = try root.mapping("limits") {

@@ -10,6 +10,8 @@ public struct GatewayConfiguration: Sendable {
     public var limits: ServerLimits
     /// Relabeling and the rest of the filter policy.
     public var filter: FilterPolicy
+    /// Files the configuration named and read (the PII hash key), for the reloader.
+    public var referencedFiles: [String] = []
 
     public init(upstream: UpstreamConfiguration = UpstreamConfiguration(), metricsPath: String = "/metrics",
                 limits: ServerLimits = ServerLimits(), filter: FilterPolicy = FilterPolicy()) {
@@ -69,7 +71,7 @@ public struct GatewayConfiguration: Sendable {
             try configuration.limits.read(from: &server)
             try server.finish()
         }
-        configuration.filter = try FilterConfiguration.read(from: &root)
+        configuration.filter = try FilterConfiguration.read(from: &root, files: &configuration.referencedFiles)
         try root.finish()
         return configuration
     }

@@ -35,14 +35,16 @@ public struct GatewayServerSettings: Sendable {
 
 /// The HTTPS listener: TLS through OpenSSL, HTTP/1.1, auth, proxy, own metrics. Runs
 /// as a swift-service-lifecycle `Service` (graceful shutdown drains it), or is started
-/// and stopped by hand in tests. `apply(web:gateway:)` swaps in new certificates,
-/// users and upstream settings whole; open connections keep what they started with.
+/// and stopped by hand in tests. `apply(_:)` swaps in a new configuration snapshot
+/// whole; open connections keep what they started with.
 public final class GatewayServer: Service, Sendable {
     /// What one connection is set up with; replaced whole by a reload.
     private struct Active {
         var tlsContext: TLSContext
         var policy: GatewayRequestPolicy
         var limits: ServerLimits
+        /// What the policy was built from, to keep what a reload does not change.
+        var web: WebConfiguration
     }
 
     public let metrics: GatewayMetrics
@@ -57,9 +59,11 @@ public final class GatewayServer: Service, Sendable {
     private let handshakeFailures = NIOLockedValueBox<[String: Int]>([:])
     private let logger: Logger
 
-    /// Builds the TLS context and everything else that can fail before binding.
+    /// Builds the TLS context (unless the caller has one, from `ConfigurationLoader`)
+    /// and everything else that can fail before binding.
     public init(
-        settings: GatewayServerSettings, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        settings: GatewayServerSettings, tlsContext: TLSContext? = nil,
+        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         metrics: GatewayMetrics = GatewayMetrics(), logger: Logger
     ) throws {
         self.settings = settings
@@ -70,29 +74,42 @@ public final class GatewayServer: Service, Sendable {
         let pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
         self.threadPool = pool
-        let tlsContext = try TLSContext(configuration: settings.web.tls)
+        let tlsContext = try tlsContext ?? TLSContext(configuration: settings.web.tls)
         self.active = NIOLockedValueBox(Active(
             tlsContext: tlsContext,
             policy: Self.makePolicy(settings.web, settings.gateway, pool: pool,
                                     metrics: metrics, health: health, logger: logger),
-            limits: settings.gateway.limits))
+            limits: settings.gateway.limits,
+            web: settings.web))
         let active = self.active
         self.healthServer = HealthServer(health: health, upstream: { active.withLockedValue { $0.policy.upstream } })
         metrics.certificatesInUse(tlsContext)
         health.certificatesLoaded()
     }
 
+    /// The request policy for a configuration. What `previous` was built from and the
+    /// new configuration leave unchanged is kept: the authenticator (and its verdict
+    /// cache), the rate limiter (and its tokens), the upstream client (and its idle
+    /// connections); the series tracker when the limits allow (`PolicyScrapeFilter`).
     private static func makePolicy(
         _ web: WebConfiguration, _ gateway: GatewayConfiguration, pool: NIOThreadPool,
-        metrics: GatewayMetrics, health: GatewayHealth, logger: Logger, previousTracker: SeriesTracker? = nil
+        metrics: GatewayMetrics, health: GatewayHealth, logger: Logger, previous: Active? = nil
     ) -> GatewayRequestPolicy {
-        let upstream = UpstreamClient(configuration: gateway.upstream)
+        var authenticator = BasicAuthenticator(users: web.basicAuthUsers, pool: pool)
+        var rateLimiter = web.rateLimit.map { RateLimiter(interval: $0.interval, burst: $0.burst) }
+        var upstream = UpstreamClient(configuration: gateway.upstream)
+        if let previous {
+            if previous.web.basicAuthUsers == web.basicAuthUsers { authenticator = previous.policy.authenticator }
+            if previous.web.rateLimit == web.rateLimit { rateLimiter = previous.policy.rateLimiter }
+            if previous.policy.upstream.configuration == gateway.upstream { upstream = previous.policy.upstream }
+        }
         return GatewayRequestPolicy(
-            authenticator: BasicAuthenticator(users: web.basicAuthUsers, pool: pool),
-            rateLimiter: web.rateLimit.map { RateLimiter(interval: $0.interval, burst: $0.burst) },
+            authenticator: authenticator,
+            rateLimiter: rateLimiter,
             upstream: upstream,
             fetcher: upstream,
-            filter: PolicyScrapeFilter(policy: gateway.filter, metrics: metrics, previous: previousTracker),
+            filter: PolicyScrapeFilter(policy: gateway.filter, metrics: metrics,
+                                       previous: (previous?.policy.filter as? PolicyScrapeFilter)?.tracker),
             metricsPath: gateway.metricsPath,
             maximumRequestLine: gateway.limits.maximumRequestLine,
             responseHeaders: web.headers.map { ($0.name, $0.value) },
@@ -114,22 +131,21 @@ public final class GatewayServer: Service, Sendable {
 
     public var openConnections: Int { connections.count }
 
-    /// Swaps in a new configuration for new connections: certificates, users, upstream,
-    /// limits and filter policy. Everything is built first, so a failure (a broken
-    /// certificate) changes nothing. Listen addresses are not reloadable.
-    public func apply(web: WebConfiguration, gateway: GatewayConfiguration) throws {
-        let tlsContext = try TLSContext(configuration: web.tls)
-        let previousTracker = active.withLockedValue { ($0.policy.filter as? PolicyScrapeFilter)?.tracker }
-        let policy = Self.makePolicy(web, gateway, pool: threadPool, metrics: metrics, health: health, logger: logger,
-                                     previousTracker: previousTracker)
-        let previous = active.withLockedValue { active in
-            defer { active = Active(tlsContext: tlsContext, policy: policy, limits: gateway.limits) }
-            return active
+    /// Swaps in a loaded configuration for new connections: certificates, users,
+    /// upstream, limits and filter policy. Everything in it was built and checked by
+    /// `ConfigurationLoader`, so this cannot fail. Listen addresses are not reloadable.
+    public func apply(_ snapshot: ConfigurationSnapshot) {
+        let previous = active.withLockedValue { $0 }
+        let policy = Self.makePolicy(snapshot.web, snapshot.gateway, pool: threadPool, metrics: metrics, health: health,
+                                     logger: logger, previous: previous)
+        active.withLockedValue { active in
+            active = Active(tlsContext: snapshot.tlsContext, policy: policy, limits: snapshot.gateway.limits,
+                            web: snapshot.web)
         }
-        if previous.policy.upstream.configuration != gateway.upstream {
+        if previous.policy.upstream !== policy.upstream {
             previous.policy.upstream.closeIdleConnections()
         }
-        metrics.certificatesInUse(tlsContext)
+        metrics.certificatesInUse(snapshot.tlsContext)
     }
 
     /// Binds and starts accepting; returns the bound address (port 0 picks one).

@@ -24,9 +24,23 @@ public struct WebConfiguration: Sendable, Hashable {
         public var burst: Int
     }
 
+    /// The certificate, key and CA files it names, for the reloader to watch.
+    public var certificateFiles: [String] {
+        ([tls.certificateChain, tls.privateKey] + (tls.clientCA.map { [$0] } ?? [])).compactMap { source in
+            if case .file(let path) = source { return path }
+            return nil
+        }
+    }
+
     /// Reads and validates a web-config file. Relative paths resolve against the
-    /// file's folder. Certificates are loaded by `TLSContext`, not here.
+    /// file's folder.
     public static func load(file: String) throws -> WebConfiguration {
+        try loadWithContext(file: file).configuration
+    }
+
+    /// The same, with the TLS context its certificates made: the check that they load
+    /// is the context a reload then uses.
+    static func loadWithContext(file: String) throws -> (configuration: WebConfiguration, tlsContext: TLSContext) {
         var root = try YAMLConfigReader.loadFile(file)
         try root.refuseUnknownKeys(allowed: ["tls_server_config", "http_server_config", "basic_auth_users", "rate_limit"])
         let folder = PathResolution.folder(of: file)
@@ -37,7 +51,7 @@ public struct WebConfiguration: Sendable, Hashable {
         }
         let tls = try readTLS(&tlsSection, folder: folder)
         try tlsSection.finish()
-        try checkCredentials(tls, section: tlsSection)
+        let tlsContext = try checkCredentials(tls, section: tlsSection)
 
         var headers: [HTTPHeaderSetting] = []
         if var http = try root.mapping("http_server_config") {
@@ -84,7 +98,7 @@ public struct WebConfiguration: Sendable, Hashable {
             }
         }
         try root.finish()
-        return WebConfiguration(tls: tls, basicAuthUsers: users, headers: headers, rateLimit: rateLimit)
+        return (WebConfiguration(tls: tls, basicAuthUsers: users, headers: headers, rateLimit: rateLimit), tlsContext)
     }
 
     private static func readTLS(_ section: inout YAMLConfigReader, folder: String) throws -> TLSConfiguration {
@@ -174,9 +188,9 @@ public struct WebConfiguration: Sendable, Hashable {
 
     /// Builds the OpenSSL context once, so that an unreadable certificate, a key that
     /// does not fit or an empty CA file is refused with the key that names it.
-    private static func checkCredentials(_ tls: TLSConfiguration, section: YAMLConfigReader) throws {
+    private static func checkCredentials(_ tls: TLSConfiguration, section: YAMLConfigReader) throws -> TLSContext {
         do {
-            _ = try TLSContext(configuration: tls)
+            return try TLSContext(configuration: tls)
         } catch {
             let key: String
             switch error.credential {

@@ -17,7 +17,9 @@ struct CheckConfigCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let (web, gateway) = try ConfigurationFiles.load(webConfigFile: webConfigFile, configFile: configFile, upstreamURL: nil)
+            let snapshot = try ConfigurationLoader.load(
+                ConfigurationFlags.sources(webConfigFile: webConfigFile, configFile: configFile, upstreamURL: nil))
+            let (web, gateway) = (snapshot.web, snapshot.gateway)
             print("\(webConfigFile): OK: TLS \(web.tls.minimumVersion == .tls13 ? "1.3" : "1.2")+, client auth \(web.tls.clientAuth.rawValue), \(web.tls.clientAllowedSANs.count) allowed SAN(s), \(web.basicAuthUsers.count) user(s)")
             print("\(configFile): OK: upstream \(gateway.upstream.url), metrics path \(gateway.metricsPath), \(Self.describe(gateway.filter))")
         } catch {

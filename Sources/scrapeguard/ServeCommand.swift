@@ -42,22 +42,18 @@ struct ServeCommand: AsyncParsableCommand {
         let reloadInterval = try DurationFlag.parse(reloadInterval, flag: "--reload.interval")
         let (host, port) = try ListenAddress.parse(listenAddress, flag: "--web.listen-address")
         let health = try ["", "none"].contains(healthListenAddress) ? nil : ListenAddress.parse(healthListenAddress, flag: "--health.listen-address")
-        let webConfigFile = self.webConfigFile
-        let configFile = self.configFile
-        let upstreamURL = self.upstreamURL
-        let load: ConfigurationReloader.Loader = {
-            try ConfigurationFiles.load(webConfigFile: webConfigFile, configFile: configFile, upstreamURL: upstreamURL)
-        }
-        let (web, gateway) = try load()
+        let sources = try ConfigurationFlags.sources(webConfigFile: webConfigFile, configFile: configFile,
+                                                     upstreamURL: upstreamURL)
+        let snapshot = try ConfigurationLoader.load(sources)
 
         let server = try GatewayServer(
             settings: GatewayServerSettings(
-                web: web, gateway: gateway, listenHost: host, listenPort: port,
+                web: snapshot.web, gateway: snapshot.gateway, listenHost: host, listenPort: port,
                 healthListen: health.map { (host: $0.0, port: $0.1) }, shutdownTimeout: shutdownTimeout),
-            logger: logger)
+            tlsContext: snapshot.tlsContext, logger: logger)
         let reloader = ConfigurationReloader(
-            server: server, webConfigFile: webConfigFile, configFile: configFile, current: web,
-            pollInterval: reloadInterval > .zero ? reloadInterval : nil, logger: logger, load: load)
+            server: server, sources: sources, current: snapshot,
+            pollInterval: reloadInterval > .zero ? reloadInterval : nil, logger: logger)
         var configuration = ServiceGroupConfiguration(
             services: [.init(service: server), .init(service: reloader)], gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)

@@ -59,20 +59,18 @@ enum DurationFlag {
     }
 }
 
-enum ConfigurationFiles {
-    /// Reads both files; the web config's certificates are loaded too, so their
-    /// problems are reported with the key that names them.
-    static func load(webConfigFile: String, configFile: String, upstreamURL: String?) throws -> (WebConfiguration, GatewayConfiguration) {
-        let web = try WebConfiguration.load(file: webConfigFile)
-        var gateway = try GatewayConfiguration.load(file: configFile)
+enum ConfigurationFlags {
+    /// The sources the flags name, `--upstream.url` checked here, once.
+    static func sources(webConfigFile: String, configFile: String, upstreamURL: String?) throws -> ConfigurationSources {
+        var url: UpstreamURL?
         if let upstreamURL {
             do {
-                gateway.upstream.url = try UpstreamURL(parsing: upstreamURL)
+                url = try UpstreamURL(parsing: upstreamURL)
             } catch {
                 throw ValidationError("--upstream.url: \(error.reason)")
             }
         }
-        return (web, gateway)
+        return ConfigurationSources(webConfigFile: webConfigFile, configFile: configFile, upstreamURL: url)
     }
 }
 
