@@ -25,11 +25,13 @@ test-deps:
 
 test: test-deps test-swift test-deploy test-e2e test-fuzz
 
-# One test at a time: the tests run real servers and clients against each other with
-# timeouts, and on two cores a test that opens 500 TLS connections starves the rest.
+# The in-memory suites in parallel; then the integration suites one at a time: they
+# run real servers and clients against each other with timeouts, and on two cores a
+# test that opens 500 TLS connections starves the rest.
 test-swift:
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --no-parallel
+	$(SWIFT) test --skip-build --parallel --filter ScrapeguardUnitTests
+	$(SWIFT) test --skip-build --no-parallel --filter ScrapeguardIntegrationTests
 
 test-deploy:
 	@if [ -x deploy/test.sh ]; then SCRAPEGUARD_BIN="$$($(SWIFT) build --show-bin-path)/scrapeguard" bash deploy/test.sh; fi

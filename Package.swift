@@ -84,17 +84,40 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // What both test targets share: the repository's paths, the filter harness.
+        .target(
+            name: "TestSupport",
+            dependencies: ["MetricsFilter"],
+            path: "Tests/TestSupport"
+        ),
+        // In memory, in parallel: the filter, the relabel engine, the state machines,
+        // the HTTP handler on EmbeddedChannel. No socket, no process.
         .testTarget(
-            name: "ScrapeguardTests",
+            name: "ScrapeguardUnitTests",
+            dependencies: [
+                "GatewayCore",
+                "MetricsFilter",
+                "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        // Real servers and clients (curl, openssl, Python, promtool, Go), one at a time.
+        .testTarget(
+            name: "ScrapeguardIntegrationTests",
             dependencies: [
                 "GatewayCore",
                 "GatewayTLS",
                 "MetricsFilter",
                 "scrapeguard",
+                "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ]

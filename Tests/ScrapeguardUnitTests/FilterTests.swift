@@ -2,43 +2,11 @@ import Foundation
 @testable import GatewayCore
 @testable import MetricsFilter
 import Testing
+import TestSupport
 
 /// The streaming filter on its own: scanning across chunk boundaries, PII rules,
 /// cardinality limits, duplicates.
 @Suite struct FilterTests {
-    /// Filters `input` in chunks of `chunk` bytes (one chunk by default). A small input
-    /// without a tracker is also filtered at every chunk size, and must give the same
-    /// output and report each time: every scanner test is a chunk-boundary test too.
-    static func run(_ input: String, _ policy: FilterPolicy = FilterPolicy(), format: ExpositionFormat = .text,
-                    tracker: SeriesTracker? = nil, chunk: Int? = nil) -> (String, FilterReport) {
-        let result = filterOnce(input, policy, format: format, tracker: tracker, chunk: chunk)
-        if chunk == nil, tracker == nil, !policy.limits.needsTracker, input.utf8.count <= 2048 {
-            for size in 1..<max(input.utf8.count, 1) {
-                let split = filterOnce(input, policy, format: format, tracker: nil, chunk: size)
-                if split.0 != result.0 || split.1 != result.1 {
-                    Issue.record("chunks of \(size) bytes changed the result:\n\(split.0)\nvs\n\(result.0)")
-                    break
-                }
-            }
-        }
-        return result
-    }
-
-    static func filterOnce(_ input: String, _ policy: FilterPolicy, format: ExpositionFormat,
-                           tracker: SeriesTracker?, chunk: Int?) -> (String, FilterReport) {
-        let filter = StreamingFilter(policy: policy, format: format, tracker: tracker)
-        var output: [UInt8] = []
-        let bytes = Array(input.utf8)
-        let size = chunk ?? max(bytes.count, 1)
-        var start = 0
-        while start < bytes.count {
-            filter.process(Array(bytes[start..<min(start + size, bytes.count)]), into: &output)
-            start += size
-        }
-        let report = filter.finish(into: &output)
-        return (String(decoding: output, as: UTF8.self), report)
-    }
-
     static let textInput = """
         # HELP http_requests_total Requests.\\nWith an escaped newline.
         # TYPE http_requests_total counter
@@ -80,10 +48,10 @@ import Testing
     @Test(arguments: [ExpositionFormat.text, .openMetrics])
     func everyChunkBoundaryGivesTheSameOutput(_ format: ExpositionFormat) {
         let input = format == .text ? Self.textInput : Self.openMetricsInput
-        let (whole, report) = Self.run(input, format: format)
+        let (whole, report) = FilterHarness.run(input, format: format)
         #expect(report.samplesOut > 5)
         for size in 1...input.utf8.count {
-            let (chunked, _) = Self.run(input, format: format, chunk: size)
+            let (chunked, _) = FilterHarness.run(input, format: format, chunk: size)
             if chunked != whole {
                 Issue.record("chunks of \(size) bytes gave other output:\n\(chunked)\nvs\n\(whole)")
                 return
@@ -92,7 +60,7 @@ import Testing
     }
 
     @Test func textFormatIsReadAsPrometheusReadsItAndBadLinesAreDropped() {
-        let (output, report) = Self.run(Self.textInput)
+        let (output, report) = FilterHarness.run(Self.textInput)
         #expect(report.samplesIn == 10)
         #expect(report.samplesOut == 10)
         #expect(report.linesRejected.values.reduce(0, +) == 2, "\(report.linesRejected)")
@@ -108,21 +76,21 @@ import Testing
         }
         // `__name__` in the braces repeats the name: Prometheus refuses the sample.
         for format in [ExpositionFormat.text, .openMetrics] {
-            let (repeated, result) = Self.run("m{__name__=\"x\",a=\"b\"} 1\nm{a=\"c\"} 2\n", format: format)
+            let (repeated, result) = FilterHarness.run("m{__name__=\"x\",a=\"b\"} 1\nm{a=\"c\"} 2\n", format: format)
             #expect(repeated.hasPrefix("m{a=\"c\"} 2\n"), "\(format): \(repeated)")
             #expect(result.linesRejected["duplicate_label"] == 1, "\(result.linesRejected)")
         }
     }
 
     @Test func openMetricsIsStrictAndEndsWithEOF() {
-        let (output, report) = Self.run(Self.openMetricsInput, format: .openMetrics)
+        let (output, report) = FilterHarness.run(Self.openMetricsInput, format: .openMetrics)
         #expect(report.samplesOut == 8, "\(report)")
         #expect(output.hasSuffix("# EOF\n"))
-        let (afterEOF, rejected) = Self.run("a 1\n# EOF\nb 2\n", format: .openMetrics)
+        let (afterEOF, rejected) = FilterHarness.run("a 1\n# EOF\nb 2\n", format: .openMetrics)
         #expect(afterEOF == "a 1\n# EOF\n")
         #expect(rejected.linesRejected["text_after_eof"] == 1)
         for bad in ["a  1", "a 1 ", "a{b=\"c\",} 1", "", "# random comment", "# HELP a"] {
-            let (out, result) = Self.run(bad + "\n# EOF\n", format: .openMetrics)
+            let (out, result) = FilterHarness.run(bad + "\n# EOF\n", format: .openMetrics)
             #expect(out == "# EOF\n", "\(bad) must not pass: \(out)")
             #expect(result.linesRejected.values.reduce(0, +) == 1)
         }
@@ -130,22 +98,9 @@ import Testing
 
     @Test func overlongLinesAreDroppedWhole() {
         let long = "x{a=\"" + String(repeating: "y", count: 5000) + "\"} 1\n"
-        let (output, report) = Self.run("a 1\n" + long + "b 2\n", FilterPolicy(maximumLineLength: 1024), chunk: 100)
+        let (output, report) = FilterHarness.run("a 1\n" + long + "b 2\n", FilterPolicy(maximumLineLength: 1024), chunk: 100)
         #expect(output == "a 1\nb 2\n")
         #expect(report.linesRejected["line_too_long"] == 1)
-    }
-
-    static func piiPolicy() throws -> FilterPolicy {
-        var policy = FilterPolicy()
-        policy.pii = PIIPolicy(
-            labelRules: [.init(name: "session", labelNames: ["session_id"], action: .hash),
-                         .init(name: "tokens", labelRegex: try RelabelRegex(".*_token"), action: .drop)],
-            detectorRules: [.init(name: "email", detector: .email, action: .hash),
-                            .init(name: "ip", detector: .ipv4, action: .redact),
-                            .init(name: "ip6", detector: .ipv6, action: .redact),
-                            .init(name: "card", detector: .card, action: .dropSeries)],
-            hashKey: Array("0123456789abcdef0123456789abcdef".utf8))
-        return policy
     }
 
     /// 100k series carrying e-mails, IPs and session ids: none of them is left in
@@ -155,7 +110,7 @@ import Testing
         for index in 0..<100_000 {
             input += "app_requests_total{user=\"user\(index)@example.com\",client=\"10.\(index % 256).\((index / 256) % 256).7\",session_id=\"sess-\(index)\",route=\"/r\(index % 10)\"} \(index)\n"
         }
-        let (output, report) = Self.run(input, try Self.piiPolicy(), chunk: 65536)
+        let (output, report) = FilterHarness.run(input, try FilterHarness.piiPolicy(), chunk: 65536)
         #expect(report.samplesOut == 100_000)
         #expect(!output.contains("@example.com"))
         #expect(!output.contains("sess-"))
@@ -166,35 +121,16 @@ import Testing
     }
 
     @Test func pseudonymsAreStableAndKeyed() throws {
-        let policy = try Self.piiPolicy()
+        let policy = try FilterHarness.piiPolicy()
         let input = "m{session_id=\"abc\",mail=\"bob@example.org\"} 1\n"
-        let (first, _) = Self.run(input, policy)
-        let (second, _) = Self.run(input, policy)
+        let (first, _) = FilterHarness.run(input, policy)
+        let (second, _) = FilterHarness.run(input, policy)
         #expect(first == second)
         var rekeyed = policy
         rekeyed.pii.hashKey = Array("another key, another pseudonym!!".utf8)
-        let (third, _) = Self.run(input, rekeyed)
+        let (third, _) = FilterHarness.run(input, rekeyed)
         #expect(third != first)
         #expect(first.contains("session_id=\"h_") && first.count == third.count)
-    }
-
-    /// A pseudonym is `h_` and 16 hex digits of HMAC-SHA256(key, value) as OpenSSL's own
-    /// command computes it, value after value in one scrape (the scrape's HMAC context
-    /// is keyed once and started over per value), in both formats.
-    @Test func pseudonymsAreTheHMACOfTheValue() async throws {
-        let policy = try Self.piiPolicy()
-        let values = ["abc", "s-1", "abd", String(repeating: "x", count: 200), "abc"]
-        let text = values.enumerated().map { "m{i=\"\($0)\",session_id=\"\($1)\"} 1\n" }.joined()
-        let (textOutput, _) = Self.run(text, policy)
-        let (openMetricsOutput, _) = Self.run("# TYPE m gauge\n" + text + "# EOF\n", policy, format: .openMetrics)
-        for (index, value) in values.enumerated() {
-            let reference = try await ProcessRunner.run(
-                ["openssl", "dgst", "-sha256", "-hmac", "0123456789abcdef0123456789abcdef", "-r"], stdin: Data(value.utf8))
-            try #require(reference.status == 0, "\(reference.stderr)")
-            let expected = "m{i=\"\(index)\",session_id=\"h_\(reference.stdoutText.prefix(16))\"} 1"
-            #expect(textOutput.contains(expected), "\(value): \(textOutput)")
-            #expect(openMetricsOutput.contains(expected), "\(value): \(openMetricsOutput)")
-        }
     }
 
     /// Relabel rules that decide by names alone (drop/keep on `__name__`,
@@ -216,7 +152,7 @@ import Testing
         let rules = try [RelabelRule(.init(action: "labeldrop", regex: "pod_uid")),
                          RelabelRule(.init(action: "drop", sourceLabels: ["__name__"], regex: "go_.*"))]
         let input = "go_gc 1\nhttp{pod_uid=\"1\",code=\"200\"} 2\nhttp{pod_uid=\"2\",code=\"200\"} 3\n"
-        let (output, report) = Self.run(input, FilterPolicy(relabelRules: rules))
+        let (output, report) = FilterHarness.run(input, FilterPolicy(relabelRules: rules))
         #expect(output == "http{code=\"200\"} 2\n")
         #expect(report.seriesDropped["relabel"] == 1)
         #expect(report.seriesDropped["duplicate"] == 1)
@@ -224,20 +160,20 @@ import Testing
 
     @Test func exemplarLabelsGoThroughThePIIRules() throws {
         let input = "# TYPE r counter\nr_total 1 # {user=\"amy@example.com\",trace_id=\"x\"} 1\n# EOF\n"
-        let (output, _) = Self.run(input, try Self.piiPolicy(), format: .openMetrics)
+        let (output, _) = FilterHarness.run(input, try FilterHarness.piiPolicy(), format: .openMetrics)
         #expect(!output.contains("amy@example.com"))
         #expect(output.contains("trace_id=\"x\""))
     }
 
     @Test func droppingALabelNeverEmitsTwoSamplesWithOneIdentity() throws {
         let input = "m{user_token=\"a\",route=\"/\"} 1\nm{user_token=\"b\",route=\"/\"} 2\nm{route=\"/x\"} 3\n"
-        let (output, report) = Self.run(input, try Self.piiPolicy())
+        let (output, report) = FilterHarness.run(input, try FilterHarness.piiPolicy())
         #expect(output == "m{route=\"/\"} 1\nm{route=\"/x\"} 3\n")
         #expect(report.seriesDropped["duplicate"] == 1)
     }
 
     @Test func cardNumbersDropTheSeries() throws {
-        let (output, report) = Self.run("m{note=\"4111 1111 1111 1111\"} 1\nm{note=\"4111 1111 1111 1112\"} 2\n", try Self.piiPolicy())
+        let (output, report) = FilterHarness.run("m{note=\"4111 1111 1111 1111\"} 1\nm{note=\"4111 1111 1111 1112\"} 2\n", try FilterHarness.piiPolicy())
         #expect(output == "m{note=\"4111 1111 1111 1112\"} 2\n", "only the Luhn-valid number is a card")
         #expect(report.seriesDropped["pii"] == 1)
     }
@@ -274,13 +210,13 @@ import Testing
         var policy = FilterPolicy()
         policy.limits = SeriesLimits(seriesPerMetric: 10)
         let tracker = SeriesTracker(limits: policy.limits)
-        let (first, firstReport) = Self.run(Self.body(1...20), policy, tracker: tracker)
-        let (again, _) = Self.run(Self.body(1...20), policy, tracker: tracker)
+        let (first, firstReport) = FilterHarness.run(Self.body(1...20), policy, tracker: tracker)
+        let (again, _) = FilterHarness.run(Self.body(1...20), policy, tracker: tracker)
         #expect(first == again)
         #expect(firstReport.seriesDropped["series_limit"] == 10)
         #expect(first.contains("jobs_total{id=\"j10\"}") && !first.contains("jobs_total{id=\"j11\"}"))
         // New series first in the body: the admitted ten are still the ones passed on.
-        let (later, laterReport) = Self.run(Self.body(1...20, extraFirst: 1...5), policy, tracker: tracker)
+        let (later, laterReport) = FilterHarness.run(Self.body(1...20, extraFirst: 1...5), policy, tracker: tracker)
         #expect(!later.contains("new1"))
         #expect(later.contains("jobs_total{id=\"j1\"}") && later.contains("jobs_total{id=\"j10\"}"))
         #expect(laterReport.seriesDropped["series_limit"] == 15)
@@ -293,7 +229,7 @@ import Testing
     @Test func histogramUnitsAreAdmittedOrDroppedWhole() {
         var policy = FilterPolicy()
         policy.limits = SeriesLimits(seriesPerMetric: 2)
-        let (output, report) = Self.run(Self.body(1...1), policy)
+        let (output, report) = FilterHarness.run(Self.body(1...1), policy)
         let kept = output.split(separator: "\n").filter { $0.hasPrefix("wait_seconds") }
         #expect(kept.count == 10, "two whole histograms: \(kept)")
         #expect(!output.contains("queue=\"c\""))
@@ -305,10 +241,10 @@ import Testing
         var policy = FilterPolicy()
         policy.limits = SeriesLimits(sampleLimit: 12)
         let tracker = SeriesTracker(limits: policy.limits)
-        let (first, _) = Self.run(Self.body(1...20), policy, tracker: tracker)
+        let (first, _) = FilterHarness.run(Self.body(1...20), policy, tracker: tracker)
         let firstSeries = first.split(separator: "\n").filter { !$0.hasPrefix("#") }
         #expect(firstSeries.count <= 12)
-        let (later, _) = Self.run(Self.body(1...20, extraFirst: 1...5), policy, tracker: tracker)
+        let (later, _) = FilterHarness.run(Self.body(1...20, extraFirst: 1...5), policy, tracker: tracker)
         #expect(!later.contains("new1"), "new series do not push out admitted ones")
         #expect(later.split(separator: "\n").filter { !$0.hasPrefix("#") } == firstSeries)
     }
@@ -316,7 +252,7 @@ import Testing
     @Test func labelLimitsDropTheSeries() {
         var policy = FilterPolicy()
         policy.limits = SeriesLimits(labelLimit: 2, labelValueLengthLimit: 5)
-        let (output, report) = Self.run("a{x=\"1\",y=\"2\"} 1\nb{x=\"1\",y=\"2\",z=\"3\"} 1\nc{x=\"123456\"} 1\n", policy)
+        let (output, report) = FilterHarness.run("a{x=\"1\",y=\"2\"} 1\nb{x=\"1\",y=\"2\",z=\"3\"} 1\nc{x=\"123456\"} 1\n", policy)
         #expect(output == "a{x=\"1\",y=\"2\"} 1\n")
         #expect(report.seriesDropped["label_limit"] == 1)
         #expect(report.seriesDropped["label_value_length_limit"] == 1)
@@ -367,49 +303,5 @@ import Testing
                 #expect("\(error.key): \(error.reason)".hasPrefix(expected), "\(error)")
             }
         }
-    }
-}
-
-/// The filter in the gateway: what the scraper gets over mTLS, and what the gateway
-/// counts.
-@Suite struct FilterGatewayTests {
-    @Test func theGatewayServesTheFilteredBodyAndCountsWhatItDid() async throws {
-        let body = Array("""
-            # HELP app_http_requests_total Requests.
-            # TYPE app_http_requests_total counter
-            app_http_requests_total{user_email="alice@example.com",client_ip="203.0.113.7",pod_uid="1"} 41
-            app_http_requests_total{user_email="bob@example.org",client_ip="198.51.100.23",pod_uid="2"} 13
-            this line is garbage
-
-            """.utf8)
-        let upstream = TestUpstream(body: body)
-        let upstreamPort = try await upstream.start()
-        let gateway = try await TestGateway.start(
-            upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics",
-            serverExtra: """
-                metric_relabel_configs:
-                  - action: labeldrop
-                    regex: pod_uid
-                pii:
-                  detectors:
-                    - detector: email
-                      action: redact
-                    - detector: ipv4
-                      action: drop
-                """)
-        let response = try await Curl().get("\(gateway.baseURL)/metrics")
-        #expect(response.status == 200)
-        #expect(response.bodyText == """
-            # HELP app_http_requests_total Requests.
-            # TYPE app_http_requests_total counter
-            app_http_requests_total{user_email="redacted"} 41
-
-            """, "the two series collapse into one after the IP is dropped: the first stays")
-        let metrics = try await Curl().get("\(gateway.baseURL)/gateway/metrics").bodyText
-        #expect(metrics.contains("scrapeguard_filter_pii_actions_total{rule=\"email\",action=\"redact\"} 2"), "\(metrics)")
-        #expect(metrics.contains("scrapeguard_filter_series_dropped_total{reason=\"duplicate\",metric=\"app_http_requests_total\"} 1"))
-        #expect(metrics.contains("scrapeguard_filter_lines_rejected_total{reason=\"bad_value\"} 1"))
-        await gateway.stop()
-        await upstream.stop()
     }
 }

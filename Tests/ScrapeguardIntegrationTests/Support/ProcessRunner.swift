@@ -1,4 +1,5 @@
 import Foundation
+@_exported import TestSupport
 
 /// Runs a real program (curl, openssl, python3, the scrapeguard binary) and captures
 /// what it printed. Output goes through files, so a chatty program never blocks on
@@ -75,21 +76,8 @@ enum ProcessRunner {
     }
 }
 
-/// Paths of the repository, found from this source file.
-enum Repository {
-    static let root: URL = {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
-                return url
-            }
-        }
-        fatalError("Package.swift not found above \(#filePath)")
-    }()
-
+extension Repository {
     static var certsScript: String { root.appendingPathComponent("certs/gen-dev-certs.sh").path }
-    static var fixtures: URL { root.appendingPathComponent("Tests/Fixtures") }
 
     /// The built `scrapeguard` executable next to the test bundle.
     static var binary: String {
@@ -116,11 +104,4 @@ struct TestPKI: Sendable {
     }()
 
     func path(_ name: String) -> String { "\(folder)/\(name)" }
-}
-
-/// Makes a temporary folder for one test.
-func makeTemporaryFolder(_ prefix: String = "sg-test") throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
 }

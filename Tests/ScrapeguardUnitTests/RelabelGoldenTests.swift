@@ -2,6 +2,7 @@ import Foundation
 @testable import GatewayCore
 import MetricsFilter
 import Testing
+import TestSupport
 import Yams
 
 /// Every case in Tests/Fixtures/relabel, whose expected series were stored by a real
@@ -108,7 +109,7 @@ import Yams
         }
         // FilterTests.run also filters the input at every chunk size and checks that
         // the result is the same.
-        let (outputText, report) = FilterTests.run(document["input"]?.string ?? "", FilterPolicy(relabelRules: rules))
+        let (outputText, report) = FilterHarness.run(document["input"]?.string ?? "", FilterPolicy(relabelRules: rules))
         return Outcome(document: document, result: .filtered(try canonicalSeries(Array(outputText.utf8)), report))
     }
 

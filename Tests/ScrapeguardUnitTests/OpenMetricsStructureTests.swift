@@ -1,6 +1,7 @@
 import Foundation
 import MetricsFilter
 import Testing
+import TestSupport
 
 /// Tests/Fixtures/openmetrics-structure: OpenMetrics bodies that break a rule about
 /// the exposition as a whole (a family claiming a sample name another family claims;
@@ -26,7 +27,7 @@ import Testing
         let folder = Repository.fixtures.appendingPathComponent("openmetrics-structure/\(name)")
         let input = try String(contentsOf: folder.appendingPathComponent("input.txt"), encoding: .utf8)
         let expected = try String(contentsOf: folder.appendingPathComponent("expected.txt"), encoding: .utf8)
-        let (output, report) = FilterTests.run(input, FilterPolicy(), format: .openMetrics)
+        let (output, report) = FilterHarness.run(input, FilterPolicy(), format: .openMetrics)
         #expect(output == expected)
         if input != expected {
             let dropped = report.seriesDropped.values.reduce(0, +) + report.linesRejected.values.reduce(0, +)

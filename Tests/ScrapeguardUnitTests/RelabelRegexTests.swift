@@ -1,5 +1,6 @@
 @testable import MetricsFilter
 import Testing
+import TestSupport
 
 /// Relabel regexes decide as Prometheus's do: Go's `regexp/syntax` says what is
 /// valid (https://pkg.go.dev/regexp/syntax, "Syntax"), RE2 matches in linear time.
@@ -166,7 +167,7 @@ import Testing
         for index in 0..<100 {
             input += "m{v=\"\(kept(index))\"} 1\nm{v=\"\(dropped(index))\"} 2\n"
         }
-        let (output, report) = FilterTests.run(input, FilterPolicy(relabelRules: [rule]))
+        let (output, report) = FilterHarness.run(input, FilterPolicy(relabelRules: [rule]))
         #expect(report.seriesDropped["relabel"] == 100)
         let expected = (0..<100).map { "m{v=\"\(kept($0))\"} 1" }
         #expect(output.split(separator: "\n").map(String.init) == expected)
