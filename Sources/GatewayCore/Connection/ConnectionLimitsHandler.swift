@@ -11,50 +11,42 @@ enum RequestCycleEvent {
 }
 
 /// Bounds what a client may do before it has sent a request, between the TLS
-/// handler and the HTTP codec (so it counts plaintext bytes):
+/// handler and the HTTP codec (so it counts plaintext bytes, and sees the first byte
+/// of a head, which the codec above only hands on once the head is whole):
 /// - the request head must arrive within `readHeaderTimeout` of its first byte (or
 ///   of the connection's start), and be at most `maximumHeaderBytes` long: a client
 ///   that trickles a header (slowloris) is closed;
 /// - a kept-alive connection may wait `idleTimeout` for its next request.
+/// `ConnectionTimingStateMachine` decides; this handler runs the timer and the I/O.
 final class ConnectionLimitsHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private enum Phase {
-        /// Reading a request head: bytes count against the header limits.
-        case readingHeader(bytes: Int)
-        /// A request is being answered.
-        case processing
-        /// Between requests on a kept-alive connection.
-        case idle
-    }
-
     private let readHeaderTimeout: TimeAmount
     private let idleTimeout: TimeAmount
-    private let maximumHeaderBytes: Int
     private let onLimit: @Sendable (String) -> Void
-    private var phase: Phase = .readingHeader(bytes: 0)
+    private var machine: ConnectionTimingStateMachine
     private var timer: Scheduled<Void>?
 
     init(readHeaderTimeout: TimeAmount, idleTimeout: TimeAmount, maximumHeaderBytes: Int,
          onLimit: @escaping @Sendable (String) -> Void) {
         self.readHeaderTimeout = readHeaderTimeout
         self.idleTimeout = idleTimeout
-        self.maximumHeaderBytes = maximumHeaderBytes
         self.onLimit = onLimit
+        self.machine = ConnectionTimingStateMachine(maximumHeaderBytes: maximumHeaderBytes)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive {
-            arm(readHeaderTimeout, reason: "read_header_timeout", context: context)
+            run(machine.connectionStarted(), context: context)
         }
     }
 
     func channelActive(context: ChannelHandlerContext) {
         if timer == nil {
-            arm(readHeaderTimeout, reason: "read_header_timeout", context: context)
+            run(machine.connectionStarted(), context: context)
         }
         context.fireChannelActive()
     }
@@ -65,21 +57,11 @@ final class ConnectionLimitsHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let count = unwrapInboundIn(data).readableBytes
-        switch phase {
-        case .idle:
-            phase = .readingHeader(bytes: count)
-            arm(readHeaderTimeout, reason: "read_header_timeout", context: context)
-        case .readingHeader(let bytes):
-            phase = .readingHeader(bytes: bytes + count)
-        case .processing:
-            break  // pipelined requests: the HTTP pipeline holds them
+        let action = machine.bytesReceived(unwrapInboundIn(data).readableBytes)
+        run(action, context: context)
+        if action != .refuseOversizedHead {
+            context.fireChannelRead(data)
         }
-        if case .readingHeader(let bytes) = phase, bytes > maximumHeaderBytes {
-            refuseOversizedHeader(context: context)
-            return
-        }
-        context.fireChannelRead(data)
     }
 
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
@@ -88,34 +70,37 @@ final class ConnectionLimitsHandler: ChannelDuplexHandler {
             return
         }
         switch event {
-        case .requestHeadReceived:
-            phase = .processing
-            timer?.cancel()
-            timer = nil
-        case .responseCompleted:
-            phase = .idle
-            arm(idleTimeout, reason: "idle_timeout", context: context)
+        case .requestHeadReceived: run(machine.requestHeadReceived(), context: context)
+        case .responseCompleted: run(machine.responseCompleted(), context: context)
         }
         promise?.succeed(())
     }
 
-    private func arm(_ timeout: TimeAmount, reason: String, context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            self.timer = nil
-            if reason != "idle_timeout" { self.onLimit(reason) }
-            context.close(promise: nil)
-        }
-    }
-
-    /// Answers 431 in plain bytes (the HTTP codec is above this handler) and closes.
-    private func refuseOversizedHeader(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
-        phase = .processing
-        onLimit("header_too_large")
-        let response = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: response))).assumeIsolated().whenComplete { _ in
+    private func run(_ action: ConnectionTimingStateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .arm(let deadline):
+            timer?.cancel()
+            let timeout = deadline == .readHeader ? readHeaderTimeout : idleTimeout
+            timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+                self.timer = nil
+                self.run(self.machine.deadlinePassed(deadline), context: context)
+            }
+        case .cancelDeadline:
+            timer?.cancel()
+            timer = nil
+        case .refuseOversizedHead:
+            timer?.cancel()
+            timer = nil
+            onLimit("header_too_large")
+            // In plain bytes: the HTTP codec is above this handler.
+            let response = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: response))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        case .close(let limit):
+            if let limit { onLimit(limit) }
             context.close(promise: nil)
         }
     }
