@@ -59,12 +59,17 @@ public struct FilterReport: Sendable, Hashable {
         public var metric: String
     }
 
-    mutating func drop(_ reason: String, metric: [UInt8], count: Int = 1) {
-        seriesDropped[reason, default: 0] += count
-        seriesDroppedByMetric[DroppedKey(reason: reason, metric: String(decoding: metric, as: UTF8.self)), default: 0] += count
+    mutating func drop(_ reason: DropReason, metric: [UInt8], count: Int = 1) {
+        seriesDropped[reason.rawValue, default: 0] += count
+        seriesDroppedByMetric[DroppedKey(reason: reason.rawValue, metric: String(decoding: metric, as: UTF8.self)), default: 0] += count
     }
 
-    mutating func reject(_ reason: String) {
+    mutating func reject(_ reason: DropReason) {
+        linesRejected[reason.rawValue, default: 0] += 1
+    }
+
+    /// A line the parser could not read, under the parser's words (`bad_label_value`).
+    mutating func reject(unparsed reason: String) {
         linesRejected[reason, default: 0] += 1
     }
 }

@@ -82,7 +82,7 @@ struct PlainLabels: StructureLabels {
 
     /// `label_limit` and `label_value_length_limit` on the labels as edited (the
     /// metric name counts as a value, as in the label set); nil when within both.
-    func limitProblem(_ limits: SeriesLimits) -> String? {
+    func limitProblem(_ limits: SeriesLimits) -> DropReason? {
         guard limits.labelLimit != nil || limits.labelValueLengthLimit != nil else { return nil }
         var labels = 0
         var longest = sample.name.count
@@ -96,8 +96,8 @@ struct PlainLabels: StructureLabels {
             if length > 0 { labels += 1 }
             longest = max(longest, length)
         }
-        if let limit = limits.labelLimit, labels > limit { return "label_limit" }
-        if let limit = limits.labelValueLengthLimit, longest > limit { return "label_value_length_limit" }
+        if let limit = limits.labelLimit, labels > limit { return .labelLimit }
+        if let limit = limits.labelValueLengthLimit, longest > limit { return .labelValueLengthLimit }
         return nil
     }
 

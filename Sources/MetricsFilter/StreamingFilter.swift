@@ -83,7 +83,7 @@ public final class StreamingFilter {
             case .line(let line):
                 handle(line, into: &output)
             case .oversizedLine:
-                reject("line_too_long")
+                reject(.lineTooLong)
             }
         }
     }
@@ -107,14 +107,21 @@ public final class StreamingFilter {
         return report
     }
 
-    private func reject(_ reason: String) {
+    /// A line left out: counted, and under `fail_scrape` the scrape fails.
+    private func reject(_ reason: DropReason) {
         counts.reject(reason)
+        if policy.invalidLines == .failScrape { counts.failed = true }
+    }
+
+    /// The same for a line the parser could not read, under the parser's words.
+    private func reject(unparsed reason: StaticString) {
+        counts.reject(unparsed: String(reason.description.map { $0 == " " ? "_" : $0 }))
         if policy.invalidLines == .failScrape { counts.failed = true }
     }
 
     private func handle(_ line: UnsafeRawBufferPointer, into output: inout [UInt8]) {
         if sawEOF {
-            if !line.isEmpty { reject("text_after_eof") }
+            if !line.isEmpty { reject(.textAfterEof) }
             return
         }
         if usesPlainPath, plain.read(line, strict: format == .openMetrics) {
@@ -124,7 +131,7 @@ public final class StreamingFilter {
         }
         switch ExpositionParser.parse(line, format: format) {
         case .failure(let error):
-            reject(String(error.reason.description.map { $0 == " " ? "_" : $0 }))
+            reject(unparsed: error.reason)
         case .success(.blank), .success(.comment):
             break  // nothing a scraper needs, and comments may hold anything
         case .success(.eof):
@@ -218,7 +225,7 @@ public final class StreamingFilter {
         let before = labels
         if let relabeler {
             guard relabeler.apply(&labels) else {
-                counts.drop("relabel", metric: sample.name)
+                counts.drop(.relabel, metric: sample.name)
                 return
             }
         }
@@ -234,31 +241,31 @@ public final class StreamingFilter {
             }
         }
         if labels.isEmpty {
-            counts.drop("relabel", metric: sample.name)
+            counts.drop(.relabel, metric: sample.name)
             return
         }
         guard let name = labels.metricName else {
-            counts.drop("missing_metric_name", metric: sample.name)
+            counts.drop(.missingMetricName, metric: sample.name)
             return
         }
         let valid = sample.quotedName && labels == before
             || (LabelNames.isValidMetricName(name)
                 && labels.labels.allSatisfy { $0.name == LabelSet.metricNameLabel || LabelNames.isValid($0.name) })
         guard valid else {
-            counts.drop("invalid_name", metric: sample.name)
+            counts.drop(.invalidName, metric: sample.name)
             return
         }
         if format == .openMetrics && name != sample.name {
             // A renamed sample would leave its family, which OpenMetrics forbids.
-            counts.drop("renamed_in_openmetrics", metric: sample.name)
+            counts.drop(.renamedInOpenmetrics, metric: sample.name)
             return
         }
         if let limit = policy.limits.labelLimit, labels.labels.count - 1 > limit {
-            counts.drop("label_limit", metric: name)
+            counts.drop(.labelLimit, metric: name)
             return
         }
         if let limit = policy.limits.labelValueLengthLimit, labels.labels.contains(where: { $0.value.count > limit }) {
-            counts.drop("label_value_length_limit", metric: name)
+            counts.drop(.labelValueLengthLimit, metric: name)
             return
         }
         if let tracker {
@@ -275,7 +282,7 @@ public final class StreamingFilter {
     /// anew with its labels in their original order, less the dropped and empty ones.
     private func filterPlainSample(into output: inout [UInt8]) {
         if let nameRelabeling, !nameRelabeling.keepsSeries(named: plain.name) {
-            counts.drop("relabel", metric: Array(plain.name))
+            counts.drop(.relabel, metric: Array(plain.name))
             return
         }
         var changed = false
@@ -322,7 +329,7 @@ public final class StreamingFilter {
                     changed = true
                 case .dropSeries(let rule):
                     count(rule, .dropSeries)
-                    counts.drop("pii", metric: Array(plain.name))
+                    counts.drop(.pii, metric: Array(plain.name))
                     return
                 }
             }
@@ -410,7 +417,7 @@ public final class StreamingFilter {
                 count(rule, .drop)
             case .dropSeries(let rule):
                 count(rule, .dropSeries)
-                if !exemplar { counts.drop("pii", metric: metric) }
+                if !exemplar { counts.drop(.pii, metric: metric) }
                 return false
             }
         }
@@ -451,7 +458,7 @@ public final class StreamingFilter {
     private func admit(_ key: SeriesTracker.UnitKey, family: () -> [UInt8], values: [SeriesTracker.ValueKey],
                        metric: () -> [UInt8], tracker: SeriesTracker) -> Bool {
         if let admitted = unitsThisScrape[key] {
-            if admitted { tracker.countSample(key, firstOfScrape: false) } else { counts.drop("unit_refused", metric: metric()) }
+            if admitted { tracker.countSample(key, firstOfScrape: false) } else { counts.drop(.unitRefused, metric: metric()) }
             return admitted
         }
         let admission = tracker.admit(key: key, family: family, values: values, samplesSoFar: counts.samplesOut,

@@ -42,7 +42,7 @@ import Testing
         .init(name: "the next request's head counts from zero",
               events: [.started, .bytes(90), .head, .responded, .bytes(101)], action: .refuseOversizedHead, state: .closed),
         .init(name: "a slow head is closed and counted", events: [.started, .bytes(5), .deadline(.readHeader)],
-              action: .close(limit: "read_header_timeout"), state: .closed),
+              action: .close(limit: .readHeaderTimeout), state: .closed),
         .init(name: "an idle connection is closed, not counted", events: [.started, .head, .responded, .deadline(.idle)],
               action: .close(limit: nil), state: .closed),
         .init(name: "a deadline that no longer applies does nothing",
@@ -126,7 +126,7 @@ final class LimitLog: @unchecked Sendable {
     // @unchecked: written and read on the embedded loop's (the test's) thread only.
     private(set) var reasons: [String] = []
 
-    func record(_ reason: String) {
-        reasons.append(reason)
+    func record(_ limit: ConnectionLimit) {
+        reasons.append(limit.rawValue)
     }
 }

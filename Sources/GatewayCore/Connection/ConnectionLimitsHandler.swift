@@ -26,12 +26,12 @@ final class ConnectionLimitsHandler: ChannelDuplexHandler {
 
     private let readHeaderTimeout: TimeAmount
     private let idleTimeout: TimeAmount
-    private let onLimit: @Sendable (String) -> Void
+    private let onLimit: @Sendable (ConnectionLimit) -> Void
     private var machine: ConnectionTimingStateMachine
     private var timer: Scheduled<Void>?
 
     init(readHeaderTimeout: TimeAmount, idleTimeout: TimeAmount, maximumHeaderBytes: Int,
-         onLimit: @escaping @Sendable (String) -> Void) {
+         onLimit: @escaping @Sendable (ConnectionLimit) -> Void) {
         self.readHeaderTimeout = readHeaderTimeout
         self.idleTimeout = idleTimeout
         self.onLimit = onLimit
@@ -93,7 +93,7 @@ final class ConnectionLimitsHandler: ChannelDuplexHandler {
         case .refuseOversizedHead:
             timer?.cancel()
             timer = nil
-            onLimit("header_too_large")
+            onLimit(.headerTooLarge)
             // In plain bytes: the HTTP codec is above this handler.
             let response = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
             context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: response))).assumeIsolated().whenComplete { _ in

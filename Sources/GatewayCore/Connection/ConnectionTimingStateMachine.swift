@@ -32,7 +32,7 @@ struct ConnectionTimingStateMachine {
         /// Answer 431 and close: the head is over the limit.
         case refuseOversizedHead
         /// Close; count the limit that closed it (nil: an idle connection's ordinary end).
-        case close(limit: String?)
+        case close(limit: ConnectionLimit?)
     }
 
     private(set) var state = State.readingHead(bytes: 0)
@@ -84,7 +84,7 @@ struct ConnectionTimingStateMachine {
         switch (state, deadline) {
         case (.readingHead, .readHeader):
             state = .closed
-            return .close(limit: "read_header_timeout")
+            return .close(limit: .readHeaderTimeout)
         case (.idle, .idle):
             state = .closed
             return .close(limit: nil)

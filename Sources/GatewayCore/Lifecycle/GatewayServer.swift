@@ -160,7 +160,7 @@ public final class GatewayServer: Service, Sendable {
             failures.withLockedValue { $0[failure.reason, default: 0] += 1 }
             metrics.handshakeFailed(reason: failure.reason)
         }
-        let onLimit: @Sendable (String) -> Void = { reason in metrics.connectionRejected(reason: reason) }
+        let onLimit: @Sendable (ConnectionLimit) -> Void = { limit in metrics.connectionRejected(limit) }
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -169,7 +169,7 @@ public final class GatewayServer: Service, Sendable {
             .childChannelInitializer { channel in
                 let current = active.withLockedValue { $0 }
                 guard connections.add(channel, limit: current.limits.maximumConnections) else {
-                    metrics.connectionRejected(reason: "max_connections")
+                    metrics.connectionRejected(.maxConnections)
                     return channel.close()
                 }
                 metrics.connectionOpened()

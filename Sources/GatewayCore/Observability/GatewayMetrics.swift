@@ -87,9 +87,9 @@ public final class GatewayMetrics: Sendable {
                              labels: [("reason", reason)]).increment()
     }
 
-    func connectionRejected(reason: String) {
+    func connectionRejected(_ limit: ConnectionLimit) {
         registry.makeCounter(descriptor: name("connections_rejected", "total", "Connections closed by a limit, by reason."),
-                             labels: [("reason", reason)]).increment()
+                             labels: [("reason", limit.rawValue)]).increment()
     }
 
     func connectionOpened() { openConnections.increment() }

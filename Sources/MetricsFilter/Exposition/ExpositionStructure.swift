@@ -25,7 +25,7 @@ struct ExpositionStructure {
         /// Written (or held back to be); `exemplarRemoved` when its exemplar could
         /// not stand on this sample and was left out.
         case write(exemplarRemoved: Bool = false)
-        case drop(reason: String)
+        case drop(reason: DropReason)
     }
 
     let format: ExpositionFormat
@@ -62,7 +62,7 @@ struct ExpositionStructure {
         case quantile
 
         var label: StaticString { self == .le ? "le" : "quantile" }
-        var dropReason: String { self == .le ? "invalid_le" : "invalid_quantile" }
+        var dropReason: DropReason { self == .le ? .invalidLe : .invalidQuantile }
     }
 
     // Series order.
@@ -88,13 +88,13 @@ struct ExpositionStructure {
         case .help(let value, _): name = value; kind = "HELP"
         case .type(let value, _): name = value; kind = "TYPE"
         case .unit(let value, _): name = value; kind = "UNIT"
-        default: return .drop(reason: "not_metadata")
+        default: return .drop(reason: .notMetadata)
         }
         if format == .text {
             let key = ByteKey(Array(kind.utf8) + [0] + name)
-            guard !textMetadata.contains(key) else { return .drop(reason: "repeated_metadata") }
+            guard !textMetadata.contains(key) else { return .drop(reason: .repeatedMetadata) }
             if kind == "TYPE" {
-                guard !textSampled.contains(ByteKey(name)) else { return .drop(reason: "metadata_after_samples") }
+                guard !textSampled.contains(ByteKey(name)) else { return .drop(reason: .metadataAfterSamples) }
                 if case .type(_, let type) = line { textTypes[ByteKey(name)] = type }
                 lastTextName = nil
             }
@@ -104,10 +104,10 @@ struct ExpositionStructure {
         if case .unit(_, let unit) = line, !Self.isUnitSuffix(unit, of: name) {
             // Checked before a new family starts: a dropped line must not close the
             // family whose metadata is already out.
-            return .drop(reason: "unit_mismatch")
+            return .drop(reason: .unitMismatch)
         }
         if name != family {
-            guard !closedFamilies.contains(ByteKey(name)) else { return .drop(reason: "family_reopened") }
+            guard !closedFamilies.contains(ByteKey(name)) else { return .drop(reason: .familyReopened) }
             // A metadata line of another name always starts a family. If a family
             // claims the name (`# TYPE a_created gauge` after a counter `a`), the new
             // family clashes and its lines are dropped, samples too: kept, a gauge
@@ -117,26 +117,26 @@ struct ExpositionStructure {
         if familyClashes {
             // Its type still routes its samples here, to be dropped with it.
             if case .type(_, let type) = line { familyType = type }
-            return .drop(reason: "clashing_name")
+            return .drop(reason: .clashingName)
         }
-        guard !familySawSample else { return .drop(reason: "metadata_after_samples") }
-        guard familyMetadata.insert(kind).inserted else { return .drop(reason: "repeated_metadata") }
+        guard !familySawSample else { return .drop(reason: .metadataAfterSamples) }
+        guard familyMetadata.insert(kind).inserted else { return .drop(reason: .repeatedMetadata) }
         switch line {
         case .type(_, let type):
             if type == .info || type == .stateset, familyMetadata.contains("UNIT") {
-                return .drop(reason: "unit_for_type")
+                return .drop(reason: .unitForType)
             }
             familyType = type
             let claims = Self.typeSuffixes(type).map { ByteKey(name + Array($0.utf8)) }
             guard !claims.contains(where: claimedNames.contains) else {
                 familyClashes = true
-                return .drop(reason: "clashing_name")
+                return .drop(reason: .clashingName)
             }
             claimedNames.formUnion(claims)
         case .unit:
             if familyType == .info || familyType == .stateset {
                 familyMetadata.remove("UNIT")
-                return .drop(reason: "unit_for_type")
+                return .drop(reason: .unitForType)
             }
         default:
             break
@@ -191,17 +191,17 @@ struct ExpositionStructure {
             familyName = family
         } else {
             let key = ByteKey(copying: name)
-            guard !closedFamilies.contains(key) else { return .drop(reason: "family_reopened") }
-            if let family, family == key.bytes { return .drop(reason: "name_not_allowed_for_type") }
+            guard !closedFamilies.contains(key) else { return .drop(reason: .familyReopened) }
+            if let family, family == key.bytes { return .drop(reason: .nameNotAllowedForType) }
             // A name another family claims (`a_sum` after a summary `a`) starts no
             // family; the current one goes on.
-            guard !claimedNames.contains(key) else { return .drop(reason: "clashing_name") }
+            guard !claimedNames.contains(key) else { return .drop(reason: .clashingName) }
             startFamily(key.bytes, into: &output)
             familyType = .unknown
             suffix = ""
             familyName = key.bytes
         }
-        if familyClashes { return .drop(reason: "clashing_name") }
+        if familyClashes { return .drop(reason: .clashingName) }
         familySawSample = true
         // An exemplar stands only on a counter's `_total` and a histogram's `_bucket`;
         // elsewhere the sample is kept without it.
@@ -215,7 +215,7 @@ struct ExpositionStructure {
         let group = familyName.withUnsafeBufferPointer { labels.fingerprint(name: $0, excludingBuckets: true) }
         if group != currentGroup {
             flushGroup(into: &output)
-            guard groupsInFamily.insert(group).inserted else { return .drop(reason: "group_reappears") }
+            guard groupsInFamily.insert(group).inserted else { return .drop(reason: .groupReappears) }
             currentGroup = group
         }
         commit(series, time: time, hasTimestamp: hasTimestamp)
@@ -236,7 +236,7 @@ struct ExpositionStructure {
     }
 
     struct DroppedGroup {
-        var reason: String
+        var reason: DropReason
         var family: [UInt8]
         var samples: Int
         var rewritten: Int
@@ -259,11 +259,11 @@ struct ExpositionStructure {
             // The same series again: only with rising timestamps, on both samples.
             guard hasTimestamp, let time, lastHadTimestamp, let previous = lastTimestamp, time > previous
             else {
-                return .drop(reason: "duplicate")
+                return .drop(reason: .duplicate)
             }
             return nil
         }
-        guard !seriesSeen.contains(series) else { return .drop(reason: "duplicate") }
+        guard !seriesSeen.contains(series) else { return .drop(reason: .duplicate) }
         return nil
     }
 
@@ -384,8 +384,8 @@ struct ExpositionStructure {
     }
 
     static func valueProblem<Labels: StructureLabels>(type: MetricType, suffix: String, value: Double?, labels: Labels,
-                                                      family: [UInt8]) -> String? {
-        guard let value else { return "bad_value" }
+                                                      family: [UInt8]) -> DropReason? {
+        guard let value else { return .badValue }
         let counterLike: Bool
         switch (type, suffix) {
         case (.counter, "_total"), (.histogram, "_bucket"), (.histogram, "_count"), (.histogram, "_sum"),
@@ -395,23 +395,23 @@ struct ExpositionStructure {
             counterLike = false
         }
         if counterLike || (type == .gaugehistogram && suffix == "_gsum") {
-            if value.isNaN { return "counter_nan" }
+            if value.isNaN { return .counterNan }
         }
-        if counterLike && value < 0 { return "counter_negative" }
+        if counterLike && value < 0 { return .counterNegative }
         if (suffix == "_bucket" || suffix == "_count" || suffix == "_gcount"), value.isFinite, value.rounded() != value {
-            return "count_not_integer"
+            return .countNotInteger
         }
         if suffix == "_bucket" {
-            guard let bound = labels.number(of: "le", canonical: true), !bound.isNaN else { return "invalid_le" }
+            guard let bound = labels.number(of: "le", canonical: true), !bound.isNaN else { return .invalidLe }
         }
         if type == .summary && suffix == "" {
-            guard let q = labels.number(of: "quantile", canonical: true), q >= 0, q <= 1 else { return "invalid_quantile" }
-            if value < 0 { return "quantile_value_negative" }
+            guard let q = labels.number(of: "quantile", canonical: true), q >= 0, q <= 1 else { return .invalidQuantile }
+            if value < 0 { return .quantileValueNegative }
         }
-        if type == .info && value != 1 { return "info_value_not_one" }
+        if type == .info && value != 1 { return .infoValueNotOne }
         if type == .stateset {
-            guard value == 0 || value == 1 else { return "stateset_value" }
-            guard labels.contains(family) else { return "stateset_missing_label" }
+            guard value == 0 || value == 1 else { return .statesetValue }
+            guard labels.contains(family) else { return .statesetMissingLabel }
         }
         return nil
     }

@@ -26,22 +26,22 @@ struct HistogramGroup {
         }
     }
 
-    var problem: String? {
-        if outOfOrder { return "invalid_histogram" }
-        if (count == nil) != (sum == nil) { return "histogram_count_sum" }
-        guard let last = buckets.last else { return buckets.isEmpty && (count != nil || sum != nil) ? "histogram_no_inf_bucket" : nil }
-        guard last.le == .infinity else { return "histogram_no_inf_bucket" }
+    var problem: DropReason? {
+        if outOfOrder { return .invalidHistogram }
+        if (count == nil) != (sum == nil) { return .histogramCountSum }
+        guard let last = buckets.last else { return buckets.isEmpty && (count != nil || sum != nil) ? .histogramNoInfBucket : nil }
+        guard last.le == .infinity else { return .histogramNoInfBucket }
         for index in buckets.indices.dropFirst() {
-            if buckets[index].le <= buckets[index - 1].le { return "histogram_buckets_out_of_order" }
-            if buckets[index].value < buckets[index - 1].value { return "histogram_bucket_values_out_of_order" }
+            if buckets[index].le <= buckets[index - 1].le { return .histogramBucketsOutOfOrder }
+            if buckets[index].value < buckets[index - 1].value { return .histogramBucketValuesOutOfOrder }
         }
-        if let count, count != last.value { return "histogram_count_mismatch" }
+        if let count, count != last.value { return .histogramCountMismatch }
         // A sum is a counter unless a bucket bound is negative: a histogram with
         // negative bounds has no `_sum`, a gauge histogram without them no negative
         // `_gsum`.
         let negativeBounds = buckets.contains { $0.le < 0 }
-        if !gauge, sum != nil, negativeBounds { return "histogram_negative_bucket_with_sum" }
-        if gauge, let sum, sum < 0, !negativeBounds { return "gaugehistogram_negative_gsum" }
+        if !gauge, sum != nil, negativeBounds { return .histogramNegativeBucketWithSum }
+        if gauge, let sum, sum < 0, !negativeBounds { return .gaugehistogramNegativeGsum }
         return nil
     }
 }

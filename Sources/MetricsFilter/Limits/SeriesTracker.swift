@@ -114,7 +114,7 @@ public final class SeriesTracker: Sendable {
         /// Admitted before; it brought this many samples last time.
         case known(previousSamples: Int)
         case new
-        case refused(reason: String)
+        case refused(reason: DropReason)
     }
 
     /// Admits a unit, or says why not. `values` are its labels (but `le` and
@@ -132,15 +132,15 @@ public final class SeriesTracker: Sendable {
                 return .known(previousSamples: previous)
             }
             if let limit = limits.sampleLimit, samplesSoFar + reservedRemaining >= limit {
-                return .refused(reason: "sample_limit")
+                return .refused(reason: .sampleLimit)
             }
             let familyName = ByteKey(family())
             if let limit = limits.seriesPerMetric, state.perFamily[familyName, default: 0] >= limit {
-                return .refused(reason: "series_limit")
+                return .refused(reason: .seriesLimit)
             }
             if let limit = limits.valuesPerLabel {
                 for value in values where state.values[value] == nil && state.perLabel[value.label, default: 0] >= limit {
-                    return .refused(reason: "label_value_limit")
+                    return .refused(reason: .labelValueLimit)
                 }
             }
             state.units[key] = Unit(family: familyName.bytes, lastSeen: now, samples: 0)
