@@ -57,13 +57,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Calls no OpenSSL function: TLS, hashes and bcrypt come through GatewayTLS.
         .target(
             name: "GatewayCore",
             dependencies: [
                 "GatewayTLS",
                 "MetricsFilter",
-                "COpenSSL",
-                "COpenSSLShims",
                 "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -96,6 +95,7 @@ let package = Package(
             name: "ScrapeguardUnitTests",
             dependencies: [
                 "GatewayCore",
+                "GatewayTLS",
                 "MetricsFilter",
                 "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,4 +1,4 @@
-import COpenSSL
+internal import COpenSSL
 
 /// An error from the TLS layer: what went wrong, in words a log reader can act on,
 /// and the OpenSSL error queue entries drained at the time.

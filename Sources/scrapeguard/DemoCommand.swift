@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GatewayCore
+import GatewayTLS
 import Logging
 import ServiceLifecycle
 

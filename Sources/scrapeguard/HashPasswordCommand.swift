@@ -1,5 +1,6 @@
 import ArgumentParser
 import GatewayCore
+import GatewayTLS
 
 struct HashPasswordCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import GatewayTLS
 import Testing
 
 /// The `scrapeguard` executable as scripts use it.

@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import GatewayTLS
 import Testing
 
 /// Certificates and configuration change under a running `scrapeguard serve`.

@@ -1,4 +1,5 @@
 @testable import GatewayCore
+import GatewayTLS
 import NIOCore
 import NIOHTTP1
 import Testing

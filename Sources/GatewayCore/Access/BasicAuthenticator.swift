@@ -1,4 +1,4 @@
-import COpenSSL
+import GatewayTLS
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
@@ -63,8 +63,7 @@ public final class BasicAuthenticator: Sendable {
         self.cacheCapacity = cacheCapacity
         self.maximumPendingChecks = maximumPendingChecks
         let cost = users.values.compactMap(BcryptHash.cost(of:)).max() ?? 10
-        var randomBytes = [UInt8](repeating: 0, count: 16)
-        _ = RAND_bytes(&randomBytes, Int32(randomBytes.count))
+        let randomBytes = Digest.randomBytes(16)
         self.fakeHash = BcryptHash.hash(password: randomBytes.map { String($0, radix: 16) }.joined(), cost: cost)
             ?? "$2y$10$invalidinvalidinvalidinuSgCmzIhZJ0I0lXnQc9rUbQ2wuYx9zqe"
     }
@@ -133,9 +132,7 @@ public final class BasicAuthenticator: Sendable {
             withUnsafeBytes(of: &length) { input.append(contentsOf: $0) }
             input.append(contentsOf: bytes)
         }
-        var digest = [UInt8](repeating: 0, count: 32)
-        var digestLength: UInt32 = 0
-        _ = EVP_Digest(input, input.count, &digest, &digestLength, EVP_sha256(), nil)
+        let digest = Digest.sha256(input)
         func word(_ offset: Int) -> UInt64 {
             digest[offset..<offset + 8].reduce(0) { ($0 << 8) | UInt64($1) }
         }

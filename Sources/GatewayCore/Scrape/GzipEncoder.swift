@@ -1,5 +1,5 @@
 import Foundation
-import CZlib
+internal import CZlib
 import NIOCore
 
 /// gzip for a response body, chunk by chunk, through zlib's deflate (level 1: scrape

@@ -1,4 +1,4 @@
-import COpenSSL
+internal import COpenSSL
 
 /// HMAC-SHA256 under one key, set up once: each pseudonym duplicates a keyed
 /// template instead of fetching the algorithm and keying it again (which costs more

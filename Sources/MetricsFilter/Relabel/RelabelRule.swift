@@ -1,4 +1,4 @@
-import COpenSSL
+internal import COpenSSL
 
 /// Prometheus's relabel actions.
 public enum RelabelAction: String, Sendable, Hashable, CaseIterable {

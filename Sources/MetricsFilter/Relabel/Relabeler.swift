@@ -1,4 +1,4 @@
-import COpenSSL
+internal import COpenSSL
 
 /// Runs `metric_relabel_configs` over label sets as Prometheus does (`relabel.Process`):
 /// rules in order, each seeing the previous one's result; a drop ends processing. Regex

@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import GatewayTLS
 import Logging
 
 /// A gateway started in this process on a free loopback port, configured from real

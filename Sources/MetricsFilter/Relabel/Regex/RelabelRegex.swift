@@ -1,4 +1,4 @@
-import CRE2
+internal import CRE2
 
 /// A relabel regex as Prometheus has it: Go's `regexp` syntax, anchored as the
 /// semantics say (`^(?s:REGEX)$` for Prometheus 3, `^(?:REGEX)$` for 2), matched by

@@ -1,4 +1,4 @@
-import COpenSSLShims
+internal import COpenSSLShims
 
 /// bcrypt through libcrypt (`crypt_r`), the same `$2a$`/`$2b$`/`$2y$` hashes that
 /// exporter-toolkit and `htpasswd -B` write.
@@ -22,7 +22,7 @@ public enum BcryptHash {
     }
 
     /// The cost a `$2?$NN$...` hash declares, well-formed or not.
-    static func declaredCost(of hash: String) -> Int? {
+    public static func declaredCost(of hash: String) -> Int? {
         let bytes = Array(hash.utf8)
         guard bytes.count >= 7, bytes[0] == UInt8(ascii: "$"), bytes[1] == UInt8(ascii: "2"),
             bytes[3] == UInt8(ascii: "$"), bytes[6] == UInt8(ascii: "$")
