@@ -13,7 +13,8 @@ if [[ $what == test ]]; then
     # promtool (prometheus) checks the gateway's own metrics and the deploy rules;
     # prometheus and promtool are the reference for relabeling (e2e/); Go's own
     # regexp (golang-go) the reference for relabel regexes (RelabelOracleTests).
-    apt_packages+=(python3-venv prometheus golang-go)
+    # strace: a configuration load opens each file once (ConfigurationLoaderTests).
+    apt_packages+=(python3-venv prometheus golang-go strace)
 fi
 if [[ $what == bench ]]; then
     # wrk: the load; apache2-utils: htpasswd -B; gcc and libssl-dev (above): wrk's

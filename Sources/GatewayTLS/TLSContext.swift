@@ -25,7 +25,9 @@ public final class TLSContext: @unchecked Sendable {
     private let sanPolicy: AllowedSANPolicy
 
     /// Builds and checks a context; throws `TLSError` naming what is wrong.
-    public init(configuration: TLSConfiguration) throws(TLSError) {
+    /// - Parameter preloaded: the text of files the caller has read already, by path,
+    ///   so that a configuration load reads each file once.
+    public init(configuration: TLSConfiguration, preloaded: [String: String] = [:]) throws(TLSError) {
         guard configuration.minimumVersion <= configuration.maximumVersion else {
             throw TLSError(.invalidConfiguration, "min_version is greater than max_version")
         }
@@ -47,8 +49,8 @@ public final class TLSContext: @unchecked Sendable {
         self.sanPolicy = AllowedSANPolicy(allowed: configuration.clientAllowedSANs)
         do {
             try Self.applyProtocolSettings(configuration, to: context)
-            self.certificateNotAfter = try Self.loadServerCredentials(configuration, into: context)
-            self.clientCANotAfter = try Self.loadClientVerification(configuration, into: context)
+            self.certificateNotAfter = try Self.loadServerCredentials(configuration, into: context, preloaded: preloaded)
+            self.clientCANotAfter = try Self.loadClientVerification(configuration, into: context, preloaded: preloaded)
         } catch {
             SSL_CTX_free(context)
             throw error
@@ -115,8 +117,10 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     /// Loads the certificate chain and key; returns the leaf's notAfter.
-    private static func loadServerCredentials(_ configuration: TLSConfiguration, into context: OpaquePointer) throws(TLSError) -> Int64 {
-        let chainPEM = try read(configuration.certificateChain, what: "certificate", credential: .certificate)
+    private static func loadServerCredentials(_ configuration: TLSConfiguration, into context: OpaquePointer,
+                                              preloaded: [String: String]) throws(TLSError) -> Int64 {
+        let chainPEM = try read(configuration.certificateChain, what: "certificate", credential: .certificate,
+                                preloaded: preloaded)
         guard let chain = chainPEM.withCString({ sg_pem_read_certificates($0, strlen($0)) }) else {
             throw TLSError.drainingQueue(.invalidCredentials, "invalid certificate: \(describe(configuration.certificateChain, "certificate")) contains no certificate OpenSSL can read", credential: .certificate)
         }
@@ -135,7 +139,7 @@ public final class TLSContext: @unchecked Sendable {
             }
         }
 
-        let keyPEM = try read(configuration.privateKey, what: "key", credential: .privateKey)
+        let keyPEM = try read(configuration.privateKey, what: "key", credential: .privateKey, preloaded: preloaded)
         let key: OpaquePointer? = keyPEM.withCString { pointer in
             guard let bio = BIO_new_mem_buf(pointer, Int32(strlen(pointer))) else { return nil }
             defer { BIO_free(bio) }
@@ -154,10 +158,11 @@ public final class TLSContext: @unchecked Sendable {
 
     /// Sets how client certificates are asked for and checked; returns the CA's
     /// earliest notAfter.
-    private static func loadClientVerification(_ configuration: TLSConfiguration, into context: OpaquePointer) throws(TLSError) -> Int64? {
+    private static func loadClientVerification(_ configuration: TLSConfiguration, into context: OpaquePointer,
+                                               preloaded: [String: String]) throws(TLSError) -> Int64? {
         var earliestNotAfter: Int64?
         if let source = configuration.clientCA {
-            let pem = try read(source, what: "client CA", credential: .clientCA)
+            let pem = try read(source, what: "client CA", credential: .clientCA, preloaded: preloaded)
             guard let cas = pem.withCString({ sg_pem_read_certificates($0, strlen($0)) }) else {
                 throw TLSError.drainingQueue(.invalidCredentials, "\(describe(source, "client CA")) contains no certificate", credential: .clientCA)
             }
@@ -194,11 +199,13 @@ public final class TLSContext: @unchecked Sendable {
         return earliestNotAfter
     }
 
-    private static func read(_ source: PEMSource, what: String, credential: TLSError.Credential) throws(TLSError) -> String {
+    private static func read(_ source: PEMSource, what: String, credential: TLSError.Credential,
+                             preloaded: [String: String]) throws(TLSError) -> String {
         switch source {
         case .inline(let pem):
             return pem
         case .file(let path):
+            if let text = preloaded[path] { return text }
             do {
                 return try FileReading.readText(path)
             } catch {

@@ -40,6 +40,24 @@ import Testing
         #expect(snapshot.gateway.filter.pii.hashKey == Array("0123456789abcdef0123456789abcdef".utf8))
     }
 
+    /// A load reads each file once: `check-config` (the same loader as `serve` and its
+    /// reloads) under strace opens every file of the snapshot exactly once.
+    @Test func aLoadOpensEachFileOnce() async throws {
+        let files = try Files()
+        let snapshot = try ConfigurationLoader.load(ConfigurationSources(webConfigFile: files.web, configFile: files.config))
+        let trace = files.folder.appendingPathComponent("openat.txt").path
+        let result = try await ProcessRunner.run([
+            "strace", "-f", "-e", "trace=openat", "-o", trace, Repository.binary, "check-config",
+            "--web.config.file=\(files.web)", "--config.file=\(files.config)",
+        ])
+        try #require(result.status == 0, "\(result.stderr)")
+        let opens = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n")
+            .filter { $0.contains("openat(") && !$0.contains("ENOENT") }
+        for file in snapshot.files {
+            #expect(opens.filter { $0.contains("\"\(file)\"") }.count == 1, "\(file)")
+        }
+    }
+
     @Test func theUpstreamOverrideIsCheckedOnceAndApplied() throws {
         let files = try Files()
         let sources = try ConfigurationFlags.sources(webConfigFile: files.web, configFile: files.config,

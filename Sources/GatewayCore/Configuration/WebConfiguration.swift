@@ -49,9 +49,10 @@ public struct WebConfiguration: Sendable, Hashable {
             throw ConfigError(.missingKey, file: file, key: "tls_server_config",
                               reason: "required: scrapeguard only serves over TLS")
         }
-        let tls = try readTLS(&tlsSection, folder: folder)
+        var texts: [String: String] = [:]
+        let tls = try readTLS(&tlsSection, folder: folder, texts: &texts)
         try tlsSection.finish()
-        let tlsContext = try checkCredentials(tls, section: tlsSection)
+        let tlsContext = try checkCredentials(tls, texts: texts, section: tlsSection)
 
         var headers: [HTTPHeaderSetting] = []
         if var http = try root.mapping("http_server_config") {
@@ -101,15 +102,21 @@ public struct WebConfiguration: Sendable, Hashable {
         return (WebConfiguration(tls: tls, basicAuthUsers: users, headers: headers, rateLimit: rateLimit), tlsContext)
     }
 
-    private static func readTLS(_ section: inout YAMLConfigReader, folder: String) throws -> TLSConfiguration {
+    /// The `tls_server_config` section; the files it names are read once, their text
+    /// kept in `texts` for the TLS context.
+    private static func readTLS(_ section: inout YAMLConfigReader, folder: String,
+                                texts: inout [String: String]) throws -> TLSConfiguration {
         try section.refuseUnknownKeys(allowed: [
             "cert_file", "key_file", "cert", "key", "client_ca_file", "client_ca", "client_auth_type",
             "client_allowed_sans", "min_version", "max_version", "cipher_suites", "prefer_server_cipher_suites",
             "curve_preferences",
         ])
-        let certificate = try pemSource(&section, fileKey: "cert_file", inlineKey: "cert", folder: folder, required: true)!
-        let key = try pemSource(&section, fileKey: "key_file", inlineKey: "key", folder: folder, required: true)!
-        let clientCA = try pemSource(&section, fileKey: "client_ca_file", inlineKey: "client_ca", folder: folder, required: false)
+        let certificate = try pemSource(&section, fileKey: "cert_file", inlineKey: "cert", folder: folder, required: true,
+                                        texts: &texts)!
+        let key = try pemSource(&section, fileKey: "key_file", inlineKey: "key", folder: folder, required: true,
+                                texts: &texts)!
+        let clientCA = try pemSource(&section, fileKey: "client_ca_file", inlineKey: "client_ca", folder: folder,
+                                     required: false, texts: &texts)
 
         let authText = try section.string("client_auth_type") ?? "NoClientCert"
         let clientAuth: ClientAuthPolicy
@@ -188,9 +195,10 @@ public struct WebConfiguration: Sendable, Hashable {
 
     /// Builds the OpenSSL context once, so that an unreadable certificate, a key that
     /// does not fit or an empty CA file is refused with the key that names it.
-    private static func checkCredentials(_ tls: TLSConfiguration, section: YAMLConfigReader) throws -> TLSContext {
+    private static func checkCredentials(_ tls: TLSConfiguration, texts: [String: String],
+                                         section: YAMLConfigReader) throws -> TLSContext {
         do {
-            return try TLSContext(configuration: tls)
+            return try TLSContext(configuration: tls, preloaded: texts)
         } catch {
             let key: String
             switch error.credential {
@@ -205,7 +213,8 @@ public struct WebConfiguration: Sendable, Hashable {
     }
 
     private static func pemSource(
-        _ section: inout YAMLConfigReader, fileKey: String, inlineKey: String, folder: String, required: Bool
+        _ section: inout YAMLConfigReader, fileKey: String, inlineKey: String, folder: String, required: Bool,
+        texts: inout [String: String]
     ) throws -> PEMSource? {
         let path = try section.string(fileKey)
         let inline = try section.string(inlineKey)
@@ -215,7 +224,7 @@ public struct WebConfiguration: Sendable, Hashable {
         case (.some(let path), nil):
             let resolved = PathResolution.resolve(path, against: folder)
             do {
-                _ = try FileReading.readText(resolved)
+                texts[resolved] = try FileReading.readText(resolved)
             } catch {
                 throw section.error(.invalidValue, fileKey, "cannot read \(resolved): \(error.reason)")
             }
