@@ -197,7 +197,7 @@ import Testing
         case .sendResponseHead: return "sendResponseHead"
         case .forwardBody: return "forwardBody"
         case .flushFilter: return "flushFilter"
-        case .finishResponse(let result, let closeAfter): return "finishResponse(\(result), closeAfter: \(closeAfter))"
+        case .finishResponse(let result, _, let closeAfter): return "finishResponse(\(result), closeAfter: \(closeAfter))"
         case .abort(let result): return "abort(\(result))"
         case .abandon(let result): return "abandon(\(result.map { "Optional(\($0))" } ?? "nil"))"
         case .close: return "close"

@@ -3,29 +3,6 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// What every connection's HTTP handler shares: built once per configuration.
-struct GatewayRequestPolicy: Sendable {
-    var authenticator: BasicAuthenticator
-    var rateLimiter: RateLimiter?
-    /// The app's client (its pool, for the health probe and reloads).
-    var upstream: UpstreamClient
-    /// What scrapes fetch through: `upstream`, or in a test a scripted stand-in.
-    var fetcher: any UpstreamFetching
-    var filter: any ScrapeBodyFilter
-    var metricsPath: String
-    var maximumRequestLine: Int
-    /// From web-config's `http_server_config.headers`, added to every response.
-    var responseHeaders: [(String, String)]
-    var metrics: GatewayMetrics
-    var health: GatewayHealth
-    var logger: Logger
-
-    var scrapeConfiguration: ScrapeStateMachine.Configuration {
-        .init(maximumRequestLine: maximumRequestLine, metricsPath: metricsPath,
-              authenticationEnabled: authenticator.isEnabled, bodySizeLimit: fetcher.configuration.bodySizeLimit)
-    }
-}
-
 /// Serves one HTTP/1.1 connection behind TLS. What to do is `ScrapeStateMachine`'s
 /// decision; this handler feeds it the connection's and the app's events and carries
 /// out its actions: asking the rate limiter and the authenticator, fetching, running
@@ -44,7 +21,6 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
     private var fetch: UpstreamFetchControl?
     private var transform: (any ScrapeBodyTransform)?
     private var gzip: GzipEncoder?
-    private var upstreamBodyBytes = 0
     private var sentBodyBytes = 0
     private var fetchStarted: NIODeadline?
 
@@ -106,15 +82,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
         switch event {
         case .head(let head):
             policy.health.upstreamAnswered()
-            if head.status != .ok {
-                policy.logger.warning("upstream answered with an error status", metadata: ["status": "\(head.status.code)"])
-            } else if let length = head.headers.first(name: "Content-Length").flatMap(Int.init),
-                      length > policy.fetcher.configuration.bodySizeLimit {
-                policy.logger.warning("upstream body exceeds body_size_limit", metadata: ["content_length": "\(length)"])
-            }
             run(machine.upstreamHead(head))
         case .body(let buffer):
-            upstreamBodyBytes += buffer.readableBytes
             run(machine.upstreamBody(bytes: buffer.readableBytes), body: buffer)
         case .end:
             fetch = nil
@@ -142,11 +111,19 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
         case .respond(let answer, let result, let closeAfter):
             cancelFetch()
             if let result { policy.metrics.scrapeEnded(result) }
-            if case .unauthorized(let reason) = answer {
+            switch answer {
+            case .unauthorized(let reason):
                 policy.metrics.authenticationFailed(reason: reason)
                 policy.logger.info("authentication failed", metadata: [
                     "reason": "\(reason)", "peer_san": "\(peer?.subjectAlternativeNames.first ?? "")",
                 ])
+            case .upstreamStatus(let code):
+                policy.logger.warning("upstream answered with an error status", metadata: ["status": "\(code)"])
+            case .upstreamTooLarge:
+                policy.logger.warning("upstream body exceeds body_size_limit",
+                                      metadata: ["limit": "\(policy.fetcher.configuration.bodySizeLimit)"])
+            default:
+                break
             }
             respond(answer, closeAfter: closeAfter)
         case .serveOwnMetrics(let closeAfter):
@@ -159,10 +136,10 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
             if let body { forward(body) }
         case .flushFilter:
             flushFilter()
-        case .finishResponse(let result, let closeAfter):
+        case .finishResponse(let result, let upstreamBytes, let closeAfter):
             if let started = fetchStarted {
                 policy.metrics.upstreamFetched(duration: .nanoseconds((NIODeadline.now() - started).nanoseconds),
-                                               bytes: upstreamBodyBytes)
+                                               bytes: upstreamBytes)
             }
             policy.metrics.bodySent(bytes: sentBodyBytes)
             policy.metrics.scrapeEnded(result)
@@ -204,7 +181,6 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
             upstreamHeaders.add(name: "X-Prometheus-Scrape-Timeout-Seconds", value: timeout)
         }
         let timeout = ScrapeTimeout.effective(headers: head.headers, configured: policy.fetcher.configuration.scrapeTimeout)
-        upstreamBodyBytes = 0
         sentBodyBytes = 0
         fetchStarted = .now()
         gzip = head.method == .GET && GzipEncoder.accepts(head.headers.first(name: "Accept-Encoding")) ? GzipEncoder() : nil

@@ -33,7 +33,7 @@ struct ScrapeStateMachine {
         /// The response head is out; the body flows through the filter.
         case streaming(HTTPRequestHead, upstreamBytes: Int)
         /// The app's body ended; the filter's last output is being flushed.
-        case finishing(HTTPRequestHead)
+        case finishing(HTTPRequestHead, upstreamBytes: Int)
         case closed
     }
 
@@ -55,8 +55,9 @@ struct ScrapeStateMachine {
         case forwardBody
         /// Flush the filter's last output, then call `filterFlushed` or `filterFailed`.
         case flushFilter
-        /// The scrape ended with this result: write the response's end.
-        case finishResponse(GatewayMetrics.ScrapeResult, closeAfter: Bool)
+        /// The scrape ended with this result, after this much of the app's body: write
+        /// the response's end.
+        case finishResponse(GatewayMetrics.ScrapeResult, upstreamBytes: Int, closeAfter: Bool)
         /// The scrape ended with this result after its status line went out: cancel
         /// the fetch and cut the connection, so the scraper sees a broken body.
         case abort(GatewayMetrics.ScrapeResult)
@@ -148,10 +149,10 @@ struct ScrapeStateMachine {
 
     mutating func upstreamEnd() -> Action {
         switch state {
-        case .streaming(let head, _) where head.method == .HEAD:
-            return finish(head)
-        case .streaming(let head, _):
-            state = .finishing(head)
+        case .streaming(let head, let received) where head.method == .HEAD:
+            return finish(head, upstreamBytes: received)
+        case .streaming(let head, let received):
+            state = .finishing(head, upstreamBytes: received)
             return .flushFilter
         case .fetching(let head):
             // An end without a head does not happen with NIO's codec; an answer
@@ -178,8 +179,8 @@ struct ScrapeStateMachine {
     // MARK: The filter
 
     mutating func filterFlushed() -> Action {
-        guard case .finishing(let head) = state else { return .none }
-        return finish(head)
+        guard case .finishing(let head, let received) = state else { return .none }
+        return finish(head, upstreamBytes: received)
     }
 
     /// The policy failed the scrape (`invalid_lines: fail_scrape`).
@@ -218,9 +219,9 @@ struct ScrapeStateMachine {
         return .respond(answer, result: result, closeAfter: !head.isKeepAlive)
     }
 
-    private mutating func finish(_ head: HTTPRequestHead) -> Action {
+    private mutating func finish(_ head: HTTPRequestHead, upstreamBytes: Int) -> Action {
         state = head.isKeepAlive ? .idle : .closed
-        return .finishResponse(.success, closeAfter: !head.isKeepAlive)
+        return .finishResponse(.success, upstreamBytes: upstreamBytes, closeAfter: !head.isKeepAlive)
     }
 }
 
