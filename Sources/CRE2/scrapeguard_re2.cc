@@ -59,7 +59,7 @@ extern "C" int scrapeguard_re2_group_count(const scrapeguard_re2 *regex) {
 }
 
 extern "C" int scrapeguard_re2_match(const scrapeguard_re2 *regex, const uint8_t *text, size_t length, size_t start,
-                                     int64_t *ranges, int group_count) try {
+                                     ptrdiff_t *ranges, int group_count) try {
     if (start > length) return 0;
     // A non-NULL base even for "", so that a group that matched empty (data inside
     // the text) is told apart from one that took no part (data NULL).
@@ -84,9 +84,9 @@ extern "C" int scrapeguard_re2_match(const scrapeguard_re2 *regex, const uint8_t
             ranges[2 * index] = -1;
             ranges[2 * index + 1] = -1;
         } else {
-            int64_t offset = groups[index].data() - base;
+            ptrdiff_t offset = groups[index].data() - base;
             ranges[2 * index] = offset;
-            ranges[2 * index + 1] = offset + static_cast<int64_t>(groups[index].size());
+            ranges[2 * index + 1] = offset + static_cast<ptrdiff_t>(groups[index].size());
         }
     }
     return 1;

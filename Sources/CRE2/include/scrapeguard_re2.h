@@ -42,7 +42,7 @@ int scrapeguard_re2_group_count(const scrapeguard_re2 *regex);
 /// for a group that took no part. Returns 1 on a match, 0 on none, -1 when memory ran
 /// out (RE2 itself never fails a match; only an allocation can).
 int scrapeguard_re2_match(const scrapeguard_re2 *regex, const uint8_t *text, size_t length, size_t start,
-                          int64_t *ranges, int group_count);
+                          ptrdiff_t *ranges, int group_count);
 
 #ifdef __cplusplus
 }

@@ -82,15 +82,6 @@ enum ExpositionTokens {
     }
 
     static func isValidUTF8(_ bytes: [UInt8]) -> Bool {
-        if bytes.allSatisfy({ $0 < 0x80 }) { return true }
-        var iterator = bytes.makeIterator()
-        var decoder = UTF8()
-        while true {
-            switch decoder.decode(&iterator) {
-            case .scalarValue: continue
-            case .emptyInput: return true
-            case .error: return false
-            }
-        }
+        bytes.withUnsafeBufferPointer(GoUTF8.isValid)
     }
 }

@@ -1,5 +1,7 @@
 /// UTF-8 as Go's `unicode/utf8` decodes it: a byte that does not start a valid
-/// sequence (overlong, surrogate, past U+10FFFF, cut short) is one U+FFFD.
+/// sequence (overlong, surrogate, past U+10FFFF, cut short) is one U+FFFD. The
+/// valid sequences are Unicode's, so `isValid` is the filter's one UTF-8 check
+/// (`ExpositionTokens.isValidUTF8`).
 enum GoUTF8 {
     static func isValid(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         var index = 0

@@ -111,7 +111,7 @@ public final class RelabelRegex: Sendable {
         }
         var searchStart = start
         while true {
-            var ranges = [Int64](repeating: -1, count: 2 * groupNames.count)
+            var ranges = [Int](repeating: -1, count: 2 * groupNames.count)
             let found = subject.withUnsafeBufferPointer { buffer in
                 ranges.withUnsafeMutableBufferPointer { output in
                     scrapeguard_re2_match(compiled, buffer.baseAddress, buffer.count, searchStart, output.baseAddress,
@@ -119,10 +119,10 @@ public final class RelabelRegex: Sendable {
                 }
             }
             guard Self.succeeded(found) else { return nil }
-            let matchStart = Int(ranges[0])
+            let matchStart = ranges[0]
             // Only an empty `\B` match can start inside a character; Go would look
             // on from the character's end.
-            guard matchStart < subject.count, subject[matchStart] & 0xC0 == 0x80 else { return ranges.map { Int($0) } }
+            guard matchStart < subject.count, subject[matchStart] & 0xC0 == 0x80 else { return ranges }
             searchStart = matchStart + 1
             while searchStart < subject.count, subject[searchStart] & 0xC0 == 0x80 { searchStart += 1 }
         }
@@ -130,6 +130,9 @@ public final class RelabelRegex: Sendable {
 
     /// RE2's answer: 1 a match, 0 none; -1, an allocation failed inside it.
     private static func succeeded(_ result: Int32) -> Bool {
+        // safe: no input reaches this. RE2 answers every match (its DFA falls back to
+        // its NFA); only a failed allocation gives -1, which ends the process as any
+        // failed allocation in Swift does, rather than becoming a verdict.
         guard result >= 0 else { fatalError("RE2 could not allocate memory for a match") }
         return result == 1
     }
