@@ -8,6 +8,9 @@ import NIOCore
 /// drained from the write BIO into the channel. Plaintext flows in and out of the
 /// handler as `ByteBuffer`s.
 ///
+/// Long (about 450 lines) because it still drives OpenSSL itself; the issue "state
+/// machines and snapshots" moves that into a NIO-free `TLSConnection`.
+///
 /// The handler owns one `SSL` for one connection, on one event loop. It never calls
 /// `SSL_shutdown` after a fatal error, answers a peer's close_notify with its own,
 /// and closes by sending close_notify, flushing it, and closing once the write is

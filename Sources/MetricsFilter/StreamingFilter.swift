@@ -4,7 +4,10 @@
 /// output of one chunk, and at most 16 bytes per series of this scrape (the duplicate
 /// check).
 ///
-/// One per scrape; not thread-safe.
+/// One per scrape; not thread-safe. Long (about 500 lines) because it holds both
+/// paths a sample can take, the plain one on positions and the full one on label
+/// sets, side by side: they must decide alike (the fuzz target holds them to it), and
+/// splitting them would put the two halves of each decision in different files.
 public final class StreamingFilter {
     public let format: ExpositionFormat
     private let policy: FilterPolicy

@@ -19,7 +19,9 @@ import Darwin
 ///   and passed on only if its buckets are ordered, end in `+Inf`, rise, and agree
 ///   with `_count`; otherwise it is dropped whole.
 /// Memory: one histogram group, a fingerprint per series, and per family its name and
-/// the sample names its type claims (at most five).
+/// the sample names its type claims (at most five). Long (about 400 lines) because
+/// these rules read one shared state (the current family and series); the rules that
+/// need none are apart: `ClaimedNames`, `HistogramGroup`, `SampleValueRules`.
 struct ExpositionStructure {
     enum Verdict {
         /// Written (or held back to be); `exemplarRemoved` when its exemplar could
@@ -36,9 +38,7 @@ struct ExpositionStructure {
     private var familySawSample = false
     private var familyMetadata: Set<String> = []
     private var closedFamilies: Set<ByteKey> = []
-    /// Every name a family so far claims: its own, and the sample names its type
-    /// adds (`_total`, `_created`, ...). A family that would claim one again clashes.
-    private var claimedNames: Set<ByteKey> = []
+    private var claimedNames = ClaimedNames()
     /// The current family's TYPE claims a name an earlier family claims: its lines
     /// are dropped.
     private var familyClashes = false
@@ -127,12 +127,10 @@ struct ExpositionStructure {
                 return .drop(reason: .unitForType)
             }
             familyType = type
-            let claims = Self.typeSuffixes(type).map { ByteKey(name + Array($0.utf8)) }
-            guard !claims.contains(where: claimedNames.contains) else {
+            guard claimedNames.claimSampleNames(of: name, type: type) else {
                 familyClashes = true
                 return .drop(reason: .clashingName)
             }
-            claimedNames.formUnion(claims)
         case .unit:
             if familyType == .info || familyType == .stateset {
                 familyMetadata.remove("UNIT")
@@ -321,23 +319,10 @@ struct ExpositionStructure {
         return nil
     }
 
-    /// The sample names a family of this type claims besides its own (as OpenMetrics
-    /// names them, and prometheus_client's parser checks them).
-    private static func typeSuffixes(_ type: MetricType) -> [String] {
-        switch type {
-        case .counter: return ["_total", "_created"]
-        case .summary: return ["_count", "_sum", "_created"]
-        case .histogram: return ["_count", "_sum", "_bucket", "_created"]
-        case .gaugehistogram: return ["_gcount", "_gsum", "_bucket"]
-        case .info: return ["_info"]
-        default: return []
-        }
-    }
-
     private mutating func startFamily(_ name: [UInt8], into output: inout [UInt8]) {
         flushGroup(into: &output)
         if let family { closedFamilies.insert(ByteKey(family)) }
-        familyClashes = !claimedNames.insert(ByteKey(name)).inserted
+        familyClashes = !claimedNames.claimFamily(name)
         family = name
         familyType = .unknown
         familySawSample = false
@@ -368,50 +353,8 @@ struct ExpositionStructure {
             default: return nil
             }
         }
-        let allowed: [StaticString]
-        switch type {
-        case .counter: allowed = ["_total", "_created"]
-        case .gauge, .unknown, .untyped, .stateset: return nil
-        case .histogram: allowed = ["_bucket", "_count", "_sum", "_created"]
-        case .gaugehistogram: allowed = ["_bucket", "_gcount", "_gsum"]
-        case .summary: allowed = ["_count", "_sum", "_created"]
-        case .info: allowed = ["_info"]
-        }
-        for candidate in allowed where ExpositionTokens.equal(rest, candidate) {
+        for candidate in type.sampleSuffixes where ExpositionTokens.equal(rest, candidate) {
             return candidate.description
-        }
-        return nil
-    }
-
-    static func valueProblem<Labels: StructureLabels>(type: MetricType, suffix: String, value: Double?, labels: Labels,
-                                                      family: [UInt8]) -> DropReason? {
-        guard let value else { return .badValue }
-        let counterLike: Bool
-        switch (type, suffix) {
-        case (.counter, "_total"), (.histogram, "_bucket"), (.histogram, "_count"), (.histogram, "_sum"),
-             (.summary, "_count"), (.summary, "_sum"), (.gaugehistogram, "_gcount"), (.gaugehistogram, "_bucket"):
-            counterLike = true
-        default:
-            counterLike = false
-        }
-        if counterLike || (type == .gaugehistogram && suffix == "_gsum") {
-            if value.isNaN { return .counterNan }
-        }
-        if counterLike && value < 0 { return .counterNegative }
-        if (suffix == "_bucket" || suffix == "_count" || suffix == "_gcount"), value.isFinite, value.rounded() != value {
-            return .countNotInteger
-        }
-        if suffix == "_bucket" {
-            guard let bound = labels.number(of: "le", canonical: true), !bound.isNaN else { return .invalidLe }
-        }
-        if type == .summary && suffix == "" {
-            guard let q = labels.number(of: "quantile", canonical: true), q >= 0, q <= 1 else { return .invalidQuantile }
-            if value < 0 { return .quantileValueNegative }
-        }
-        if type == .info && value != 1 { return .infoValueNotOne }
-        if type == .stateset {
-            guard value == 0 || value == 1 else { return .statesetValue }
-            guard labels.contains(family) else { return .statesetMissingLabel }
         }
         return nil
     }
