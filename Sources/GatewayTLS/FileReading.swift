@@ -8,15 +8,15 @@ import Darwin
 
 /// Reads small text files (certificates, keys, configuration) with POSIX calls, so
 /// the TLS target needs no Foundation.
-public enum FileReading {
-    public struct Failure: Error, Sendable {
-        public var reason: String
+package enum FileReading {
+    package struct Failure: Error, Sendable {
+        package var reason: String
     }
 
     /// The largest file read: certificates and configs are far smaller.
-    public static let maximumSize = 4 << 20
+    package static let maximumSize = 4 << 20
 
-    public static func readText(_ path: String) throws(Failure) -> String {
+    package static func readText(_ path: String) throws(Failure) -> String {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
             throw Failure(reason: String(cString: strerror(errno)).lowercased())

@@ -11,17 +11,17 @@ import Darwin
 
 /// Who the client proved to be with its certificate: the parts of the leaf that
 /// access rules and logs use.
-public struct PeerIdentity: Sendable, Hashable {
-    public var commonName: String?
-    public var dnsNames: [String]
-    public var emailAddresses: [String]
+package struct PeerIdentity: Sendable, Hashable {
+    package var commonName: String?
+    package var dnsNames: [String]
+    package var emailAddresses: [String]
     /// In their usual text form: `127.0.0.1`, `::1`.
-    public var ipAddresses: [String]
-    public var uris: [String]
+    package var ipAddresses: [String]
+    package var uris: [String]
     /// The certificate's serial number in upper-case hex.
-    public var serialNumber: String
+    package var serialNumber: String
 
-    public init(
+    package init(
         commonName: String? = nil, dnsNames: [String] = [], emailAddresses: [String] = [],
         ipAddresses: [String] = [], uris: [String] = [], serialNumber: String = ""
     ) {
@@ -34,12 +34,12 @@ public struct PeerIdentity: Sendable, Hashable {
     }
 
     /// All subject alternative names, of every kind.
-    public var subjectAlternativeNames: [String] {
+    package var subjectAlternativeNames: [String] {
         dnsNames + emailAddresses + ipAddresses + uris
     }
 
     /// exporter-toolkit's `client_allowed_sans` rule: an exact match of any SAN.
-    public func hasAnySAN(in allowed: [String]) -> Bool {
+    package func hasAnySAN(in allowed: [String]) -> Bool {
         let names = subjectAlternativeNames
         return allowed.contains { names.contains($0) }
     }

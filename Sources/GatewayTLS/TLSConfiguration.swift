@@ -1,6 +1,6 @@
 /// How the server asks for and checks client certificates: exporter-toolkit's five
 /// `client_auth_type` values, which are Go's `tls.ClientAuthType`.
-public enum ClientAuthPolicy: String, Sendable, Hashable, CaseIterable {
+package enum ClientAuthPolicy: String, Sendable, Hashable, CaseIterable {
     /// No certificate is requested.
     case noClientCert = "NoClientCert"
     /// A certificate is requested but not required and not verified.
@@ -13,59 +13,59 @@ public enum ClientAuthPolicy: String, Sendable, Hashable, CaseIterable {
     case requireAndVerifyClientCert = "RequireAndVerifyClientCert"
 
     /// Whether a presented certificate is checked against the client CA.
-    public var verifiesCertificate: Bool {
+    package var verifiesCertificate: Bool {
         self == .verifyClientCertIfGiven || self == .requireAndVerifyClientCert
     }
 }
 
 /// A TLS protocol version the server may speak. TLS 1.0 and 1.1 are deprecated
 /// (RFC 8996) and not offered at all.
-public enum TLSProtocolVersion: Int, Sendable, Hashable, Comparable, CaseIterable {
+package enum TLSProtocolVersion: Int, Sendable, Hashable, Comparable, CaseIterable {
     case tls12 = 0x0303
     case tls13 = 0x0304
 
-    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
+    package static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
 /// Where PEM data comes from: a file (read when the context is built, so a reload
 /// sees the new contents) or inline text from the configuration.
-public enum PEMSource: Sendable, Hashable {
+package enum PEMSource: Sendable, Hashable {
     case file(path: String)
     case inline(pem: String)
 }
 
 /// Everything needed to build a `TLSContext`. A plain value: build a new context
 /// from it to reload.
-public struct TLSConfiguration: Sendable, Hashable {
+package struct TLSConfiguration: Sendable, Hashable {
     /// The server's certificate, followed by any intermediates.
-    public var certificateChain: PEMSource
-    public var privateKey: PEMSource
+    package var certificateChain: PEMSource
+    package var privateKey: PEMSource
     /// Trust anchors for client certificates.
-    public var clientCA: PEMSource?
-    public var clientAuth: ClientAuthPolicy
+    package var clientCA: PEMSource?
+    package var clientAuth: ClientAuthPolicy
     /// When not empty, a verified client certificate must carry one of these exactly
     /// as a DNS, e-mail, IP or URI subject alternative name.
-    public var clientAllowedSANs: [String]
-    public var minimumVersion: TLSProtocolVersion
-    public var maximumVersion: TLSProtocolVersion
+    package var clientAllowedSANs: [String]
+    package var minimumVersion: TLSProtocolVersion
+    package var maximumVersion: TLSProtocolVersion
     /// TLS 1.2 cipher suites in OpenSSL's names, in preference order. TLS 1.3 suites
     /// are not configurable (as in Go), and stay OpenSSL's secure defaults.
-    public var cipherSuites: [String]
-    public var preferServerCipherSuites: Bool
+    package var cipherSuites: [String]
+    package var preferServerCipherSuites: Bool
     /// Key-exchange groups in OpenSSL's names (`X25519`, `P-256`), in preference order.
-    public var groups: [String]
+    package var groups: [String]
 
     /// Mozilla's "intermediate" TLS 1.2 suites (forward secret AEADs only, no DHE).
-    public static let intermediateCipherSuites = [
+    package static let intermediateCipherSuites = [
         "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
         "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
         "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
     ]
 
     /// Mozilla's "intermediate" groups.
-    public static let intermediateGroups = ["X25519", "P-256", "P-384"]
+    package static let intermediateGroups = ["X25519", "P-256", "P-384"]
 
-    public init(
+    package init(
         certificateChain: PEMSource,
         privateKey: PEMSource,
         clientCA: PEMSource? = nil,

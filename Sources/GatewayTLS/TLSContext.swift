@@ -12,22 +12,22 @@ import Darwin
 /// An OpenSSL server context built whole from a `TLSConfiguration`. It never changes
 /// after `init`: a reload builds a new one and swaps it in, and connections that are
 /// already open keep the context they started with.
-public final class TLSContext: @unchecked Sendable {
+package final class TLSContext: @unchecked Sendable {
     // @unchecked: `SSL_CTX` is only read after init (OpenSSL makes `SSL_new` and the
     // session cache thread-safe), and `sanPolicy` is immutable.
 
     let context: OpaquePointer
-    public let configuration: TLSConfiguration
+    package let configuration: TLSConfiguration
     /// The server certificate's notAfter, in seconds since 1970.
-    public let certificateNotAfter: Int64
+    package let certificateNotAfter: Int64
     /// The earliest notAfter among the client CA certificates, if any.
-    public let clientCANotAfter: Int64?
+    package let clientCANotAfter: Int64?
     private let sanPolicy: AllowedSANPolicy
 
     /// Builds and checks a context; throws `TLSError` naming what is wrong.
     /// - Parameter preloaded: the text of files the caller has read already, by path,
     ///   so that a configuration load reads each file once.
-    public init(configuration: TLSConfiguration, preloaded: [String: String] = [:]) throws(TLSError) {
+    package init(configuration: TLSConfiguration, preloaded: [String: String] = [:]) throws(TLSError) {
         guard configuration.minimumVersion <= configuration.maximumVersion else {
             throw TLSError(.invalidConfiguration, "min_version is greater than max_version")
         }
@@ -62,15 +62,6 @@ public final class TLSContext: @unchecked Sendable {
 
     deinit {
         SSL_CTX_free(context)
-    }
-
-    /// Creates the `SSL` object for one accepted connection.
-    func makeConnection() throws -> OpaquePointer {
-        OpenSSLErrorQueue.clear()
-        guard let ssl = SSL_new(context) else {
-            throw TLSError.drainingQueue(.allocationFailed, "SSL_new failed")
-        }
-        return ssl
     }
 
     // MARK: - Building
@@ -235,13 +226,9 @@ public final class TLSContext: @unchecked Sendable {
 
     /// The ex-data slot of an `SSL`, set (to any non-null pointer) when the verify
     /// callback refused the client certificate's SANs: the verify result alone
-    /// (`X509_V_ERR_CERT_REJECTED`) does not say it was the SANs.
+    /// (`X509_V_ERR_CERT_REJECTED`) does not say it was the SANs. `TLSConnection`
+    /// reads it when a handshake fails.
     static let sanRefusedIndex: Int32 = CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, nil, nil, nil, nil)
-
-    /// Whether the verify callback refused this connection's client certificate SANs.
-    static func refusedSANs(_ ssl: OpaquePointer) -> Bool {
-        SSL_get_ex_data(ssl, sanRefusedIndex) != nil
-    }
 }
 
 /// The allowed SANs, reachable from OpenSSL's verify callback through ex-data.

@@ -2,8 +2,8 @@ internal import COpenSSL
 
 /// An error from the TLS layer: what went wrong, in words a log reader can act on,
 /// and the OpenSSL error queue entries drained at the time.
-public struct TLSError: Error, Sendable, Hashable, CustomStringConvertible {
-    public enum Code: String, Sendable, Hashable {
+package struct TLSError: Error, Sendable, Hashable, CustomStringConvertible {
+    package enum Code: String, Sendable, Hashable {
         /// The configuration could not be turned into an OpenSSL context.
         case invalidConfiguration = "invalid_configuration"
         /// A certificate, key or CA could not be read or does not fit.
@@ -22,26 +22,26 @@ public struct TLSError: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// Which credential an `invalidCredentials` error is about, so configuration
     /// errors can name the key that holds it.
-    public enum Credential: String, Sendable, Hashable {
+    package enum Credential: String, Sendable, Hashable {
         case certificate
         case privateKey = "private_key"
         case clientCA = "client_ca"
     }
 
-    public var code: Code
-    public var message: String
-    public var credential: Credential?
+    package var code: Code
+    package var message: String
+    package var credential: Credential?
     /// The OpenSSL error queue, oldest first (`error:0A000086:SSL routines::...`).
-    public var openSSLErrors: [String]
+    package var openSSLErrors: [String]
 
-    public init(_ code: Code, _ message: String, credential: Credential? = nil, openSSLErrors: [String] = []) {
+    package init(_ code: Code, _ message: String, credential: Credential? = nil, openSSLErrors: [String] = []) {
         self.code = code
         self.message = message
         self.credential = credential
         self.openSSLErrors = openSSLErrors
     }
 
-    public var description: String {
+    package var description: String {
         if openSSLErrors.isEmpty {
             return "\(code.rawValue): \(message)"
         }

@@ -1,4 +1,5 @@
 @testable import GatewayCore
+import GatewayTLS
 import NIOCore
 import NIOEmbedded
 import Testing
@@ -8,6 +9,7 @@ import Testing
 @Suite struct ConnectionTimingTests {
     enum Event: Sendable {
         case started
+        case handshook
         case bytes(Int)
         case head
         case responded
@@ -16,6 +18,7 @@ import Testing
 
     struct Row: Sendable, CustomTestStringConvertible {
         var name: String
+        var awaitsHandshake = false
         var events: [Event]
         var action: ConnectionTimingStateMachine.Action
         var state: ConnectionTimingStateMachine.State
@@ -23,6 +26,16 @@ import Testing
     }
 
     static let rows: [Row] = [
+        .init(name: "a TLS connection first waits for its handshake", awaitsHandshake: true, events: [.started],
+              action: .arm(.handshake), state: .handshaking),
+        .init(name: "the handshake ends: the read-header deadline", awaitsHandshake: true,
+              events: [.started, .handshook], action: .arm(.readHeader), state: .readingHead(bytes: 0)),
+        .init(name: "a handshake that does not end is closed and counted", awaitsHandshake: true,
+              events: [.started, .deadline(.handshake)], action: .close(limit: .handshakeTimeout), state: .closed),
+        .init(name: "a stale handshake deadline does nothing", awaitsHandshake: true,
+              events: [.started, .handshook, .deadline(.handshake)], action: .none, state: .readingHead(bytes: 0)),
+        .init(name: "a second handshake event does nothing", awaitsHandshake: true,
+              events: [.started, .handshook, .bytes(4), .handshook], action: .none, state: .readingHead(bytes: 4)),
         .init(name: "a new connection waits for a head", events: [.started], action: .arm(.readHeader),
               state: .readingHead(bytes: 0)),
         .init(name: "head bytes are counted", events: [.started, .bytes(10), .bytes(20)], action: .none,
@@ -53,11 +66,12 @@ import Testing
 
     @Test(arguments: rows)
     func transition(_ row: Row) {
-        var machine = ConnectionTimingStateMachine(maximumHeaderBytes: 100)
+        var machine = ConnectionTimingStateMachine(maximumHeaderBytes: 100, awaitsHandshake: row.awaitsHandshake)
         var action = ConnectionTimingStateMachine.Action.none
         for event in row.events {
             switch event {
             case .started: action = machine.connectionStarted()
+            case .handshook: action = machine.handshakeCompleted()
             case .bytes(let count): action = machine.bytesReceived(count)
             case .head: action = machine.requestHeadReceived()
             case .responded: action = machine.responseCompleted()
@@ -111,12 +125,41 @@ import Testing
         #expect(limits.reasons == ["header_too_large"])
     }
 
-    static func channel(_ limits: LimitLog) throws -> EmbeddedChannel {
+    /// A client that never finishes its handshake is closed at the handshake deadline;
+    /// one that does gets the read-header deadline, counted from the handshake's end.
+    @Test func theHandshakeHasADeadlineOfItsOwn() throws {
+        let stalled = LimitLog()
+        let stalledChannel = try Self.channel(stalled, handshakeDone: false)
+        stalledChannel.embeddedEventLoop.advanceTime(by: .seconds(4))
+        #expect(stalledChannel.isActive)
+        stalledChannel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!stalledChannel.isActive)
+        #expect(stalled.reasons == ["handshake_timeout"])
+
+        let limits = LimitLog()
+        let channel = try Self.channel(limits, handshakeDone: false)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(4))
+        channel.pipeline.fireUserInboundEventTriggered(Self.handshakeCompleted)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(9))
+        #expect(channel.isActive, "the head deadline runs from the handshake's end")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+        #expect(limits.reasons == ["read_header_timeout"])
+    }
+
+    static let handshakeCompleted = TLSHandshakeCompletedEvent(
+        peer: nil, peerVerified: false, protocolVersion: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256",
+        applicationProtocol: nil, sessionReused: false)
+
+    static func channel(_ limits: LimitLog, handshakeDone: Bool = true) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(ConnectionLimitsHandler(
-            readHeaderTimeout: .seconds(10), idleTimeout: .seconds(120), maximumHeaderBytes: 128,
-            onLimit: { limits.record($0) }))
+            handshakeTimeout: .seconds(5), readHeaderTimeout: .seconds(10), idleTimeout: .seconds(120),
+            maximumHeaderBytes: 128, onLimit: { limits.record($0) }))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9443)).wait()
+        if handshakeDone {
+            channel.pipeline.fireUserInboundEventTriggered(handshakeCompleted)
+        }
         return channel
     }
 }

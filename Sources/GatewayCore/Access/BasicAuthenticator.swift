@@ -12,8 +12,8 @@ import NIOPosix
 ///   `maximumPendingChecks` wait for it: past that the request is refused at once;
 /// - an unknown user is checked against a fake hash of the same cost, so timing
 ///   does not tell which users exist.
-public final class BasicAuthenticator: Sendable {
-    public enum Outcome: Sendable, Equatable {
+package final class BasicAuthenticator: Sendable {
+    package enum Outcome: Sendable, Equatable {
         case allowed(user: String)
         case missingCredentials
         case malformedCredentials
@@ -23,7 +23,7 @@ public final class BasicAuthenticator: Sendable {
         case overloaded
 
         /// The `reason` label of the auth-failure counter.
-        public var failureReason: String? {
+        package var failureReason: String? {
             switch self {
             case .allowed: return nil
             case .missingCredentials: return "missing_credentials"
@@ -52,12 +52,12 @@ public final class BasicAuthenticator: Sendable {
     private let cacheCapacity: Int
     private let maximumPendingChecks: Int
 
-    public var isEnabled: Bool { !users.isEmpty }
+    package var isEnabled: Bool { !users.isEmpty }
 
     /// How many bcrypt computations ran: a cached verdict does not add to it.
-    public var bcryptComputations: Int { state.withLockedValue { $0.bcryptComputations } }
+    package var bcryptComputations: Int { state.withLockedValue { $0.bcryptComputations } }
 
-    public init(users: [String: String], pool: NIOThreadPool, cacheCapacity: Int = 1024, maximumPendingChecks: Int = 64) {
+    package init(users: [String: String], pool: NIOThreadPool, cacheCapacity: Int = 1024, maximumPendingChecks: Int = 64) {
         self.users = users
         self.pool = pool
         self.cacheCapacity = cacheCapacity
@@ -69,7 +69,7 @@ public final class BasicAuthenticator: Sendable {
     }
 
     /// Checks an `Authorization` header value. Completes on `eventLoop`.
-    public func authenticate(authorization: String?, on eventLoop: EventLoop) -> EventLoopFuture<Outcome> {
+    package func authenticate(authorization: String?, on eventLoop: EventLoop) -> EventLoopFuture<Outcome> {
         guard let authorization else {
             return eventLoop.makeSucceededFuture(.missingCredentials)
         }

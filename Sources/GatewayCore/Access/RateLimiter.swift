@@ -3,7 +3,7 @@ import NIOCore
 
 /// exporter-toolkit's `rate_limit`: one token per `interval`, at most `burst` saved
 /// up, shared by all clients. Checked before any auth work, so a flood costs no bcrypt.
-public final class RateLimiter: Sendable {
+package final class RateLimiter: Sendable {
     private struct Bucket {
         var tokens: Double
         var updated: NIODeadline
@@ -13,14 +13,14 @@ public final class RateLimiter: Sendable {
     private let burst: Int
     private let bucket: NIOLockedValueBox<Bucket>
 
-    public init(interval: Duration, burst: Int) {
+    package init(interval: Duration, burst: Int) {
         self.interval = interval
         self.burst = burst
         self.bucket = NIOLockedValueBox(Bucket(tokens: Double(burst), updated: .now()))
     }
 
     /// Takes a token if one is there.
-    public func tryAcquire(now: NIODeadline = .now()) -> Bool {
+    package func tryAcquire(now: NIODeadline = .now()) -> Bool {
         let intervalNanoseconds = Double(interval.nanoseconds)
         return bucket.withLockedValue { bucket in
             if intervalNanoseconds <= 0 { return true }

@@ -1,7 +1,7 @@
 /// A configuration file that cannot be used: which file, which key (a dotted path
 /// such as `tls_server_config.client_auth_type`), and why.
-public struct ConfigError: Error, Sendable, Hashable, CustomStringConvertible {
-    public enum Code: String, Sendable, Hashable {
+package struct ConfigError: Error, Sendable, Hashable, CustomStringConvertible {
+    package enum Code: String, Sendable, Hashable {
         case unreadableFile = "unreadable_file"
         case syntax
         case unknownKey = "unknown_key"
@@ -12,20 +12,20 @@ public struct ConfigError: Error, Sendable, Hashable, CustomStringConvertible {
         case conflictingKeys = "conflicting_keys"
     }
 
-    public var code: Code
-    public var file: String
+    package var code: Code
+    package var file: String
     /// The dotted path of the offending key; empty for the whole file.
-    public var key: String
-    public var reason: String
+    package var key: String
+    package var reason: String
 
-    public init(_ code: Code, file: String, key: String, reason: String) {
+    package init(_ code: Code, file: String, key: String, reason: String) {
         self.code = code
         self.file = file
         self.key = key
         self.reason = reason
     }
 
-    public var description: String {
+    package var description: String {
         key.isEmpty ? "\(file): \(reason)" : "\(file): \(key): \(reason)"
     }
 }

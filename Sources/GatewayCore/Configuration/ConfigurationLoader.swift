@@ -2,13 +2,13 @@ import GatewayTLS
 
 /// Where the configuration comes from: the two files and what the command line
 /// overrides, the overrides checked once, at start-up.
-public struct ConfigurationSources: Sendable {
-    public var webConfigFile: String
-    public var configFile: String
+package struct ConfigurationSources: Sendable {
+    package var webConfigFile: String
+    package var configFile: String
     /// `--upstream.url`: replaces `upstream.url` of the config file.
-    public var upstreamURL: UpstreamURL?
+    package var upstreamURL: UpstreamURL?
 
-    public init(webConfigFile: String, configFile: String, upstreamURL: UpstreamURL? = nil) {
+    package init(webConfigFile: String, configFile: String, upstreamURL: UpstreamURL? = nil) {
         self.webConfigFile = webConfigFile
         self.configFile = configFile
         self.upstreamURL = upstreamURL
@@ -19,18 +19,18 @@ public struct ConfigurationSources: Sendable {
 /// swapped: both files read and checked, the overrides applied, the TLS context
 /// made, and the list of every file read on the way, which is what the reloader
 /// watches (so a file the configuration reads is a file a change of which reloads).
-public struct ConfigurationSnapshot: Sendable {
-    public var web: WebConfiguration
-    public var gateway: GatewayConfiguration
-    public var tlsContext: TLSContext
+package struct ConfigurationSnapshot: Sendable {
+    package var web: WebConfiguration
+    package var gateway: GatewayConfiguration
+    package var tlsContext: TLSContext
     /// The two configuration files, then the certificate, key and CA files and the
     /// files scrapeguard.yml names (the PII hash key).
-    public var files: [String]
+    package var files: [String]
 }
 
 /// Reads the configuration, for `serve`, its reloads and `check-config` alike.
-public enum ConfigurationLoader {
-    public static func load(_ sources: ConfigurationSources) throws -> ConfigurationSnapshot {
+package enum ConfigurationLoader {
+    package static func load(_ sources: ConfigurationSources) throws -> ConfigurationSnapshot {
         let (web, tlsContext) = try WebConfiguration.loadWithContext(file: sources.webConfigFile)
         var gateway = try GatewayConfiguration.load(file: sources.configFile)
         if let url = sources.upstreamURL {

@@ -16,7 +16,7 @@ import Darwin
 /// a whole snapshot before anything is swapped; on any failure the old configuration
 /// keeps serving, the reason is logged and `scrapeguard_reloads_total{result="failure"}`
 /// counts it.
-public final class ConfigurationReloader: Service, Sendable {
+package final class ConfigurationReloader: Service, Sendable {
     private let server: GatewayServer
     private let sources: ConfigurationSources
     private let pollInterval: Duration?
@@ -27,7 +27,7 @@ public final class ConfigurationReloader: Service, Sendable {
     ///   - sources: what `ConfigurationLoader` reads at each reload.
     ///   - current: the snapshot now in use: its files are the ones watched.
     ///   - pollInterval: how often files are checked; nil for SIGHUP only.
-    public init(server: GatewayServer, sources: ConfigurationSources, current: ConfigurationSnapshot,
+    package init(server: GatewayServer, sources: ConfigurationSources, current: ConfigurationSnapshot,
                 pollInterval: Duration? = .seconds(5), logger: Logger) {
         self.server = server
         self.sources = sources
@@ -37,11 +37,11 @@ public final class ConfigurationReloader: Service, Sendable {
     }
 
     /// The files a change of which reloads.
-    public var watchedFiles: [String] {
+    package var watchedFiles: [String] {
         watched.withLockedValue { $0.keys.sorted() }
     }
 
-    public func run() async throws {
+    package func run() async throws {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -64,7 +64,7 @@ public final class ConfigurationReloader: Service, Sendable {
     }
 
     /// Reloads when any watched file's identity or contents changed since last looked at.
-    public func reloadIfChanged() {
+    package func reloadIfChanged() {
         let changed = watched.withLockedValue { watched in
             watched.contains { path, fingerprint in FileFingerprint(path: path) != fingerprint }
         }
@@ -76,7 +76,7 @@ public final class ConfigurationReloader: Service, Sendable {
 
     /// Loads everything and swaps it in, or keeps what runs and says why.
     @discardableResult
-    public func reload() -> Bool {
+    package func reload() -> Bool {
         do {
             let snapshot = try ConfigurationLoader.load(sources)
             server.apply(snapshot)

@@ -3,17 +3,17 @@ import MetricsFilter
 /// scrapeguard.yml: where the app's metrics are, how to fetch them, and the filter
 /// policy they pass through. A ConfigMap:
 /// policy, never secrets. Unknown keys are refused.
-public struct GatewayConfiguration: Sendable {
-    public var upstream: UpstreamConfiguration
+package struct GatewayConfiguration: Sendable {
+    package var upstream: UpstreamConfiguration
     /// The path that serves the app's filtered metrics.
-    public var metricsPath: String
-    public var limits: ServerLimits
+    package var metricsPath: String
+    package var limits: ServerLimits
     /// Relabeling and the rest of the filter policy.
-    public var filter: FilterPolicy
+    package var filter: FilterPolicy
     /// Files the configuration named and read (the PII hash key), for the reloader.
-    public var referencedFiles: [String] = []
+    package var referencedFiles: [String] = []
 
-    public init(upstream: UpstreamConfiguration = UpstreamConfiguration(), metricsPath: String = "/metrics",
+    package init(upstream: UpstreamConfiguration = UpstreamConfiguration(), metricsPath: String = "/metrics",
                 limits: ServerLimits = ServerLimits(), filter: FilterPolicy = FilterPolicy()) {
         self.upstream = upstream
         self.metricsPath = metricsPath
@@ -22,11 +22,11 @@ public struct GatewayConfiguration: Sendable {
     }
 
     /// Prometheus's duration syntax (`15s`, `1m30s`, `500ms`), for flags.
-    public static func parseDuration(_ text: String) -> Duration? {
+    package static func parseDuration(_ text: String) -> Duration? {
         PrometheusDuration.parse(text)
     }
 
-    public static func load(file: String) throws -> GatewayConfiguration {
+    package static func load(file: String) throws -> GatewayConfiguration {
         var root = try YAMLConfigReader.loadFile(file)
         var configuration = GatewayConfiguration()
         if var upstream = try root.mapping("upstream") {
@@ -78,15 +78,15 @@ public struct GatewayConfiguration: Sendable {
 }
 
 /// How the app's metrics are fetched.
-public struct UpstreamConfiguration: Sendable, Hashable {
-    public var url: UpstreamURL
+package struct UpstreamConfiguration: Sendable, Hashable {
+    package var url: UpstreamURL
     /// The fetch deadline when the scraper sends no `X-Prometheus-Scrape-Timeout-Seconds`.
-    public var scrapeTimeout: Duration
-    public var connectTimeout: Duration
+    package var scrapeTimeout: Duration
+    package var connectTimeout: Duration
     /// A larger body aborts the response: it is never cut short silently.
-    public var bodySizeLimit: Int
+    package var bodySizeLimit: Int
 
-    public init(
+    package init(
         url: UpstreamURL = UpstreamURL(host: "127.0.0.1", port: 8000, pathAndQuery: "/metrics"),
         scrapeTimeout: Duration = .seconds(10),
         connectTimeout: Duration = .seconds(2),
@@ -103,27 +103,27 @@ public struct UpstreamConfiguration: Sendable, Hashable {
 /// `unix:///path/to/app.sock` (HTTP over a Unix domain socket, path `/metrics` unless
 /// `upstream.path` says otherwise), so the app need not open any TCP port. Only plain
 /// HTTP: the app is in the same pod.
-public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
-    public struct Invalid: Error, Sendable {
-        public var reason: String
+package struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
+    package struct Invalid: Error, Sendable {
+        package var reason: String
     }
 
-    public var host: String
-    public var port: Int
+    package var host: String
+    package var port: Int
     /// Path and query, starting with `/`.
-    public var pathAndQuery: String
+    package var pathAndQuery: String
     /// Set for a `unix://` URL.
-    public var unixSocketPath: String?
+    package var unixSocketPath: String?
 
     /// An `http://` URL from its parts.
-    public init(host: String, port: Int, pathAndQuery: String) {
+    package init(host: String, port: Int, pathAndQuery: String) {
         self.host = host
         self.port = port
         self.pathAndQuery = pathAndQuery
         self.unixSocketPath = nil
     }
 
-    public init(parsing text: String) throws(Invalid) {
+    package init(parsing text: String) throws(Invalid) {
         if text.hasPrefix("unix://") {
             let path = String(text.dropFirst("unix://".count))
             guard path.hasPrefix("/"), path.count > 1, !path.contains("?"), !path.contains("#") else {
@@ -180,13 +180,13 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The `Host` header value.
-    public var hostHeader: String {
+    package var hostHeader: String {
         if unixSocketPath != nil { return "localhost" }
         let bracketed = host.contains(":") ? "[\(host)]" : host
         return port == 80 ? bracketed : "\(bracketed):\(port)"
     }
 
-    public var description: String {
+    package var description: String {
         if let unixSocketPath {
             return pathAndQuery == "/metrics" ? "unix://\(unixSocketPath)" : "unix://\(unixSocketPath) path \(pathAndQuery)"
         }

@@ -1,20 +1,20 @@
 /// Limits against slow and hostile clients: the `server:` keys of scrapeguard.yml.
-public struct ServerLimits: Sendable, Hashable {
+package struct ServerLimits: Sendable, Hashable {
     /// Connections open at once; more are closed as they arrive.
-    public var maximumConnections: Int = 512
+    package var maximumConnections: Int = 512
     /// From connecting to a finished TLS handshake.
-    public var handshakeTimeout: Duration = .seconds(10)
+    package var handshakeTimeout: Duration = .seconds(10)
     /// From the first byte of a request (or the connection's start) to its whole head.
-    public var readHeaderTimeout: Duration = .seconds(10)
+    package var readHeaderTimeout: Duration = .seconds(10)
     /// How long a kept-alive connection may wait for its next request. Prometheus
     /// scrapes every 15–60 s on one connection: keep this above the scrape interval.
-    public var idleTimeout: Duration = .seconds(120)
+    package var idleTimeout: Duration = .seconds(120)
     /// The request head, request line included.
-    public var maximumHeaderBytes: Int = 16 << 10
+    package var maximumHeaderBytes: Int = 16 << 10
     /// The request line's target (path and query).
-    public var maximumRequestLine: Int = 4 << 10
+    package var maximumRequestLine: Int = 4 << 10
 
-    public init() {}
+    package init() {}
 
     mutating func read(from section: inout YAMLConfigReader) throws {
         if let value = try section.int("max_connections") {

@@ -5,27 +5,27 @@ import GatewayTLS
 /// no `tls_server_config` (the gateway never serves plain HTTP), TLS 1.0/1.1
 /// (RFC 8996), and a verifying `client_auth_type` without a client CA (Go would fall
 /// back to the system roots, which is never what a sidecar wants).
-public struct WebConfiguration: Sendable, Hashable {
-    public var tls: TLSConfiguration
+package struct WebConfiguration: Sendable, Hashable {
+    package var tls: TLSConfiguration
     /// User name to bcrypt hash. Empty: no basic auth.
-    public var basicAuthUsers: [String: String]
+    package var basicAuthUsers: [String: String]
     /// Extra response headers, from `http_server_config.headers`, in file order.
-    public var headers: [HTTPHeaderSetting]
-    public var rateLimit: RateLimitSetting?
+    package var headers: [HTTPHeaderSetting]
+    package var rateLimit: RateLimitSetting?
 
-    public struct HTTPHeaderSetting: Sendable, Hashable {
-        public var name: String
-        public var value: String
+    package struct HTTPHeaderSetting: Sendable, Hashable {
+        package var name: String
+        package var value: String
     }
 
-    public struct RateLimitSetting: Sendable, Hashable {
+    package struct RateLimitSetting: Sendable, Hashable {
         /// One request is allowed per `interval`, with bursts up to `burst`.
-        public var interval: Duration
-        public var burst: Int
+        package var interval: Duration
+        package var burst: Int
     }
 
     /// The certificate, key and CA files it names, for the reloader to watch.
-    public var certificateFiles: [String] {
+    package var certificateFiles: [String] {
         ([tls.certificateChain, tls.privateKey] + (tls.clientCA.map { [$0] } ?? [])).compactMap { source in
             if case .file(let path) = source { return path }
             return nil
@@ -34,7 +34,7 @@ public struct WebConfiguration: Sendable, Hashable {
 
     /// Reads and validates a web-config file. Relative paths resolve against the
     /// file's folder.
-    public static func load(file: String) throws -> WebConfiguration {
+    package static func load(file: String) throws -> WebConfiguration {
         try loadWithContext(file: file).configuration
     }
 

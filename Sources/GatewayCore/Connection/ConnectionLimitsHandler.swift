@@ -1,3 +1,4 @@
+import GatewayTLS
 import Logging
 import NIOCore
 
@@ -13,6 +14,8 @@ enum RequestCycleEvent {
 /// Bounds what a client may do before it has sent a request, between the TLS
 /// handler and the HTTP codec (so it counts plaintext bytes, and sees the first byte
 /// of a head, which the codec above only hands on once the head is whole):
+/// - the TLS handshake must end within `handshakeTimeout` of the connection's start
+///   (it learns of the end from `TLSHandshakeCompletedEvent`);
 /// - the request head must arrive within `readHeaderTimeout` of its first byte (or
 ///   of the connection's start), and be at most `maximumHeaderBytes` long: a client
 ///   that trickles a header (slowloris) is closed;
@@ -24,14 +27,16 @@ final class ConnectionLimitsHandler: ChannelDuplexHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
+    private let handshakeTimeout: TimeAmount
     private let readHeaderTimeout: TimeAmount
     private let idleTimeout: TimeAmount
     private let onLimit: @Sendable (ConnectionLimit) -> Void
     private var machine: ConnectionTimingStateMachine
     private var timer: Scheduled<Void>?
 
-    init(readHeaderTimeout: TimeAmount, idleTimeout: TimeAmount, maximumHeaderBytes: Int,
-         onLimit: @escaping @Sendable (ConnectionLimit) -> Void) {
+    init(handshakeTimeout: TimeAmount, readHeaderTimeout: TimeAmount, idleTimeout: TimeAmount,
+         maximumHeaderBytes: Int, onLimit: @escaping @Sendable (ConnectionLimit) -> Void) {
+        self.handshakeTimeout = handshakeTimeout
         self.readHeaderTimeout = readHeaderTimeout
         self.idleTimeout = idleTimeout
         self.onLimit = onLimit
@@ -64,6 +69,13 @@ final class ConnectionLimitsHandler: ChannelDuplexHandler {
         }
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is TLSHandshakeCompletedEvent {
+            run(machine.handshakeCompleted(), context: context)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
         guard let event = event as? RequestCycleEvent else {
             context.triggerUserOutboundEvent(event, promise: promise)
@@ -82,7 +94,12 @@ final class ConnectionLimitsHandler: ChannelDuplexHandler {
             break
         case .arm(let deadline):
             timer?.cancel()
-            let timeout = deadline == .readHeader ? readHeaderTimeout : idleTimeout
+            let timeout: TimeAmount
+            switch deadline {
+            case .handshake: timeout = handshakeTimeout
+            case .readHeader: timeout = readHeaderTimeout
+            case .idle: timeout = idleTimeout
+            }
             timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
                 self.timer = nil
                 self.run(self.machine.deadlinePassed(deadline), context: context)

@@ -2,14 +2,19 @@
 /// the decisions of `ConnectionLimitsHandler`, as a value a test drives event by event.
 ///
 /// ```
-/// readingHead ─head complete→ processing ─response sent→ idle ─first byte→ readingHead
-///   readingHead: read-header deadline (from the connection's start, or from the first
+/// handshaking ─handshake done→ readingHead ─head complete→ processing
+///                                  ↑                          │ response sent
+///                                  └──── first byte ──── idle ←┘
+///   handshaking: handshake deadline, from the connection's start
+///   readingHead: read-header deadline (from the handshake's end, or from the first
 ///                byte after idle), head bytes counted against the limit
 ///   idle:        idle deadline
 ///   processing:  none here (the scrape's own deadlines are the upstream's)
 /// ```
 struct ConnectionTimingStateMachine {
     enum State: Equatable {
+        /// The TLS handshake has not finished.
+        case handshaking
         /// Reading a request head: its bytes so far.
         case readingHead(bytes: Int)
         /// A request is being answered.
@@ -20,6 +25,7 @@ struct ConnectionTimingStateMachine {
     }
 
     enum Deadline: Equatable {
+        case handshake
         case readHeader
         case idle
     }
@@ -35,15 +41,27 @@ struct ConnectionTimingStateMachine {
         case close(limit: ConnectionLimit?)
     }
 
-    private(set) var state = State.readingHead(bytes: 0)
+    private(set) var state: State
     let maximumHeaderBytes: Int
 
-    init(maximumHeaderBytes: Int) {
+    /// - Parameter awaitsHandshake: whether the connection starts with a TLS handshake
+    ///   (the gateway's listener), or reads a request at once (plain HTTP).
+    init(maximumHeaderBytes: Int, awaitsHandshake: Bool = true) {
         self.maximumHeaderBytes = maximumHeaderBytes
+        self.state = awaitsHandshake ? .handshaking : .readingHead(bytes: 0)
     }
 
     mutating func connectionStarted() -> Action {
-        guard case .readingHead = state else { return .none }
+        switch state {
+        case .handshaking: return .arm(.handshake)
+        case .readingHead: return .arm(.readHeader)
+        case .processing, .idle, .closed: return .none
+        }
+    }
+
+    mutating func handshakeCompleted() -> Action {
+        guard case .handshaking = state else { return .none }
+        state = .readingHead(bytes: 0)
         return .arm(.readHeader)
     }
 
@@ -56,6 +74,8 @@ struct ConnectionTimingStateMachine {
             action = .arm(.readHeader)
         case .processing, .closed:
             return .none  // pipelined requests wait in the HTTP pipeline
+        case .handshaking:
+            return .none  // plaintext comes only after the handshake
         case .readingHead:
             break
         }
@@ -82,6 +102,9 @@ struct ConnectionTimingStateMachine {
 
     mutating func deadlinePassed(_ deadline: Deadline) -> Action {
         switch (state, deadline) {
+        case (.handshaking, .handshake):
+            state = .closed
+            return .close(limit: .handshakeTimeout)
         case (.readingHead, .readHeader):
             state = .closed
             return .close(limit: .readHeaderTimeout)

@@ -7,14 +7,14 @@ import NIOPosix
 /// article's exporter (`app_processed_tasks_total`, `app_active_workers`) plus a
 /// request counter whose labels carry an e-mail address and a client IP, which is
 /// exactly what the gateway exists to keep inside the pod. `scrapeguard demo` runs it.
-public final class DemoMetricsApp: Sendable {
+package final class DemoMetricsApp: Sendable {
     private let serverChannel = NIOLockedValueBox<Channel?>(nil)
     private let scrapes = NIOLockedValueBox(0)
 
-    public init() {}
+    package init() {}
 
     /// The exposition for the n-th scrape.
-    public static func exposition(scrape: Int) -> String {
+    package static func exposition(scrape: Int) -> String {
         let tasks = 100 + scrape * 7
         return """
             # HELP app_processed_tasks_total Total number of tasks processed by the application.
@@ -32,7 +32,7 @@ public final class DemoMetricsApp: Sendable {
     }
 
     /// Starts serving `/metrics` on `host:port` (port 0 picks one); returns the port.
-    public func start(host: String = "127.0.0.1", port: Int = 0) async throws -> Int {
+    package func start(host: String = "127.0.0.1", port: Int = 0) async throws -> Int {
         let scrapes = self.scrapes
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -48,7 +48,7 @@ public final class DemoMetricsApp: Sendable {
         return channel.localAddress!.port!
     }
 
-    public func stop() async {
+    package func stop() async {
         let channel = serverChannel.withLockedValue { channel in
             defer { channel = nil }
             return channel

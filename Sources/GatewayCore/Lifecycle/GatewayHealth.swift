@@ -4,7 +4,7 @@ import NIOHTTP1
 
 /// What `/readyz` reports: ready while certificates are loaded, the app answered
 /// recently and the gateway is not draining.
-public final class GatewayHealth: Sendable {
+package final class GatewayHealth: Sendable {
     private struct State {
         var draining = false
         var certificatesLoaded = false
@@ -15,11 +15,11 @@ public final class GatewayHealth: Sendable {
     /// How long an answer from the app counts as recent.
     let upstreamFreshness: TimeAmount
 
-    public init(upstreamFreshness: TimeAmount = .seconds(10)) {
+    package init(upstreamFreshness: TimeAmount = .seconds(10)) {
         self.upstreamFreshness = upstreamFreshness
     }
 
-    public var isDraining: Bool { state.withLockedValue { $0.draining } }
+    package var isDraining: Bool { state.withLockedValue { $0.draining } }
 
     func startDraining() { state.withLockedValue { $0.draining = true } }
     func certificatesLoaded() { state.withLockedValue { $0.certificatesLoaded = true } }

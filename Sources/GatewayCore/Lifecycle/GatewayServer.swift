@@ -10,17 +10,17 @@ import UnixSignals
 
 /// Everything `GatewayServer` needs: the two configuration files, already read, and
 /// what the command line sets.
-public struct GatewayServerSettings: Sendable {
-    public var web: WebConfiguration
-    public var gateway: GatewayConfiguration
-    public var listenHost: String
-    public var listenPort: Int
+package struct GatewayServerSettings: Sendable {
+    package var web: WebConfiguration
+    package var gateway: GatewayConfiguration
+    package var listenHost: String
+    package var listenPort: Int
     /// Where `/healthz` and `/readyz` are served in plain HTTP; nil for none.
-    public var healthListen: (host: String, port: Int)?
+    package var healthListen: (host: String, port: Int)?
     /// How long a drain waits for in-flight scrapes before closing what is left.
-    public var shutdownTimeout: Duration
+    package var shutdownTimeout: Duration
 
-    public init(
+    package init(
         web: WebConfiguration, gateway: GatewayConfiguration, listenHost: String = "0.0.0.0", listenPort: Int = 9443,
         healthListen: (host: String, port: Int)? = nil, shutdownTimeout: Duration = .seconds(15)
     ) {
@@ -37,7 +37,7 @@ public struct GatewayServerSettings: Sendable {
 /// as a swift-service-lifecycle `Service` (graceful shutdown drains it), or is started
 /// and stopped by hand in tests. `apply(_:)` swaps in a new configuration snapshot
 /// whole; open connections keep what they started with.
-public final class GatewayServer: Service, Sendable {
+package final class GatewayServer: Service, Sendable {
     /// What one connection is set up with; replaced whole by a reload.
     private struct Active {
         var tlsContext: TLSContext
@@ -47,8 +47,8 @@ public final class GatewayServer: Service, Sendable {
         var web: WebConfiguration
     }
 
-    public let metrics: GatewayMetrics
-    public let health: GatewayHealth
+    package let metrics: GatewayMetrics
+    package let health: GatewayHealth
     private let settings: GatewayServerSettings
     private let group: EventLoopGroup
     private let threadPool: NIOThreadPool
@@ -61,7 +61,7 @@ public final class GatewayServer: Service, Sendable {
 
     /// Builds the TLS context (unless the caller has one, from `ConfigurationLoader`)
     /// and everything else that can fail before binding.
-    public init(
+    package init(
         settings: GatewayServerSettings, tlsContext: TLSContext? = nil,
         group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         metrics: GatewayMetrics = GatewayMetrics(), logger: Logger
@@ -119,22 +119,22 @@ public final class GatewayServer: Service, Sendable {
     }
 
     /// The basic-auth checker new connections use.
-    public var authenticator: BasicAuthenticator { active.withLockedValue { $0.policy.authenticator } }
+    package var authenticator: BasicAuthenticator { active.withLockedValue { $0.policy.authenticator } }
 
     /// The TLS context new connections use.
-    public var tlsContext: TLSContext { active.withLockedValue { $0.tlsContext } }
+    package var tlsContext: TLSContext { active.withLockedValue { $0.tlsContext } }
 
     /// Handshake failures so far, by reason.
-    public var handshakeFailuresByReason: [String: Int] {
+    package var handshakeFailuresByReason: [String: Int] {
         handshakeFailures.withLockedValue { $0 }
     }
 
-    public var openConnections: Int { connections.count }
+    package var openConnections: Int { connections.count }
 
     /// Swaps in a loaded configuration for new connections: certificates, users,
     /// upstream, limits and filter policy. Everything in it was built and checked by
     /// `ConfigurationLoader`, so this cannot fail. Listen addresses are not reloadable.
-    public func apply(_ snapshot: ConfigurationSnapshot) {
+    package func apply(_ snapshot: ConfigurationSnapshot) {
         let previous = active.withLockedValue { $0 }
         let policy = Self.makePolicy(snapshot.web, snapshot.gateway, pool: threadPool, metrics: metrics, health: health,
                                      logger: logger, previous: previous)
@@ -150,7 +150,7 @@ public final class GatewayServer: Service, Sendable {
 
     /// Binds and starts accepting; returns the bound address (port 0 picks one).
     @discardableResult
-    public func start() async throws -> SocketAddress {
+    package func start() async throws -> SocketAddress {
         let active = self.active
         let connections = self.connections
         let metrics = self.metrics
@@ -160,7 +160,15 @@ public final class GatewayServer: Service, Sendable {
             failures.withLockedValue { $0[failure.reason, default: 0] += 1 }
             metrics.handshakeFailed(reason: failure.reason)
         }
-        let onLimit: @Sendable (ConnectionLimit) -> Void = { limit in metrics.connectionRejected(limit) }
+        let onLimit: @Sendable (ConnectionLimit) -> Void = { limit in
+            if limit == .handshakeTimeout {
+                logger.info("TLS connection failed", metadata: ["reason": "handshake timeout"])
+                onFailure(TLSFailure(reason: "handshake timeout",
+                                     error: TLSError(.handshakeTimeout, "the client did not finish its handshake in time")))
+            } else {
+                metrics.connectionRejected(limit)
+            }
+        }
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -176,11 +184,10 @@ public final class GatewayServer: Service, Sendable {
                 channel.closeFuture.whenComplete { _ in metrics.connectionClosed() }
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(TLSServerHandler(
-                        context: current.tlsContext,
-                        handshakeTimeout: .nanoseconds(current.limits.handshakeTimeout.nanoseconds),
-                        logger: logger, onFailure: onFailure))
+                    try sync.addHandler(TLSServerHandler(context: current.tlsContext, logger: logger,
+                                                         onFailure: onFailure))
                     try sync.addHandler(ConnectionLimitsHandler(
+                        handshakeTimeout: .nanoseconds(current.limits.handshakeTimeout.nanoseconds),
                         readHeaderTimeout: .nanoseconds(current.limits.readHeaderTimeout.nanoseconds),
                         idleTimeout: .nanoseconds(current.limits.idleTimeout.nanoseconds),
                         maximumHeaderBytes: current.limits.maximumHeaderBytes,
@@ -201,7 +208,7 @@ public final class GatewayServer: Service, Sendable {
     }
 
     /// The health port's address, once started.
-    public func startHealthOnly(host: String, port: Int) async throws -> SocketAddress {
+    package func startHealthOnly(host: String, port: Int) async throws -> SocketAddress {
         try await healthServer.start(host: host, port: port)
     }
 
@@ -209,7 +216,7 @@ public final class GatewayServer: Service, Sendable {
     /// connections close at once, in-flight scrapes finish (their responses say
     /// `Connection: close`). After `shutdownTimeout`, or at once if the task is
     /// cancelled (a second signal), whatever is left is closed.
-    public func drain() async {
+    package func drain() async {
         await stopListening()
         let open = connections.count
         logger.info("draining", metadata: ["open_connections": "\(open)"])
@@ -230,7 +237,7 @@ public final class GatewayServer: Service, Sendable {
     }
 
     /// Stops accepting and closes every connection at once (tests).
-    public func stop() async {
+    package func stop() async {
         await stopListening()
         connections.closeAll()
         await healthServer.stop()
@@ -247,13 +254,13 @@ public final class GatewayServer: Service, Sendable {
     }
 
     /// Releases the bcrypt thread pool. Call once, after `stop()` or `drain()`.
-    public func shutdown() async {
+    package func shutdown() async {
         try? await threadPool.shutdownGracefully()
     }
 
     /// Serves until graceful shutdown (the first SIGTERM or SIGINT), then drains. A
     /// second signal during the drain closes whatever is left at once.
-    public func run() async throws {
+    package func run() async throws {
         try await start()
         try? await gracefulShutdown()
         logger.info("shutting down")

@@ -5,9 +5,9 @@ import Prometheus
 /// The gateway's own metrics, served at `/gateway/metrics` behind the same auth as
 /// the app's. Names follow Prometheus conventions: `scrapeguard_` prefix, `_total`
 /// for counters, base units (seconds, bytes).
-public final class GatewayMetrics: Sendable {
+package final class GatewayMetrics: Sendable {
     /// How a scrape of the metrics path ended: the `result` label.
-    public enum ScrapeResult: String, Sendable, CaseIterable {
+    package enum ScrapeResult: String, Sendable, CaseIterable {
         case success
         /// The app refused the connection, closed it, or answered an error status.
         case upstreamError = "upstream_error"
@@ -20,7 +20,7 @@ public final class GatewayMetrics: Sendable {
         case filterRejected = "filter_rejected"
     }
 
-    public let registry: PrometheusCollectorRegistry
+    package let registry: PrometheusCollectorRegistry
     private let scrapes: [ScrapeResult: Counter]
     private let upstreamDuration: DurationHistogram
     private let upstreamBytes: Counter
@@ -31,7 +31,7 @@ public final class GatewayMetrics: Sendable {
     private let clientCACertificateExpiry: Gauge
     private let filterRewritten: Counter
 
-    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+    package init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         scrapes = Dictionary(uniqueKeysWithValues: ScrapeResult.allCases.map {
             ($0, registry.makeCounter(descriptor: name("scrapes", "total", "Scrapes of the metrics path, by how they ended."),
@@ -136,7 +136,7 @@ public final class GatewayMetrics: Sendable {
     private static var expiry: MetricNameDescriptor { name("certificate_expiry_timestamp", "seconds", "notAfter of the certificates in use, as a Unix timestamp.") }
 
     /// The exposition, text format 0.0.4.
-    public func exposition() -> [UInt8] {
+    package func exposition() -> [UInt8] {
         registry.emitToBuffer()
     }
 }

@@ -4,12 +4,12 @@ import Logging
 /// How log lines are written: logfmt (the default, as Prometheus' own tools write) or
 /// one JSON object a line. Either way, one line per event on standard error. Nothing
 /// a client sent (header values, credentials) is ever passed to a logger.
-public enum LogFormat: String, Sendable, CaseIterable {
+package enum LogFormat: String, Sendable, CaseIterable {
     case logfmt
     case json
 
     /// Installs this format and `level` as the process's logging backend.
-    public func bootstrap(level: Logger.Level) {
+    package func bootstrap(level: Logger.Level) {
         LoggingSystem.bootstrap { label in
             StructuredLogHandler(label: label, format: self, logLevel: level)
         }
@@ -17,24 +17,24 @@ public enum LogFormat: String, Sendable, CaseIterable {
 }
 
 /// A swift-log handler that writes logfmt or JSON lines to standard error.
-public struct StructuredLogHandler: LogHandler {
-    public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level
+package struct StructuredLogHandler: LogHandler {
+    package var metadata: Logger.Metadata = [:]
+    package var logLevel: Logger.Level
     private let label: String
     private let format: LogFormat
 
-    public init(label: String, format: LogFormat, logLevel: Logger.Level) {
+    package init(label: String, format: LogFormat, logLevel: Logger.Level) {
         self.label = label
         self.format = format
         self.logLevel = logLevel
     }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    public func log(event: LogEvent) {
+    package func log(event: LogEvent) {
         var fields: [(String, String)] = [
             ("time", Self.timestamp()), ("level", event.level.rawValue), ("logger", label), ("msg", event.message.description),
         ]

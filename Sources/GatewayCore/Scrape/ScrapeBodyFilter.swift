@@ -3,12 +3,12 @@ import NIOCore
 /// The hook through which every scraped body passes on its way to the scraper, chunk
 /// by chunk. One transform is made per scrape; it may hold state across chunks (a
 /// line split between two chunks) and emit what is left at the end.
-public protocol ScrapeBodyFilter: Sendable {
+package protocol ScrapeBodyFilter: Sendable {
     /// A transform for one body of the given upstream `Content-Type`.
     func makeTransform(contentType: String?) -> any ScrapeBodyTransform
 }
 
-public protocol ScrapeBodyTransform {
+package protocol ScrapeBodyTransform {
     /// Takes the next chunk and returns what may be sent on now (possibly nothing).
     mutating func process(_ chunk: ByteBuffer) -> ByteBuffer?
     /// The body ended: returns whatever is still held back.
@@ -18,17 +18,17 @@ public protocol ScrapeBodyTransform {
 }
 
 extension ScrapeBodyTransform {
-    public var shouldFailScrape: Bool { false }
+    package var shouldFailScrape: Bool { false }
 }
 
 /// Passes bodies through unchanged.
-public struct IdentityScrapeFilter: ScrapeBodyFilter {
-    public init() {}
+package struct IdentityScrapeFilter: ScrapeBodyFilter {
+    package init() {}
 
-    public func makeTransform(contentType: String?) -> any ScrapeBodyTransform { IdentityTransform() }
+    package func makeTransform(contentType: String?) -> any ScrapeBodyTransform { IdentityTransform() }
 
-    public struct IdentityTransform: ScrapeBodyTransform {
-        public mutating func process(_ chunk: ByteBuffer) -> ByteBuffer? { chunk }
-        public mutating func finish() -> ByteBuffer? { nil }
+    package struct IdentityTransform: ScrapeBodyTransform {
+        package mutating func process(_ chunk: ByteBuffer) -> ByteBuffer? { chunk }
+        package mutating func finish() -> ByteBuffer? { nil }
     }
 }

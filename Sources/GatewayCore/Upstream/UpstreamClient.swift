@@ -5,7 +5,7 @@ import NIOHTTP1
 import NIOPosix
 
 /// Why a fetch of the app's metrics failed.
-public enum UpstreamError: Error, Sendable, Equatable {
+package enum UpstreamError: Error, Sendable, Equatable {
     case connectFailed(String)
     case timeout
     case connectionClosed
@@ -15,12 +15,12 @@ public enum UpstreamError: Error, Sendable, Equatable {
 /// Fetches the app's metrics over loopback with NIO's HTTP/1.1 client codec. Idle
 /// keep-alive connections are pooled per event loop, so a scrape's fetch runs on the
 /// loop of the scraper's connection, with no thread hop.
-public final class UpstreamClient: UpstreamFetching {
-    public let configuration: UpstreamConfiguration
+package final class UpstreamClient: UpstreamFetching {
+    package let configuration: UpstreamConfiguration
     private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBoundBox<IdleConnections>]>([:])
     private let maximumIdlePerLoop: Int
 
-    public init(configuration: UpstreamConfiguration, maximumIdlePerLoop: Int = 4) {
+    package init(configuration: UpstreamConfiguration, maximumIdlePerLoop: Int = 4) {
         self.configuration = configuration
         self.maximumIdlePerLoop = maximumIdlePerLoop
     }

@@ -2,15 +2,15 @@ internal import COpenSSLShims
 
 /// bcrypt through libcrypt (`crypt_r`), the same `$2a$`/`$2b$`/`$2y$` hashes that
 /// exporter-toolkit and `htpasswd -B` write.
-public enum BcryptHash {
-    public enum Verdict: Sendable, Equatable {
+package enum BcryptHash {
+    package enum Verdict: Sendable, Equatable {
         case match
         case mismatch
         case unusableHash
     }
 
     /// The shape of a bcrypt hash: `$2y$10$` and 53 characters of salt and digest.
-    public static func isWellFormed(_ hash: String) -> Bool {
+    package static func isWellFormed(_ hash: String) -> Bool {
         let bytes = Array(hash.utf8)
         guard bytes.count == 60, bytes[0] == UInt8(ascii: "$"), bytes[1] == UInt8(ascii: "2"),
             [UInt8(ascii: "a"), UInt8(ascii: "b"), UInt8(ascii: "y")].contains(bytes[2]),
@@ -22,7 +22,7 @@ public enum BcryptHash {
     }
 
     /// The cost a `$2?$NN$...` hash declares, well-formed or not.
-    public static func declaredCost(of hash: String) -> Int? {
+    package static func declaredCost(of hash: String) -> Int? {
         let bytes = Array(hash.utf8)
         guard bytes.count >= 7, bytes[0] == UInt8(ascii: "$"), bytes[1] == UInt8(ascii: "2"),
             bytes[3] == UInt8(ascii: "$"), bytes[6] == UInt8(ascii: "$")
@@ -31,13 +31,13 @@ public enum BcryptHash {
     }
 
     /// The cost factor of a well-formed hash.
-    public static func cost(of hash: String) -> Int? {
+    package static func cost(of hash: String) -> Int? {
         guard isWellFormed(hash) else { return nil }
         return Int(hash.dropFirst(4).prefix(2))
     }
 
     /// Checks `password` against `hash`; slow by design (tens of milliseconds).
-    public static func verify(password: String, hash: String) -> Verdict {
+    package static func verify(password: String, hash: String) -> Verdict {
         switch sg_bcrypt_verify(password, hash) {
         case 1: return .match
         case 0: return .mismatch
@@ -46,7 +46,7 @@ public enum BcryptHash {
     }
 
     /// A new `$2y$` hash with a random salt.
-    public static func hash(password: String, cost: Int = 10) -> String? {
+    package static func hash(password: String, cost: Int = 10) -> String? {
         var output = [CChar](repeating: 0, count: 128)
         guard sg_bcrypt_hash(password, Int32(cost), &output, output.count) == 0 else { return nil }
         return String(decoding: output.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
