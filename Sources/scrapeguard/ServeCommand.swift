@@ -49,14 +49,19 @@ struct ServeCommand: AsyncParsableCommand {
         let server = try GatewayServer(
             settings: GatewayServerSettings(
                 web: snapshot.web, gateway: snapshot.gateway, listenHost: host, listenPort: port,
-                healthListen: health.map { (host: $0.0, port: $0.1) }, shutdownTimeout: shutdownTimeout),
+                shutdownTimeout: shutdownTimeout),
             tlsContext: snapshot.tlsContext, logger: logger)
         let reloader = ConfigurationReloader(
             server: server, sources: sources, current: snapshot,
             pollInterval: reloadInterval > .zero ? reloadInterval : nil, logger: logger)
+        // Shut down in reverse order: the reloader stops, the gateway drains, and the
+        // health port, last, says "not ready: draining" for as long as the drain lasts.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server), .init(service: reloader)]
+        if let health {
+            services.insert(.init(service: server.makeHealthServer(host: health.0, port: health.1)), at: 0)
+        }
         var configuration = ServiceGroupConfiguration(
-            services: [.init(service: server), .init(service: reloader)], gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger)
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         // A backstop: the drain enforces the timeout itself.
         configuration.maximumGracefulShutdownDuration = shutdownTimeout + .seconds(2)
         try await ServiceGroup(configuration: configuration).run()

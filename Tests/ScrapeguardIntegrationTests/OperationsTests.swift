@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 import Testing
 
 /// The gateway's own metrics, a Unix-socket upstream, and structured logs.
@@ -57,6 +58,21 @@ import Testing
         #expect(try await get("/readyz") == "not ready: the app does not accept connections\n 503")
         #expect(try await get("/healthz") == "ok\n 200")
         await gateway.stop()
+    }
+
+    /// The server's lifecycle runs one way: a second start is refused with a reason and
+    /// leaves the first serving; a stopped server does not start again.
+    @Test func theServerStartsOnce() async throws {
+        let upstream = TestUpstream(body: Array("up 1\n".utf8))
+        let upstreamPort = try await upstream.start()
+        let gateway = try await TestGateway.start(upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics")
+        let again = await #expect(throws: GatewayServer.LifecycleError.self) { try await gateway.server.start() }
+        #expect(again?.description == "cannot start a gateway server that is serving")
+        #expect(try await Curl().get("\(gateway.baseURL)/metrics").status == 200, "the first start still serves")
+        await gateway.server.stop()
+        await #expect(throws: GatewayServer.LifecycleError.self) { try await gateway.server.start() }
+        await gateway.stop()
+        await upstream.stop()
     }
 
     @Test func upstreamOverAUnixSocket() async throws {

@@ -15,20 +15,17 @@ package struct GatewayServerSettings: Sendable {
     package var gateway: GatewayConfiguration
     package var listenHost: String
     package var listenPort: Int
-    /// Where `/healthz` and `/readyz` are served in plain HTTP; nil for none.
-    package var healthListen: (host: String, port: Int)?
     /// How long a drain waits for in-flight scrapes before closing what is left.
     package var shutdownTimeout: Duration
 
     package init(
         web: WebConfiguration, gateway: GatewayConfiguration, listenHost: String = "0.0.0.0", listenPort: Int = 9443,
-        healthListen: (host: String, port: Int)? = nil, shutdownTimeout: Duration = .seconds(15)
+        shutdownTimeout: Duration = .seconds(15)
     ) {
         self.web = web
         self.gateway = gateway
         self.listenHost = listenHost
         self.listenPort = listenPort
-        self.healthListen = healthListen
         self.shutdownTimeout = shutdownTimeout
     }
 }
@@ -37,7 +34,24 @@ package struct GatewayServerSettings: Sendable {
 /// as a swift-service-lifecycle `Service` (graceful shutdown drains it), or is started
 /// and stopped by hand in tests. `apply(_:)` swaps in a new configuration snapshot
 /// whole; open connections keep what they started with.
+///
+/// ```
+/// initialized ─start→ serving ─drain→ draining ─last connection closed, or timeout→ stopped
+///                        └──────────────────── stop (close everything) ──────────────┘
+/// ```
 package final class GatewayServer: Service, Sendable {
+    private enum Lifecycle {
+        case initialized
+        case serving
+        case draining
+        case stopped
+    }
+
+    /// A lifecycle step taken out of order (`start` twice, `start` after a drain).
+    package struct LifecycleError: Error, CustomStringConvertible {
+        package var description: String
+    }
+
     /// What one connection is set up with; replaced whole by a reload.
     private struct Active {
         var tlsContext: TLSContext
@@ -54,8 +68,8 @@ package final class GatewayServer: Service, Sendable {
     private let threadPool: NIOThreadPool
     private let active: NIOLockedValueBox<Active>
     private let connections = ConnectionTracker()
-    private let serverChannel = NIOLockedValueBox<Channel?>(nil)
-    private let healthServer: HealthServer
+    private let listener: HTTPListener
+    private let lifecycle = NIOLockedValueBox(Lifecycle.initialized)
     private let handshakeFailures = NIOLockedValueBox<[String: Int]>([:])
     private let logger: Logger
 
@@ -81,8 +95,7 @@ package final class GatewayServer: Service, Sendable {
                                     metrics: metrics, health: health, logger: logger),
             limits: settings.gateway.limits,
             web: settings.web))
-        let active = self.active
-        self.healthServer = HealthServer(health: health, upstream: { active.withLockedValue { $0.policy.upstream } })
+        self.listener = HTTPListener(group: group)
         metrics.certificatesInUse(tlsContext)
         health.certificatesLoaded()
     }
@@ -148,9 +161,18 @@ package final class GatewayServer: Service, Sendable {
         metrics.certificatesInUse(snapshot.tlsContext)
     }
 
+    /// The health port's server, reading this gateway's state: a `Service` of its own,
+    /// on the same event loops.
+    package func makeHealthServer(host: String, port: Int) -> HealthServer {
+        let active = self.active
+        return HealthServer(health: health, upstream: { active.withLockedValue { $0.policy.upstream } },
+                            host: host, port: port, group: group, logger: logger)
+    }
+
     /// Binds and starts accepting; returns the bound address (port 0 picks one).
     @discardableResult
     package func start() async throws -> SocketAddress {
+        try moveLifecycle(from: .initialized, to: .serving, "start")
         let active = self.active
         let connections = self.connections
         let metrics = self.metrics
@@ -169,47 +191,30 @@ package final class GatewayServer: Service, Sendable {
                 metrics.connectionRejected(limit)
             }
         }
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 4)
-            .childChannelInitializer { channel in
-                let current = active.withLockedValue { $0 }
-                guard connections.add(channel, limit: current.limits.maximumConnections) else {
-                    metrics.connectionRejected(.maxConnections)
-                    return channel.close()
-                }
-                metrics.connectionOpened()
-                channel.closeFuture.whenComplete { _ in metrics.connectionClosed() }
-                return channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(TLSServerHandler(context: current.tlsContext, logger: logger,
-                                                         onFailure: onFailure))
-                    try sync.addHandler(ConnectionLimitsHandler(
-                        handshakeTimeout: .nanoseconds(current.limits.handshakeTimeout.nanoseconds),
-                        readHeaderTimeout: .nanoseconds(current.limits.readHeaderTimeout.nanoseconds),
-                        idleTimeout: .nanoseconds(current.limits.idleTimeout.nanoseconds),
-                        maximumHeaderBytes: current.limits.maximumHeaderBytes,
-                        onLimit: onLimit))
-                    try sync.configureHTTPServerPipeline(withErrorHandling: true)
-                    try sync.addHandler(GatewayHTTPHandler(policy: current.policy))
-                }
+        let address = try await listener.bind(host: settings.listenHost, port: settings.listenPort) { channel in
+            let current = active.withLockedValue { $0 }
+            guard connections.add(channel, limit: current.limits.maximumConnections) else {
+                metrics.connectionRejected(.maxConnections)
+                return channel.close()
             }
-            .bind(host: settings.listenHost, port: settings.listenPort)
-            .get()
-        serverChannel.withLockedValue { $0 = channel }
-        logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
-        if let health = settings.healthListen {
-            let address = try await healthServer.start(host: health.host, port: health.port)
-            logger.info("health endpoints listening", metadata: ["address": "\(address)"])
+            metrics.connectionOpened()
+            channel.closeFuture.whenComplete { _ in metrics.connectionClosed() }
+            return channel.eventLoop.makeCompletedFuture {
+                let sync = channel.pipeline.syncOperations
+                try sync.addHandler(TLSServerHandler(context: current.tlsContext, logger: logger,
+                                                     onFailure: onFailure))
+                try sync.addHandler(ConnectionLimitsHandler(
+                    handshakeTimeout: .nanoseconds(current.limits.handshakeTimeout.nanoseconds),
+                    readHeaderTimeout: .nanoseconds(current.limits.readHeaderTimeout.nanoseconds),
+                    idleTimeout: .nanoseconds(current.limits.idleTimeout.nanoseconds),
+                    maximumHeaderBytes: current.limits.maximumHeaderBytes,
+                    onLimit: onLimit))
+                try sync.configureHTTPServerPipeline(withErrorHandling: true)
+                try sync.addHandler(GatewayHTTPHandler(policy: current.policy))
+            }
         }
-        return channel.localAddress!
-    }
-
-    /// The health port's address, once started.
-    package func startHealthOnly(host: String, port: Int) async throws -> SocketAddress {
-        try await healthServer.start(host: host, port: port)
+        logger.info("listening", metadata: ["address": "\(address)"])
+        return address
     }
 
     /// Graceful drain: readiness turns false, the listener closes, idle keep-alive
@@ -217,6 +222,7 @@ package final class GatewayServer: Service, Sendable {
     /// `Connection: close`). After `shutdownTimeout`, or at once if the task is
     /// cancelled (a second signal), whatever is left is closed.
     package func drain() async {
+        guard (try? moveLifecycle(from: .serving, to: .draining, "drain")) != nil else { return }
         await stopListening()
         let open = connections.count
         logger.info("draining", metadata: ["open_connections": "\(open)"])
@@ -233,24 +239,30 @@ package final class GatewayServer: Service, Sendable {
             connections.closeAll()
             _ = await connections.waitUntilEmpty(timeout: .seconds(1))
         }
-        await healthServer.stop()
+        lifecycle.withLockedValue { $0 = .stopped }
     }
 
     /// Stops accepting and closes every connection at once (tests).
     package func stop() async {
+        lifecycle.withLockedValue { $0 = .stopped }
         await stopListening()
         connections.closeAll()
-        await healthServer.stop()
     }
 
     /// Readiness false, then the listener closed: no new connection gets in.
     private func stopListening() async {
         health.startDraining()
-        let channel = serverChannel.withLockedValue { channel in
-            defer { channel = nil }
-            return channel
+        await listener.close()
+    }
+
+    private func moveLifecycle(from expected: Lifecycle, to next: Lifecycle, _ step: String) throws(LifecycleError) {
+        let found = lifecycle.withLockedValue { state -> Lifecycle in
+            defer { if state == expected { state = next } }
+            return state
         }
-        try? await channel?.close()
+        guard found == expected else {
+            throw LifecycleError(description: "cannot \(step) a gateway server that is \(found)")
+        }
     }
 
     /// Releases the bcrypt thread pool. Call once, after `stop()` or `drain()`.

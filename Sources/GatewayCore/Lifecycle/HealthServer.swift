@@ -1,45 +1,56 @@
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
-import NIOPosix
+import ServiceLifecycle
 
 /// The plain-HTTP port the kubelet probes: `/healthz` (the process serves) and
 /// `/readyz` (certificates loaded, the app answered a scrape in the last seconds or
 /// accepts a connection now, not draining). No auth, no metrics, nothing secret:
 /// only a status word.
-final class HealthServer: Sendable {
+///
+/// A `Service` of its own, on the gateway's event loops. Listed before the gateway in
+/// the service group, it shuts down after the gateway's drain: the kubelet reads
+/// `not ready: draining` for as long as the drain lasts.
+package final class HealthServer: Service, Sendable {
     private let health: GatewayHealth
     private let upstream: @Sendable () -> UpstreamClient
-    private let channel = NIOLockedValueBox<Channel?>(nil)
+    private let host: String
+    private let port: Int
+    private let listener: HTTPListener
+    private let logger: Logger
 
-    init(health: GatewayHealth, upstream: @escaping @Sendable () -> UpstreamClient) {
+    init(health: GatewayHealth, upstream: @escaping @Sendable () -> UpstreamClient, host: String, port: Int,
+         group: EventLoopGroup, logger: Logger) {
         self.health = health
         self.upstream = upstream
+        self.host = host
+        self.port = port
+        self.listener = HTTPListener(group: group)
+        self.logger = logger
     }
 
-    func start(host: String, port: Int) async throws -> SocketAddress {
+    /// Serves until graceful shutdown.
+    package func run() async throws {
+        let address = try await start()
+        logger.info("health endpoints listening", metadata: ["address": "\(address)"])
+        try? await gracefulShutdown()
+        await stop()
+    }
+
+    /// Binds and starts answering; returns the bound address (port 0 picks one).
+    package func start() async throws -> SocketAddress {
         let health = self.health
         let upstream = self.upstream
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(HealthHandler(health: health, upstream: upstream))
-                }
+        return try await listener.bind(host: host, port: port) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                try channel.pipeline.syncOperations.addHandler(HealthHandler(health: health, upstream: upstream))
             }
-            .bind(host: host, port: port).get()
-        self.channel.withLockedValue { $0 = channel }
-        return channel.localAddress!
+        }
     }
 
-    func stop() async {
-        let channel = self.channel.withLockedValue { channel in
-            defer { channel = nil }
-            return channel
-        }
-        try? await channel?.close()
+    package func stop() async {
+        await listener.close()
     }
 }
 
@@ -99,14 +110,9 @@ private final class HealthHandler: ChannelInboundHandler {
     private func respond(_ status: HTTPResponseStatus, _ text: String) {
         guard let context, let head else { return }
         self.head = nil
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
-        headers.add(name: "Content-Length", value: "\(text.utf8.count)")
-        headers.add(name: "Cache-Control", value: "no-store")
-        if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-        if head.method != .HEAD {
-            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+        let response = FixedResponse(status, text: text, headers: [("Cache-Control", "no-store")])
+        for part in response.parts(answering: head, allocator: context.channel.allocator) {
+            context.write(wrapOutboundOut(part), promise: nil)
         }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !head.isKeepAlive {

@@ -272,40 +272,31 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
     }
 
     private func respondWithOwnMetrics(closeAfter: Bool) {
-        guard let context else { return }
-        let body = policy.metrics.exposition()
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
-        headers.add(name: "Content-Length", value: "\(body.count)")
-        headers.add(name: "Cache-Control", value: "no-store")
-        addCommonHeaders(&headers)
-        write(.head(HTTPResponseHead(version: request?.version ?? .http1_1, status: .ok, headers: headers)))
-        if request?.method != .HEAD {
-            write(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body))))
-        }
-        finishResponse(closeAfter: closeAfter)
+        let response = FixedResponse(.ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
+                                     body: policy.metrics.exposition(), headers: [("Cache-Control", "no-store")])
+        write(response, closeAfter: closeAfter)
     }
 
     // MARK: - Writing
 
     private func respond(_ answer: ShortAnswer, closeAfter: Bool) {
+        let response = FixedResponse(answer.status, text: answer.text,
+                                     headers: [("X-Content-Type-Options", "nosniff")] + answer.headers)
+        write(response, closeAfter: closeAfter)
+    }
+
+    private func write(_ response: FixedResponse, closeAfter: Bool) {
         guard let context else { return }
-        let text = answer.text
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
-        headers.add(name: "Content-Length", value: "\(text.utf8.count)")
-        headers.add(name: "X-Content-Type-Options", value: "nosniff")
-        for (name, value) in answer.headers { headers.add(name: name, value: value) }
-        addCommonHeaders(&headers)
-        write(.head(HTTPResponseHead(version: request?.version ?? .http1_1, status: answer.status, headers: headers)))
-        if request?.method != .HEAD {
-            var body = context.channel.allocator.buffer(capacity: text.utf8.count)
-            body.writeString(text)
-            write(.body(.byteBuffer(body)))
+        for part in response.parts(answering: request, extraHeaders: policy.responseHeaders,
+                                   allocator: context.channel.allocator) {
+            write(part)
         }
         finishResponse(closeAfter: closeAfter)
     }
 
+    /// The operator's response headers, and `Connection: close` unless the request
+    /// keeps the connection alive: for the streamed scrape's head (a `FixedResponse`
+    /// adds them itself).
     private func addCommonHeaders(_ headers: inout HTTPHeaders) {
         for (name, value) in policy.responseHeaders where !headers.contains(name: name) {
             headers.add(name: name, value: value)

@@ -28,6 +28,7 @@ struct TestGateway {
     }
 
     let server: GatewayServer
+    let health: HealthServer?
     let port: Int
     let folder: URL
     let webConfigFile: String
@@ -58,15 +59,18 @@ struct TestGateway {
         logger.logLevel = .critical
         let server = try GatewayServer(
             settings: GatewayServerSettings(web: web, gateway: gateway, listenHost: "127.0.0.1", listenPort: 0,
-                                            healthListen: healthPort.map { (host: "127.0.0.1", port: $0) },
                                             shutdownTimeout: shutdownTimeout),
             logger: logger)
         let address = try await server.start()
-        return TestGateway(server: server, port: address.port!, folder: folder, webConfigFile: webFile, configFile: configFile)
+        let health = healthPort.map { server.makeHealthServer(host: "127.0.0.1", port: $0) }
+        _ = try await health?.start()
+        return TestGateway(server: server, health: health, port: address.port!, folder: folder, webConfigFile: webFile,
+                           configFile: configFile)
     }
 
     func stop() async {
         await server.stop()
+        await health?.stop()
         await server.shutdown()
     }
 }

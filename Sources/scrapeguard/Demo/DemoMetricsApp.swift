@@ -1,20 +1,19 @@
+import GatewayCore
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
-import NIOPosix
 
 /// A small app that serves Prometheus metrics over plain HTTP on loopback: the seed
 /// article's exporter (`app_processed_tasks_total`, `app_active_workers`) plus a
 /// request counter whose labels carry an e-mail address and a client IP, which is
-/// exactly what the gateway exists to keep inside the pod. `scrapeguard demo` runs it.
-package final class DemoMetricsApp: Sendable {
-    private let serverChannel = NIOLockedValueBox<Channel?>(nil)
+/// exactly what the gateway exists to keep inside the pod. `scrapeguard demo` runs it;
+/// it is not part of the gateway.
+final class DemoMetricsApp: Sendable {
+    private let listener = HTTPListener()
     private let scrapes = NIOLockedValueBox(0)
 
-    package init() {}
-
     /// The exposition for the n-th scrape.
-    package static func exposition(scrape: Int) -> String {
+    static func exposition(scrape: Int) -> String {
         let tasks = 100 + scrape * 7
         return """
             # HELP app_processed_tasks_total Total number of tasks processed by the application.
@@ -32,28 +31,19 @@ package final class DemoMetricsApp: Sendable {
     }
 
     /// Starts serving `/metrics` on `host:port` (port 0 picks one); returns the port.
-    package func start(host: String = "127.0.0.1", port: Int = 0) async throws -> Int {
+    func start(host: String = "127.0.0.1", port: Int = 0) async throws -> Int {
         let scrapes = self.scrapes
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(DemoHandler(scrapes: scrapes))
-                }
+        let address = try await listener.bind(host: host, port: port) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                try channel.pipeline.syncOperations.addHandler(DemoHandler(scrapes: scrapes))
             }
-            .bind(host: host, port: port)
-            .get()
-        serverChannel.withLockedValue { $0 = channel }
-        return channel.localAddress!.port!
+        }
+        return address.port!
     }
 
-    package func stop() async {
-        let channel = serverChannel.withLockedValue { channel in
-            defer { channel = nil }
-            return channel
-        }
-        try? await channel?.close()
+    func stop() async {
+        await listener.close()
     }
 }
 
@@ -76,19 +66,19 @@ private final class DemoHandler: ChannelInboundHandler {
             break
         case .end:
             guard let head else { return }
-            let found = head.uri.hasPrefix("/metrics")
-            let text = found
-                ? DemoMetricsApp.exposition(scrape: scrapes.withLockedValue { value in
+            let response: FixedResponse
+            if head.uri.hasPrefix("/metrics") {
+                let scrape = scrapes.withLockedValue { value in
                     value += 1
                     return value
-                })
-                : "not found\n"
-            var headers = HTTPHeaders()
-            headers.add(name: "Content-Type", value: found ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain")
-            headers.add(name: "Content-Length", value: "\(text.utf8.count)")
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: found ? .ok : .notFound, headers: headers))), promise: nil)
-            if head.method != .HEAD {
-                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+                }
+                response = FixedResponse(.ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
+                                         body: Array(DemoMetricsApp.exposition(scrape: scrape).utf8))
+            } else {
+                response = FixedResponse(.notFound, text: "not found\n")
+            }
+            for part in response.parts(answering: head, allocator: context.channel.allocator) {
+                context.write(wrapOutboundOut(part), promise: nil)
             }
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             self.head = nil
