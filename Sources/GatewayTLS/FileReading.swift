@@ -8,6 +8,12 @@ import Darwin
 
 /// Reads small text files (certificates, keys, configuration) with POSIX calls, so
 /// the TLS target needs no Foundation.
+///
+/// Regular files only, and never a blocking open: the file is opened with
+/// `O_NONBLOCK` (opening a FIFO that way returns at once instead of waiting for a
+/// writer) and refused unless `fstat` says it is a regular file. A FIFO, device,
+/// socket or directory named by mistake is an error naming what it is, so that
+/// neither `check-config` nor a reload can hang the process or its shutdown.
 package enum FileReading {
     package struct Failure: Error, Sendable {
         package var reason: String
@@ -17,7 +23,7 @@ package enum FileReading {
     package static let maximumSize = 4 << 20
 
     package static func readText(_ path: String) throws(Failure) -> String {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard descriptor >= 0 else {
             throw Failure(reason: String(cString: strerror(errno)).lowercased())
         }
@@ -26,8 +32,13 @@ package enum FileReading {
         guard fstat(descriptor, &info) == 0 else {
             throw Failure(reason: String(cString: strerror(errno)).lowercased())
         }
-        if (info.st_mode & S_IFMT) == S_IFDIR {
-            throw Failure(reason: "is a directory")
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: throw Failure(reason: "is a directory")
+        case S_IFIFO: throw Failure(reason: "is a FIFO, not a regular file")
+        case S_IFSOCK: throw Failure(reason: "is a socket, not a regular file")
+        case S_IFCHR, S_IFBLK: throw Failure(reason: "is a device, not a regular file")
+        default: throw Failure(reason: "is not a regular file")
         }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)

@@ -24,6 +24,14 @@ struct HashPasswordCommand: ParsableCommand {
             printError("hash-password: the password is empty")
             throw ExitCode.failure
         }
+        guard !password.utf8.contains(0) else {
+            printError("hash-password: the password holds a NUL byte, which bcrypt cannot hash")
+            throw ExitCode.failure
+        }
+        guard password.utf8.count <= BcryptHash.maximumPasswordBytes else {
+            printError("hash-password: the password is \(password.utf8.count) bytes; bcrypt reads at most \(BcryptHash.maximumPasswordBytes) (Go's bcrypt refuses longer ones too)")
+            throw ExitCode.failure
+        }
         guard let hash = BcryptHash.hash(password: password, cost: cost) else {
             printError("hash-password: bcrypt failed")
             throw ExitCode.failure

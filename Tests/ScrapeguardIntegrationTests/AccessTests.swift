@@ -5,17 +5,8 @@ import Testing
 /// Who gets in: each refusal is checked on its own, from the client's side and by the
 /// reason the gateway counted.
 @Suite struct AccessTests {
-    private func withGateway(_ body: (TestGateway) async throws -> Void) async throws {
-        let upstream = TestUpstream(body: Array("up 1\n".utf8))
-        let port = try await upstream.start()
-        let gateway = try await TestGateway.start(upstreamURL: "http://127.0.0.1:\(port)/metrics")
-        try await body(gateway)
-        await gateway.stop()
-        await upstream.stop()
-    }
-
     @Test func rightCertificateAndPasswordAreServed() async throws {
-        try await withGateway { gateway in
+        try await TestGateway.withGateway { gateway in
             let response = try await Curl().get("\(gateway.baseURL)/metrics")
             #expect(response.status == 200)
             #expect(response.bodyText == "up 1\n")
@@ -31,7 +22,7 @@ import Testing
         ("expired certificate", "client-expired", "certificate has expired", "alert certificate expired"),
     ])
     func certificateRefusals(_ name: String, _ certificate: String?, _ reason: String, _ alert: String) async throws {
-        try await withGateway { gateway in
+        try await TestGateway.withGateway { gateway in
             let response = try await Curl(certificate: certificate).get("\(gateway.baseURL)/metrics")
             #expect(response.exitCode != 0, "\(name): curl got through")
             #expect(response.stderr.contains(alert), "\(name): \(response.stderr)")
@@ -43,7 +34,7 @@ import Testing
     }
 
     @Test func wrongPasswordUnknownUserAndMissingHeaderAre401() async throws {
-        try await withGateway { gateway in
+        try await TestGateway.withGateway { gateway in
             for credentials in ["\(TestGateway.user):wrong", "mallory:\(TestGateway.password)", nil] {
                 let response = try await Curl(credentials: credentials).get("\(gateway.baseURL)/metrics")
                 #expect(response.status == 401, "\(credentials ?? "no credentials")")
@@ -54,14 +45,14 @@ import Testing
     }
 
     @Test func malformedAuthorizationIs401() async throws {
-        try await withGateway { gateway in
+        try await TestGateway.withGateway { gateway in
             let response = try await Curl(credentials: nil).get("\(gateway.baseURL)/metrics", extra: ["-H", "Authorization: Basic !!!not-base64"])
             #expect(response.status == 401)
         }
     }
 
     @Test func bcryptRunsOncePerCredentialTriple() async throws {
-        try await withGateway { gateway in
+        try await TestGateway.withGateway { gateway in
             #expect(gateway.server.authenticator.bcryptComputations == 0)
             for _ in 0..<3 {
                 let status = try await Curl().get("\(gateway.baseURL)/metrics").status
@@ -81,7 +72,7 @@ import Testing
     }
 
     @Test func tls11IsRefusedByTheServer() async throws {
-        try await withGateway { gateway in
+        try await TestGateway.withGateway { gateway in
             // SECLEVEL=0 lets the client offer TLS 1.1, so the refusal is the server's.
             try await expectHandshakeRefused(gateway, clientOptions: ["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"],
                                              reason: "unsupported protocol")
@@ -89,7 +80,7 @@ import Testing
     }
 
     @Test func noSharedCipherIsRefused() async throws {
-        try await withGateway { gateway in
+        try await TestGateway.withGateway { gateway in
             try await expectHandshakeRefused(gateway, clientOptions: ["-tls1_2", "-cipher", "AES128-SHA"],
                                              reason: "no shared cipher")
         }
@@ -109,7 +100,7 @@ import Testing
     }
 
     @Test func tls12AndTls13BothServe() async throws {
-        try await withGateway { gateway in
+        try await TestGateway.withGateway { gateway in
             for version in ["--tlsv1.2", "--tlsv1.3"] {
                 let maximum = version == "--tlsv1.2" ? ["--tls-max", "1.2"] : []
                 let response = try await Curl().get("\(gateway.baseURL)/metrics", extra: [version] + maximum)
@@ -121,7 +112,7 @@ import Testing
     /// Python's ssl module as a second real client: a resumed TLS 1.3 session still
     /// carries the verified client identity, so the resumed connection is served.
     @Test func resumedSessionKeepsClientVerification() async throws {
-        try await withGateway { gateway in
+        try await TestGateway.withGateway { gateway in
             let script = """
                 import base64, socket, ssl, sys
                 ctx = ssl.create_default_context(cafile=sys.argv[2])

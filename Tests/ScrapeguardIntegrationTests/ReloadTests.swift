@@ -166,6 +166,46 @@ import Testing
         await upstream.stop()
     }
 
+    /// The PII key comes from a Secret too: a rotated key (the kubelet's `..data` swap)
+    /// is picked up by the file poll, without SIGHUP, and the pseudonyms change.
+    @Test func aRotatedPIIKeySecretIsPickedUpByThePoll() async throws {
+        let upstream = TestUpstream(body: Array("requests_total{user=\"alice@example.com\"} 1\n".utf8))
+        let upstreamPort = try await upstream.start()
+        let work = try makeTemporaryFolder("sg-pii-reload")
+        var volume = try SecretVolume(root: work.appendingPathComponent("pii"))
+        let firstKey = work.appendingPathComponent("first.key").path
+        let secondKey = work.appendingPathComponent("second.key").path
+        try String(repeating: "a1", count: 32).write(toFile: firstKey, atomically: true, encoding: .utf8)
+        try String(repeating: "b2", count: 32).write(toFile: secondKey, atomically: true, encoding: .utf8)
+        try await volume.publish(["hmac.key": firstKey])
+        let (folder, web, config) = try writeServeConfig(gateway: """
+            upstream:
+              url: http://127.0.0.1:\(upstreamPort)/metrics
+            pii:
+              hash_key_file: \(volume.root.appendingPathComponent("hmac.key").path)
+              labels:
+                - names: [user]
+                  action: hash
+
+            """)
+        let serve = try await ServeProcess(folder: folder, webConfigFile: web, configFile: config,
+                                           extraArguments: ["--reload.interval=200ms"])
+        let before = try await Curl().get("\(serve.baseURL)/metrics").bodyText
+        #expect(before.hasPrefix("requests_total{user=\"h_") && !before.contains("alice"), "\(before)")
+        try await volume.publish(["hmac.key": secondKey])
+        var after = before
+        for _ in 0..<100 where after == before {
+            try await Task.sleep(for: .milliseconds(100))
+            after = try await Curl().get("\(serve.baseURL)/metrics").bodyText
+        }
+        #expect(after != before, "the new key's pseudonym: \(after)")
+        #expect(after.hasPrefix("requests_total{user=\"h_") && !after.contains("alice"), "\(after)")
+        #expect(serve.log.contains("msg=reloaded"), "\(serve.log)")
+        serve.signal(SIGTERM)
+        #expect(try await serve.waitForExit(timeout: .seconds(10)) == 0)
+        await upstream.stop()
+    }
+
     /// Waits (up to a minute) until the scrape loop's progress satisfies `done`.
     private func waitForLoop(_ stop: String, _ done: (Int, String) -> Bool) async throws {
         for _ in 0..<1200 {

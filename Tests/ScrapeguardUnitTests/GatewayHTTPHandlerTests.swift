@@ -153,7 +153,7 @@ private struct Harness {
 
     func request(_ uri: String, method: HTTPMethod = .GET, headers: [(String, String)] = []) throws {
         try channel.writeInbound(HTTPServerRequestPart.head(
-            HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: HTTPHeaders(headers))))
+            HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: HTTPHeaders([("Host", "gateway")] + headers))))
         try channel.writeInbound(HTTPServerRequestPart.end(nil))
     }
 

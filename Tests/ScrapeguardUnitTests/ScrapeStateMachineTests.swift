@@ -6,7 +6,10 @@ import Testing
 /// events and names the action the last one yields and the state it leaves.
 @Suite struct ScrapeStateMachineTests {
     enum Event: Sendable {
+        /// A request head with one `Host`.
         case head(String, HTTPMethod = .GET, keepAlive: Bool = true, authorization: String? = nil)
+        /// `GET /metrics` in HTTP/1.`minor` with exactly these header lines (`Name: value`).
+        case bareHead(minor: Int, headers: [String])
         case end
         case rateLimit(Bool)
         case authenticated(BasicAuthenticator.Outcome)
@@ -38,9 +41,28 @@ import Testing
         .init(name: "a head alone waits for the end", events: [.head("/metrics")], action: "none", state: "receiving"),
         .init(name: "the end asks the rate limiter", events: [.head("/metrics"), .end],
               action: "consultRateLimiter", state: "admitting"),
-        .init(name: "a long target is refused before the rate limiter",
-              events: [.head("/" + String(repeating: "a", count: 64)), .end],
+        .init(name: "a long target is refused at the head, before the rate limiter",
+              events: [.head("/" + String(repeating: "a", count: 64))],
               action: "respond(requestTargetTooLong, result: nil, closeAfter: false)", state: "idle"),
+        .init(name: "HTTP/1.1 without Host: 400 and close", events: [.bareHead(minor: 1, headers: [])],
+              action: "respond(missingHost, result: nil, closeAfter: true)", state: "closed"),
+        .init(name: "HTTP/1.1 with two Hosts: 400 and close", events: [.bareHead(minor: 1, headers: ["Host: a", "Host: b"])],
+              action: "respond(repeatedHost, result: nil, closeAfter: true)", state: "closed"),
+        .init(name: "HTTP/1.0 may leave Host out", events: [.bareHead(minor: 0, headers: [])],
+              action: "none", state: "receiving"),
+        .init(name: "HTTP/1.0 with two Hosts: 400", events: [.bareHead(minor: 0, headers: ["Host: a", "Host: a"])],
+              action: "respond(repeatedHost, result: nil, closeAfter: true)", state: "closed"),
+        .init(name: "an announced body is refused at the head, before credentials", authentication: true,
+              events: [.bareHead(minor: 1, headers: ["Host: x", "Content-Length: 1000000000"])],
+              action: "respond(requestBodyNotAllowed, result: nil, closeAfter: true)", state: "closed"),
+        .init(name: "a chunked body is refused at the head",
+              events: [.bareHead(minor: 1, headers: ["Host: x", "Transfer-Encoding: chunked"])],
+              action: "respond(requestBodyNotAllowed, result: nil, closeAfter: true)", state: "closed"),
+        .init(name: "Expect: 100-continue with a body is refused, no 100 sent",
+              events: [.bareHead(minor: 1, headers: ["Host: x", "Content-Length: 5", "Expect: 100-continue"])],
+              action: "respond(requestBodyNotAllowed, result: nil, closeAfter: true)", state: "closed"),
+        .init(name: "Content-Length: 0 is no body", events: [.bareHead(minor: 1, headers: ["Host: x", "Content-Length: 0"])],
+              action: "none", state: "receiving"),
         .init(name: "rate limited", events: [.head("/metrics"), .end, .rateLimit(false)],
               action: "respond(tooManyRequests, result: nil, closeAfter: false)", state: "idle"),
         .init(name: "no auth configured: the scrape starts", events: [.head("/metrics"), .end, .rateLimit(true)],
@@ -163,8 +185,16 @@ import Testing
         switch event {
         case .head(let uri, let method, let keepAlive, let authorization):
             var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri)
+            head.headers.add(name: "Host", value: "gateway:9443")
             if !keepAlive { head.headers.add(name: "Connection", value: "close") }
             if let authorization { head.headers.add(name: "Authorization", value: authorization) }
+            return machine.requestHead(head)
+        case .bareHead(let minor, let lines):
+            var head = HTTPRequestHead(version: HTTPVersion(major: 1, minor: minor), method: .GET, uri: "/metrics")
+            for line in lines {
+                let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingPrefix(" ") }
+                head.headers.add(name: String(parts[0]), value: String(parts[1]))
+            }
             return machine.requestHead(head)
         case .end: return machine.requestEnd()
         case .rateLimit(let allowed): return machine.rateLimiterAnswered(allowed: allowed)

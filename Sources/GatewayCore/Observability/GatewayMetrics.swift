@@ -87,6 +87,12 @@ package final class GatewayMetrics: Sendable {
                              labels: [("reason", reason)]).increment()
     }
 
+    func requestRefused(reason: String) {
+        registry.makeCounter(descriptor: name("requests_refused", "total",
+                                              "Requests refused before they were served (not auth failures), by reason."),
+                             labels: [("reason", reason)]).increment()
+    }
+
     func connectionRejected(_ limit: ConnectionLimit) {
         registry.makeCounter(descriptor: name("connections_rejected", "total", "Connections closed by a limit, by reason."),
                              labels: [("reason", limit.rawValue)]).increment()

@@ -111,6 +111,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
         case .respond(let answer, let result, let closeAfter):
             cancelFetch()
             if let result { policy.metrics.scrapeEnded(result) }
+            if let reason = answer.refusalReason { policy.metrics.requestRefused(reason: reason) }
             switch answer {
             case .unauthorized(let reason):
                 policy.metrics.authenticationFailed(reason: reason)

@@ -7,6 +7,7 @@ import NIOHTTP1
 ///
 /// ```
 /// idle ─head→ receiving ─end→ admitting ─(rate limit, credentials)→ route
+///   idle ─head with a body, or without one Host→ 413/400 → closed
 ///   route: own metrics, or a short answer ───────────────────────────→ idle | closed
 ///   route: the metrics path → fetching ─upstream head 200→ streaming ─end→ finishing
 ///   finishing ─filter flushed→ idle | closed          (result: success)
@@ -77,19 +78,43 @@ struct ScrapeStateMachine {
 
     // MARK: The request
 
+    /// The head alone decides whether a request is refused outright: no body byte is
+    /// ever waited for. A refusal for a malformed request (`Host`) or an announced body
+    /// closes the connection: what follows on it cannot be framed with confidence.
     mutating func requestHead(_ head: HTTPRequestHead) -> Action {
         guard case .idle = state else { return .none }
+        if let refusal = Self.headRefusal(head) {
+            state = .closed
+            return .respond(refusal, result: nil, closeAfter: true)
+        }
+        if head.uri.utf8.count > configuration.maximumRequestLine {
+            return answer(.requestTargetTooLong, to: head)
+        }
         state = .receiving(head)
         return .none
     }
 
     mutating func requestEnd() -> Action {
         guard case .receiving(let head) = state else { return .none }
-        if head.uri.utf8.count > configuration.maximumRequestLine {
-            return answer(.requestTargetTooLong, to: head)
-        }
         state = .admitting(head)
         return .consultRateLimiter
+    }
+
+    /// RFC 9112 §3.2: an HTTP/1.1 request without a `Host`, or with more than one, is
+    /// answered 400. A scrape is a `GET` without a body: any announced body (a length
+    /// above zero, any transfer coding) is 413 at once, so an unauthenticated client
+    /// cannot hold a connection open by promising bytes it never sends.
+    static func headRefusal(_ head: HTTPRequestHead) -> ShortAnswer? {
+        let hosts = head.headers["Host"].count
+        if head.version.major == 1 && head.version.minor >= 1 {
+            if hosts == 0 { return .missingHost }
+        }
+        if hosts > 1 { return .repeatedHost }
+        if head.headers.contains(name: "Transfer-Encoding") { return .requestBodyNotAllowed }
+        if head.headers["Content-Length"].contains(where: { Int($0) != 0 }) {
+            return .requestBodyNotAllowed
+        }
+        return nil
     }
 
     mutating func rateLimiterAnswered(allowed: Bool) -> Action {

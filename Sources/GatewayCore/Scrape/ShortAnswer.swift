@@ -3,6 +3,11 @@ import NIOHTTP1
 /// Every answer the gateway gives that is not a scrape body: a status and a short
 /// fixed text. None echoes anything from the request or names an internal cause.
 enum ShortAnswer: Equatable {
+    /// RFC 9112: an HTTP/1.1 request has exactly one `Host`.
+    case missingHost
+    case repeatedHost
+    /// A scrape has no body: one announced is refused before a byte of it is waited for.
+    case requestBodyNotAllowed
     case requestTargetTooLong
     case tooManyRequests
     case authenticationOverloaded
@@ -17,6 +22,8 @@ enum ShortAnswer: Equatable {
 
     var status: HTTPResponseStatus {
         switch self {
+        case .missingHost, .repeatedHost: return .badRequest
+        case .requestBodyNotAllowed: return .payloadTooLarge
         case .requestTargetTooLong: return .uriTooLong
         case .tooManyRequests: return .tooManyRequests
         case .authenticationOverloaded: return .serviceUnavailable
@@ -30,6 +37,9 @@ enum ShortAnswer: Equatable {
 
     var text: String {
         switch self {
+        case .missingHost: return "bad request: no Host header\n"
+        case .repeatedHost: return "bad request: more than one Host header\n"
+        case .requestBodyNotAllowed: return "a scrape request has no body\n"
         case .requestTargetTooLong: return "request target too long\n"
         case .tooManyRequests: return "too many requests\n"
         case .authenticationOverloaded: return "authentication overloaded\n"
@@ -40,6 +50,19 @@ enum ShortAnswer: Equatable {
         case .upstreamTooLarge: return "upstream body exceeds the body size limit\n"
         case .upstreamTimedOut: return "upstream timed out\n"
         case .upstreamUnavailable: return "upstream unavailable\n"
+        }
+    }
+
+    /// The `reason` label of `scrapeguard_requests_refused_total` for the answers that
+    /// refuse a request before it is served (auth failures have a counter of their own).
+    var refusalReason: String? {
+        switch self {
+        case .missingHost: return "missing_host"
+        case .repeatedHost: return "repeated_host"
+        case .requestBodyNotAllowed: return "request_body"
+        case .requestTargetTooLong: return "request_target_too_long"
+        case .tooManyRequests: return "rate_limited"
+        default: return nil
         }
     }
 

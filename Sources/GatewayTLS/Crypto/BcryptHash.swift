@@ -2,7 +2,20 @@ internal import COpenSSLShims
 
 /// bcrypt through libcrypt (`crypt_r`), the same `$2a$`/`$2b$`/`$2y$` hashes that
 /// exporter-toolkit and `htpasswd -B` write.
+///
+/// Over the password's bytes as Go's `golang.org/x/crypto/bcrypt` (exporter-toolkit's)
+/// treats them:
+/// - a password with a NUL byte never matches. Go hashes every byte, the NUL and what
+///   follows included; `crypt_r` would stop at the NUL, so `pw\0anything` would pass
+///   for `pw`. Only a hash made by Go from that very NUL-bearing password could match
+///   one there, and `htpasswd` and crypt cannot make such a hash.
+/// - past 72 bytes, only the first 72 count, in Go's comparison as in libcrypt's (the
+///   Blowfish key schedule takes 72 bytes). Go refuses to make a hash of more than 72
+///   bytes, and so does `hash(password:)`.
 package enum BcryptHash {
+    /// The most bytes of a password that bcrypt reads.
+    package static let maximumPasswordBytes = 72
+
     package enum Verdict: Sendable, Equatable {
         case match
         case mismatch
@@ -38,6 +51,9 @@ package enum BcryptHash {
 
     /// Checks `password` against `hash`; slow by design (tens of milliseconds).
     package static func verify(password: String, hash: String) -> Verdict {
+        if password.utf8.contains(0) {
+            return isWellFormed(hash) ? .mismatch : .unusableHash
+        }
         switch sg_bcrypt_verify(password, hash) {
         case 1: return .match
         case 0: return .mismatch
@@ -45,8 +61,10 @@ package enum BcryptHash {
         }
     }
 
-    /// A new `$2y$` hash with a random salt.
+    /// A new `$2y$` hash with a random salt; nil for a password bcrypt cannot hash
+    /// whole (a NUL byte, more than 72 bytes).
     package static func hash(password: String, cost: Int = 10) -> String? {
+        guard !password.utf8.contains(0), password.utf8.count <= maximumPasswordBytes else { return nil }
         var output = [CChar](repeating: 0, count: 128)
         guard sg_bcrypt_hash(password, Int32(cost), &output, output.count) == 0 else { return nil }
         return String(decoding: output.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

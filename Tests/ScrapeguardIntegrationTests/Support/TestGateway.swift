@@ -68,6 +68,17 @@ struct TestGateway {
                            configFile: configFile)
     }
 
+    /// Runs `body` against a gateway in front of an app that serves `up 1`, then
+    /// stops both.
+    static func withGateway(_ body: (TestGateway) async throws -> Void) async throws {
+        let upstream = TestUpstream(body: Array("up 1\n".utf8))
+        let port = try await upstream.start()
+        let gateway = try await TestGateway.start(upstreamURL: "http://127.0.0.1:\(port)/metrics")
+        try await body(gateway)
+        await gateway.stop()
+        await upstream.stop()
+    }
+
     func stop() async {
         await server.stop()
         await health?.stop()
