@@ -31,6 +31,10 @@ import Testing
         ("gateway", "upstream:\n  scrape_timeout: ten seconds\n", "upstream.scrape_timeout: invalid duration"),
         ("gateway", "upstream:\n  url: https://example.com/metrics\n", "upstream.url: invalid upstream URL"),
         ("gateway", "server:\n  metrics_path: metrics\n", "server.metrics_path: must be an absolute path"),
+        ("gateway", "server:\n  max_unauthenticated_connections: 600\n",
+         "server.max_unauthenticated_connections: must be between 1 and max_connections (512)"),
+        ("gateway", "server:\n  max_unauthenticated_connections_per_source: 0\n",
+         "server.max_unauthenticated_connections_per_source: must be between 1 and max_unauthenticated_connections (64)"),
     ])
     func checkConfigRefusesNamingFileKeyAndReason(_ which: String, _ text: String, _ expected: String) async throws {
         let good = "upstream:\n  url: http://127.0.0.1:8000/metrics\n"

@@ -118,6 +118,83 @@ import Testing
     }
 }
 
+/// Strangers cannot take the connections a scraper needs.
+@Suite struct ConnectionBudgetTests {
+    /// Holds argv[2] bare TCP connections to port argv[1] from source address argv[3]
+    /// (sending nothing), opening a new one whenever one is closed, for argv[4]
+    /// seconds; prints how many it opened in all.
+    static let bareFlood = """
+        import selectors, socket, sys, time
+        port, count, source, seconds = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+        sel = selectors.DefaultSelector()
+        opened = 0
+        def open_one():
+            global opened
+            s = socket.socket()
+            s.bind((source, 0))
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            sel.register(s, selectors.EVENT_READ)
+            opened += 1
+        for _ in range(count):
+            open_one()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for key, _ in sel.select(timeout=0.2):
+                s = key.fileobj
+                try:
+                    data = s.recv(4096)
+                except OSError:
+                    data = b""
+                if not data:
+                    sel.unregister(s)
+                    s.close()
+                    open_one()
+        print(opened)
+        """
+
+    /// 512 bare TCP connections from another address, held open and replaced as they
+    /// are closed, for 20 s: a legitimate scrape every 2 s succeeds every time, and
+    /// the strangers are counted as they are pushed out.
+    @Test func bareConnectionsCannotLockOutTheScraper() async throws {
+        try await TestGateway.withGateway { gateway in
+            let seconds = 20
+            async let flood = python(Self.bareFlood, ["\(gateway.port)", "512", "127.0.0.2", "\(seconds)"], timeout: 60)
+            try await Task.sleep(for: .seconds(1))
+            var statuses: [Int] = []
+            for _ in 0..<(seconds / 2 - 1) {
+                statuses.append(try await Curl().get("\(gateway.baseURL)/metrics").status)
+                try await Task.sleep(for: .seconds(2))
+            }
+            let flooded = try await flood
+            #expect(flooded.status == 0, "\(flooded.stderr)")
+            #expect(statuses == Array(repeating: 200, count: seconds / 2 - 1), "\(statuses)")
+            let metrics = String(decoding: gateway.server.metrics.exposition(), as: UTF8.self)
+            #expect(metrics.contains("scrapeguard_connections_rejected_total{reason=\"unauthenticated_per_source\"}"),
+                    "\(metrics)")
+            #expect(Int(flooded.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 > 512,
+                    "the flood replaced closed connections: \(flooded.stdoutText)")
+        }
+    }
+}
+
+extension HostileClientTests {
+    /// With a budget of 8 for unauthenticated connections, 18 strangers that finish
+    /// the handshake and send nothing: the 10 oldest are closed as the newer arrive,
+    /// the 8 newest wait for their read-header deadline, and a scrape still succeeds.
+    @Test func strangersPastTheBudgetAreClosedOldestFirst() async throws {
+        let budget = "  max_unauthenticated_connections: 8\n  max_unauthenticated_connections_per_source: 8"
+        try await TestGateway.withGateway(serverExtra: budget) { gateway in
+            let lines = try await rawRequests(gateway, count: 18, "", wait: 2)
+            #expect(lines == Array(repeating: "- closed", count: 10) + Array(repeating: "- open", count: 8), "\(lines)")
+            #expect(try await Curl().get("\(gateway.baseURL)/metrics").status == 200)
+            let metrics = ownMetrics(gateway)
+            #expect(metrics.contains("scrapeguard_connections_rejected_total{reason=\"unauthenticated_per_source\"} 10"),
+                    "\(metrics)")
+        }
+    }
+}
+
 /// Files named by the configuration that are not regular files.
 @Suite struct SpecialFileTests {
     private static func makeFIFO(in folder: URL) throws -> String {

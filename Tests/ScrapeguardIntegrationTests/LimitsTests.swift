@@ -9,7 +9,14 @@ import Testing
         let upstreamPort = try await upstream.start()
         let gateway = try await TestGateway.start(
             upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics",
-            serverExtra: "  read_header_timeout: 30s\n  max_connections: 1000")
+            // Budgets for unauthenticated connections as large as the test: it is about
+            // the read-header deadline (ConnectionBudgetTests has the default budgets).
+            serverExtra: """
+              read_header_timeout: 30s
+              max_connections: 1000
+              max_unauthenticated_connections: 1000
+              max_unauthenticated_connections_per_source: 1000
+            """)
         let readyFile = gateway.folder.appendingPathComponent("stalled-ready").path
         let arguments = TLSClientScripts.arguments(port: gateway.port) + ["500", readyFile, "60"]
         async let stalled = Task.detached { try await python(TLSClientScripts.stalledRequests, arguments, timeout: 120) }.value
@@ -30,28 +37,43 @@ import Testing
         await upstream.stop()
     }
 
-    @Test func connectionsBeyondTheLimitAreClosed() async throws {
+    /// At `max_connections`, authenticated connections are never pushed out: with
+    /// three kept-alive scrapers holding the three places, a fourth connection is
+    /// closed. Three strangers holding them instead make way for a scraper.
+    @Test func connectionsBeyondTheLimitAreClosedUnlessAStrangerMakesWay() async throws {
         let upstream = TestUpstream(body: Array("up 1\n".utf8))
         let upstreamPort = try await upstream.start()
         let gateway = try await TestGateway.start(
             upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics", serverExtra: "  max_connections: 3")
-        let release = gateway.folder.appendingPathComponent("release").path
-        let arguments = TLSClientScripts.arguments(port: gateway.port) + ["3", release]
-        async let holder = Task.detached { try await python(TLSClientScripts.holdConnections, arguments) }.value
-        for _ in 0..<200 where gateway.server.openConnections < 3 {
-            try await Task.sleep(for: .milliseconds(20))
+        for (round, mode) in ["scrape", "handshake-only"].enumerated() {
+            let release = gateway.folder.appendingPathComponent("release-\(round)").path
+            let arguments = TLSClientScripts.arguments(port: gateway.port) + ["3", release, mode]
+            async let holder = Task.detached { try await python(TLSClientScripts.holdConnections, arguments) }.value
+            for _ in 0..<200 where gateway.server.openConnections < 3 {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            try await Task.sleep(for: .milliseconds(200))  // the holders' scrapes end
+            #expect(gateway.server.openConnections == 3)
+            let fourth = try await Curl().get("\(gateway.baseURL)/metrics")
+            if mode == "scrape" {
+                #expect(fourth.status == 0 && fourth.exitCode != 0, "the fourth connection is closed: \(fourth.stderr)")
+            } else {
+                #expect(fourth.status == 200, "a stranger made way: \(fourth.stderr)")
+            }
+            _ = FileManager.default.createFile(atPath: release, contents: Data())
+            let held = try await holder
+            #expect(held.status == 0, "\(held.stderr)")
+            for _ in 0..<200 where gateway.server.openConnections > 0 {
+                try await Task.sleep(for: .milliseconds(20))
+            }
         }
-        #expect(gateway.server.openConnections == 3)
-        let refused = try await Curl().get("\(gateway.baseURL)/metrics")
-        #expect(refused.status == 0 && refused.exitCode != 0, "the fourth connection is closed: \(refused.stderr)")
-        _ = FileManager.default.createFile(atPath: release, contents: Data())
-        _ = try await holder
-        for _ in 0..<200 where gateway.server.openConnections > 0 {
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        #expect(try await Curl().get("\(gateway.baseURL)/metrics").status == 200)
         let metrics = try await Curl().get("\(gateway.baseURL)/gateway/metrics")
-        #expect(metrics.bodyText.contains("scrapeguard_connections_rejected_total{reason=\"max_connections\"} 1"))
+        // The budgets follow max_connections down to 3: the strangers, all from
+        // 127.0.0.1 like curl, fill that source's share, and its oldest makes way.
+        #expect(metrics.bodyText.contains("scrapeguard_connections_rejected_total{reason=\"max_connections\"} 1"),
+                "the fourth scraper refused: \(metrics.bodyText)")
+        #expect(metrics.bodyText.contains("scrapeguard_connections_rejected_total{reason=\"unauthenticated_per_source\"} 1"),
+                "one stranger pushed out: \(metrics.bodyText)")
         await gateway.stop()
         await upstream.stop()
     }

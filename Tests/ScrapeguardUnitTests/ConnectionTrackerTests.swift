@@ -7,12 +7,14 @@ import Testing
 /// closes, at once when none is open, and at its timeout when one stays. (The 30 s
 /// bounds only keep a broken wait from hanging the run.)
 @Suite struct ConnectionTrackerTests {
+    static let roomy = ConnectionAdmission.Limits(maximumConnections: 10, maximumUnproven: 10, maximumUnprovenPerSource: 10)
+
     @Test func theWaitEndsWhenTheLastConnectionCloses() async throws {
         let tracker = ConnectionTracker()
         let channels = [NIOAsyncTestingChannel(), NIOAsyncTestingChannel()]
         for channel in channels {
             try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9443)).get()
-            #expect(tracker.add(channel, limit: 10))
+            #expect(tracker.add(channel, source: "127.0.0.1", limits: Self.roomy) == .admit(evicting: []))
         }
         let waiting = Task { await tracker.waitUntilEmpty(timeout: .seconds(30)) }
         try await channels[0].close()
@@ -30,7 +32,7 @@ import Testing
         let tracker = ConnectionTracker()
         let channel = NIOAsyncTestingChannel()
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9443)).get()
-        #expect(tracker.add(channel, limit: 10))
+        #expect(tracker.add(channel, source: "127.0.0.1", limits: Self.roomy) == .admit(evicting: []))
         #expect(!(await tracker.waitUntilEmpty(timeout: .milliseconds(20))))
         // A later wait still ends when it closes.
         let waiting = Task { await tracker.waitUntilEmpty(timeout: .seconds(30)) }
@@ -41,6 +43,6 @@ import Testing
     @Test func aDrainingTrackerAdmitsNoMore() throws {
         let tracker = ConnectionTracker()
         tracker.quiesceAll()
-        #expect(!tracker.add(NIOAsyncTestingChannel(), limit: 10))
+        #expect(tracker.add(NIOAsyncTestingChannel(), source: "127.0.0.1", limits: Self.roomy) == .refuse(.draining))
     }
 }

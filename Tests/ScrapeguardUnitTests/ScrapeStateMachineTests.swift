@@ -65,8 +65,8 @@ import Testing
               action: "none", state: "receiving"),
         .init(name: "rate limited", events: [.head("/metrics"), .end, .rateLimit(false)],
               action: "respond(tooManyRequests, result: nil, closeAfter: false)", state: "idle"),
-        .init(name: "no auth configured: the scrape starts", events: [.head("/metrics"), .end, .rateLimit(true)],
-              action: "startFetch", state: "fetching"),
+        .init(name: "no auth configured: the scrape starts, the connection is proven",
+              events: [.head("/metrics"), .end, .rateLimit(true)], action: "admitted(startFetch)", state: "fetching"),
         .init(name: "auth configured: credentials are checked", authentication: true,
               events: [.head("/metrics", authorization: "Basic eA=="), .end, .rateLimit(true)],
               action: "authenticate(Basic eA==)", state: "admitting"),
@@ -78,20 +78,28 @@ import Testing
               action: "respond(authenticationOverloaded, result: nil, closeAfter: false)", state: "idle"),
         .init(name: "allowed", authentication: true,
               events: [.head("/metrics"), .end, .rateLimit(true), .authenticated(.allowed(user: "p"))],
+              action: "admitted(startFetch)", state: "fetching"),
+        .init(name: "a connection is proven once", authentication: true,
+              events: [.head("/gateway/metrics"), .end, .rateLimit(true), .authenticated(.allowed(user: "p")),
+                       .head("/metrics"), .end, .rateLimit(true), .authenticated(.allowed(user: "p"))],
               action: "startFetch", state: "fetching"),
+        .init(name: "failed credentials do not prove a connection", authentication: true,
+              events: [.head("/metrics"), .end, .rateLimit(true), .authenticated(.wrongPassword),
+                       .head("/metrics"), .end, .rateLimit(true), .authenticated(.allowed(user: "p"))],
+              action: "admitted(startFetch)", state: "fetching"),
         .init(name: "the client leaves during authentication", authentication: true,
               events: [.head("/metrics"), .end, .rateLimit(true), .closed, .authenticated(.allowed(user: "p"))],
               action: "none", state: "closed"),
         .init(name: "another path", events: [.head("/other"), .end, .rateLimit(true)],
-              action: "respond(notFound, result: nil, closeAfter: false)", state: "idle"),
+              action: "admitted(respond(notFound, result: nil, closeAfter: false))", state: "idle"),
         .init(name: "POST to the metrics path", events: [.head("/metrics", .POST), .end, .rateLimit(true)],
-              action: "respond(methodNotAllowed, result: nil, closeAfter: false)", state: "idle"),
+              action: "admitted(respond(methodNotAllowed, result: nil, closeAfter: false))", state: "idle"),
         .init(name: "the query string is not part of the path", events: [.head("/metrics?x=1"), .end, .rateLimit(true)],
-              action: "startFetch", state: "fetching"),
+              action: "admitted(startFetch)", state: "fetching"),
         .init(name: "own metrics", events: [.head("/gateway/metrics"), .end, .rateLimit(true)],
-              action: "serveOwnMetrics(closeAfter: false)", state: "idle"),
+              action: "admitted(serveOwnMetrics(closeAfter: false))", state: "idle"),
         .init(name: "own metrics without keep-alive", events: [.head("/gateway/metrics", keepAlive: false), .end, .rateLimit(true)],
-              action: "serveOwnMetrics(closeAfter: true)", state: "closed"),
+              action: "admitted(serveOwnMetrics(closeAfter: true))", state: "closed"),
         .init(name: "the app answers 200", events: fetching + [.upstreamHead(.ok)],
               action: "sendResponseHead", state: "streaming"),
         .init(name: "the app answers 500", events: fetching + [.upstreamHead(.internalServerError)],
@@ -169,7 +177,8 @@ import Testing
         var results = 0
         var scrapes = 0
         for event in row.events + [.closed] {
-            let action = Self.feed(event, to: &machine)
+            var action = Self.feed(event, to: &machine)
+            if case .admitted(let next) = action { action = next }
             if case .startFetch = action { scrapes += 1 }
             switch action {
             case .respond(_, .some, _), .finishResponse, .abort, .abandon(.some):
@@ -216,6 +225,7 @@ import Testing
     static func describe(_ action: ScrapeStateMachine.Action) -> String {
         switch action {
         case .none: return "none"
+        case .admitted(let next): return "admitted(\(describe(next)))"
         case .consultRateLimiter: return "consultRateLimiter"
         case .authenticate(let authorization): return "authenticate(\(authorization ?? "nil"))"
         case .respond(let answer, let result, let closeAfter):

@@ -1,7 +1,15 @@
 /// Limits against slow and hostile clients: the `server:` keys of scrapeguard.yml.
 package struct ServerLimits: Sendable, Hashable {
-    /// Connections open at once; more are closed as they arrive.
+    /// Connections open at once. When full, a newcomer takes the place of the oldest
+    /// unauthenticated connection, or is refused when every open one is authenticated.
     package var maximumConnections: Int = 512
+    /// Connections that have not yet passed admission (still in the handshake, or
+    /// before their first request's credentials): a budget of their own, so strangers
+    /// cannot take `maximumConnections`. When full, the oldest of them is closed.
+    package var maximumUnauthenticatedConnections: Int = 64
+    /// One source address's share of `maximumUnauthenticatedConnections`; past it,
+    /// that source's oldest unauthenticated connection is closed.
+    package var maximumUnauthenticatedPerSource: Int = 16
     /// From connecting to a finished TLS handshake.
     package var handshakeTimeout: Duration = .seconds(10)
     /// From the first byte of a request (or the connection's start) to its whole head.
@@ -16,10 +24,33 @@ package struct ServerLimits: Sendable, Hashable {
 
     package init() {}
 
+    var admission: ConnectionAdmission.Limits {
+        ConnectionAdmission.Limits(maximumConnections: maximumConnections,
+                                   maximumUnproven: maximumUnauthenticatedConnections,
+                                   maximumUnprovenPerSource: maximumUnauthenticatedPerSource)
+    }
+
     mutating func read(from section: inout YAMLConfigReader) throws {
         if let value = try section.int("max_connections") {
             guard value >= 1 else { throw section.error(.invalidValue, "max_connections", "must be at least 1") }
             maximumConnections = value
+        }
+        // Unset, the budgets follow a lowered max_connections down; set, they must fit.
+        let budget = try section.int("max_unauthenticated_connections")
+        let share = try section.int("max_unauthenticated_connections_per_source")
+        maximumUnauthenticatedConnections = min(budget ?? maximumUnauthenticatedConnections, maximumConnections)
+        maximumUnauthenticatedPerSource = min(share ?? maximumUnauthenticatedPerSource, maximumUnauthenticatedConnections)
+        if let budget {
+            guard budget >= 1, budget <= maximumConnections else {
+                throw section.error(.invalidValue, "max_unauthenticated_connections",
+                                    "must be between 1 and max_connections (\(maximumConnections))")
+            }
+        }
+        if let share {
+            guard share >= 1, share <= maximumUnauthenticatedConnections else {
+                throw section.error(.invalidValue, "max_unauthenticated_connections_per_source",
+                                    "must be between 1 and max_unauthenticated_connections (\(maximumUnauthenticatedConnections))")
+            }
         }
         for (key, path) in [("handshake_timeout", \ServerLimits.handshakeTimeout),
                             ("read_header_timeout", \ServerLimits.readHeaderTimeout),

@@ -5,8 +5,16 @@ enum ConnectionLimit: String, Sendable {
     /// other handshake failures (`scrapeguard_tls_handshake_failures_total`, reason
     /// `handshake timeout`), where an operator looks for TLS trouble.
     case handshakeTimeout = "handshake_timeout"
-    /// `max_connections` were open already.
+    /// `max_connections` were open already: the newcomer is refused when every open
+    /// connection is proven, else the oldest unproven one is closed for it.
     case maxConnections = "max_connections"
+    /// `max_unauthenticated_connections` were open already: the oldest was closed.
+    case unprovenBudget = "unauthenticated_budget"
+    /// The source address held its share of unauthenticated connections: its oldest
+    /// was closed.
+    case unprovenPerSource = "unauthenticated_per_source"
+    /// The server is draining and admits no one.
+    case draining
     /// The request head did not arrive within `read_header_timeout`.
     case readHeaderTimeout = "read_header_timeout"
     /// The request head was over `max_header_bytes` (answered 431).

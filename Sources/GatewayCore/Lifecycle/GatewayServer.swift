@@ -193,9 +193,13 @@ package final class GatewayServer: Service, Sendable {
         }
         let address = try await listener.bind(host: settings.listenHost, port: settings.listenPort) { channel in
             let current = active.withLockedValue { $0 }
-            guard connections.add(channel, limit: current.limits.maximumConnections) else {
-                metrics.connectionRejected(.maxConnections)
+            let source = channel.remoteAddress?.ipAddress ?? "unknown"
+            switch connections.add(channel, source: source, limits: current.limits.admission) {
+            case .refuse(let limit):
+                metrics.connectionRejected(limit)
                 return channel.close()
+            case .admit(let evictions):
+                for eviction in evictions { metrics.connectionRejected(eviction.reason) }
             }
             metrics.connectionOpened()
             channel.closeFuture.whenComplete { _ in metrics.connectionClosed() }
@@ -210,7 +214,9 @@ package final class GatewayServer: Service, Sendable {
                     maximumHeaderBytes: current.limits.maximumHeaderBytes,
                     onLimit: onLimit))
                 try sync.configureHTTPServerPipeline(withErrorHandling: true)
-                try sync.addHandler(GatewayHTTPHandler(policy: current.policy))
+                try sync.addHandler(GatewayHTTPHandler(policy: current.policy, onProven: { [weak channel] in
+                    if let channel { connections.proved(channel) }
+                }))
             }
         }
         logger.info("listening", metadata: ["address": "\(address)"])

@@ -24,8 +24,12 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
     private var sentBodyBytes = 0
     private var fetchStarted: NIODeadline?
 
-    init(policy: GatewayRequestPolicy) {
+    /// Called once, when the connection's first request passes admission.
+    private let onProven: () -> Void
+
+    init(policy: GatewayRequestPolicy, onProven: @escaping () -> Void = {}) {
         self.policy = policy
+        self.onProven = onProven
         self.machine = ScrapeStateMachine(configuration: policy.scrapeConfiguration)
     }
 
@@ -101,6 +105,9 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
         switch action {
         case .none:
             break
+        case .admitted(let next):
+            onProven()
+            run(next, body: body)
         case .consultRateLimiter:
             run(machine.rateLimiterAnswered(allowed: policy.rateLimiter?.tryAcquire() ?? true))
         case .authenticate(let authorization):

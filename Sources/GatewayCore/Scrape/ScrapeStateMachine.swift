@@ -38,8 +38,11 @@ struct ScrapeStateMachine {
         case closed
     }
 
-    enum Action {
+    indirect enum Action {
         case none
+        /// The connection's first request passed admission: the connection is proven
+        /// (`ConnectionAdmission`). Then carry out the action inside.
+        case admitted(Action)
         /// Ask the rate limiter, then call `rateLimiterAnswered`.
         case consultRateLimiter
         /// Check these credentials, then call `authenticated`.
@@ -70,6 +73,8 @@ struct ScrapeStateMachine {
     }
 
     private(set) var state = State.idle
+    /// Whether a request on this connection passed admission.
+    private(set) var proven = false
     let configuration: Configuration
 
     init(configuration: Configuration) {
@@ -120,17 +125,24 @@ struct ScrapeStateMachine {
     mutating func rateLimiterAnswered(allowed: Bool) -> Action {
         guard case .admitting(let head) = state else { return .none }
         guard allowed else { return answer(.tooManyRequests, to: head) }
-        guard configuration.authenticationEnabled else { return route(head) }
+        guard configuration.authenticationEnabled else { return admit(head) }
         return .authenticate(authorization: head.headers.first(name: "Authorization"))
     }
 
     mutating func authenticated(_ outcome: BasicAuthenticator.Outcome) -> Action {
         guard case .admitting(let head) = state else { return .none }
         switch outcome {
-        case .allowed: return route(head)
+        case .allowed: return admit(head)
         case .overloaded: return answer(.authenticationOverloaded, to: head)
         default: return answer(.unauthorized(reason: outcome.failureReason ?? "unknown"), to: head)
         }
+    }
+
+    private mutating func admit(_ head: HTTPRequestHead) -> Action {
+        let next = route(head)
+        guard !proven else { return next }
+        proven = true
+        return .admitted(next)
     }
 
     private mutating func route(_ head: HTTPRequestHead) -> Action {

@@ -87,8 +87,20 @@ enum TLSClientScripts {
         """
 
     /// Holds argv[6] idle TLS connections open until the file argv[7] exists.
+    /// Opens argv[6] connections and holds them until the file argv[7] exists; with
+    /// argv[8] == "scrape", each first makes one kept-alive scrape (so the gateway
+    /// counts it as authenticated) and then waits idle.
     static let holdConnections = prelude + """
         conns = [connect() for _ in range(int(sys.argv[6]))]
+        if len(sys.argv) > 8 and sys.argv[8] == "scrape":
+            for t in conns:
+                t.sendall(f"GET /metrics HTTP/1.1\\r\\nHost: x\\r\\nAuthorization: Basic {auth}\\r\\n\\r\\n".encode())
+                data = b""
+                while not data.endswith(b"0\\r\\n\\r\\n"):
+                    chunk = t.recv(65536)
+                    if not chunk: break
+                    data += chunk
+                assert data.startswith(b"HTTP/1.1 200"), data[:40]
         print("open", flush=True)
         while not os.path.exists(sys.argv[7]):
             time.sleep(0.05)

@@ -70,10 +70,10 @@ struct TestGateway {
 
     /// Runs `body` against a gateway in front of an app that serves `up 1`, then
     /// stops both.
-    static func withGateway(_ body: (TestGateway) async throws -> Void) async throws {
+    static func withGateway(serverExtra: String = "", _ body: (TestGateway) async throws -> Void) async throws {
         let upstream = TestUpstream(body: Array("up 1\n".utf8))
         let port = try await upstream.start()
-        let gateway = try await TestGateway.start(upstreamURL: "http://127.0.0.1:\(port)/metrics")
+        let gateway = try await TestGateway.start(upstreamURL: "http://127.0.0.1:\(port)/metrics", serverExtra: serverExtra)
         try await body(gateway)
         await gateway.stop()
         await upstream.stop()
