@@ -179,6 +179,30 @@ import Testing
 }
 
 extension HostileClientTests {
+    /// `rate_limit` of 3 a minute: ten requests without credentials from a stranger's
+    /// address get 401 three times and then 429, and the scraper, from its own
+    /// address, is still served three times, then limited (the total is its budget).
+    @Test func aStrangerSpendsOnlyItsOwnRateLimit() async throws {
+        let upstream = TestUpstream(body: Array("up 1\n".utf8))
+        let upstreamPort = try await upstream.start()
+        let gateway = try await TestGateway.start(
+            webConfig: TestGateway.defaultWebConfig(extra: "rate_limit:\n  interval: 1m\n  burst: 3"),
+            upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics")
+        var stranger: [Int] = []
+        for _ in 0..<10 {
+            stranger.append(try await Curl(credentials: nil).get("\(gateway.baseURL)/metrics", extra: ["--interface", "127.0.0.2"]).status)
+        }
+        #expect(stranger == [401, 401, 401] + Array(repeating: 429, count: 7), "\(stranger)")
+        var scraper: [Int] = []
+        for _ in 0..<4 {
+            scraper.append(try await Curl().get("\(gateway.baseURL)/metrics").status)
+        }
+        #expect(scraper == [200, 200, 200, 429], "\(scraper)")
+        #expect(ownMetrics(gateway).contains("scrapeguard_requests_refused_total{reason=\"rate_limited\"} 8"))
+        await gateway.stop()
+        await upstream.stop()
+    }
+
     /// With a budget of 8 for unauthenticated connections, 18 strangers that finish
     /// the handshake and send nothing: the 10 oldest are closed as the newer arrive,
     /// the 8 newest wait for their read-header deadline, and a scrape still succeeds.

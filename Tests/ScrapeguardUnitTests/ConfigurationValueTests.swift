@@ -45,18 +45,6 @@ import Testing
         #expect(BasicAuthenticator.parseBasic("Basic bm9jb2xvbg==") == nil)  // "nocolon"
     }
 
-    @Test func rateLimiterRefillsOneTokenPerInterval() {
-        let start = NIODeadline.now()
-        let limiter = RateLimiter(interval: .seconds(1), burst: 2)
-        #expect(limiter.tryAcquire(now: start))
-        #expect(limiter.tryAcquire(now: start))
-        #expect(!limiter.tryAcquire(now: start))
-        #expect(!limiter.tryAcquire(now: start + .milliseconds(500)))
-        #expect(limiter.tryAcquire(now: start + .milliseconds(1000)))
-        #expect(!limiter.tryAcquire(now: start + .milliseconds(1000)))
-        #expect(limiter.tryAcquire(now: start + .seconds(10)))
-    }
-
     @Test func scrapeTimeoutFollowsPrometheusWithAMargin() {
         let configured = Duration.seconds(10)
         #expect(ScrapeTimeout.effective(headers: [:], configured: configured) == configured)

@@ -39,8 +39,8 @@ import Testing
 
     static let rows: [Row] = [
         .init(name: "a head alone waits for the end", events: [.head("/metrics")], action: "none", state: "receiving"),
-        .init(name: "the end asks the rate limiter", events: [.head("/metrics"), .end],
-              action: "consultRateLimiter", state: "admitting"),
+        .init(name: "the end asks the source's rate limit", events: [.head("/metrics"), .end],
+              action: "consultRateLimiter(source)", state: "admitting"),
         .init(name: "a long target is refused at the head, before the rate limiter",
               events: [.head("/" + String(repeating: "a", count: 64))],
               action: "respond(requestTargetTooLong, result: nil, closeAfter: false)", state: "idle"),
@@ -65,8 +65,12 @@ import Testing
               action: "none", state: "receiving"),
         .init(name: "rate limited", events: [.head("/metrics"), .end, .rateLimit(false)],
               action: "respond(tooManyRequests, result: nil, closeAfter: false)", state: "idle"),
+        .init(name: "no auth configured: the total rate limit is asked",
+              events: [.head("/metrics"), .end, .rateLimit(true)], action: "consultRateLimiter(identity )",
+              state: "limiting"),
         .init(name: "no auth configured: the scrape starts, the connection is proven",
-              events: [.head("/metrics"), .end, .rateLimit(true)], action: "admitted(startFetch)", state: "fetching"),
+              events: [.head("/metrics"), .end, .rateLimit(true), .rateLimit(true)], action: "admitted(startFetch)",
+              state: "fetching"),
         .init(name: "auth configured: credentials are checked", authentication: true,
               events: [.head("/metrics", authorization: "Basic eA=="), .end, .rateLimit(true)],
               action: "authenticate(Basic eA==)", state: "admitting"),
@@ -78,27 +82,33 @@ import Testing
               action: "respond(authenticationOverloaded, result: nil, closeAfter: false)", state: "idle"),
         .init(name: "allowed", authentication: true,
               events: [.head("/metrics"), .end, .rateLimit(true), .authenticated(.allowed(user: "p"))],
+              action: "consultRateLimiter(identity p)", state: "limiting"),
+        .init(name: "allowed, and within the identity's rate", authentication: true,
+              events: [.head("/metrics"), .end, .rateLimit(true), .authenticated(.allowed(user: "p")), .rateLimit(true)],
               action: "admitted(startFetch)", state: "fetching"),
+        .init(name: "allowed, but over the identity's or the total rate", authentication: true,
+              events: [.head("/metrics"), .end, .rateLimit(true), .authenticated(.allowed(user: "p")), .rateLimit(false)],
+              action: "respond(tooManyRequests, result: nil, closeAfter: false)", state: "idle"),
         .init(name: "a connection is proven once", authentication: true,
-              events: [.head("/gateway/metrics"), .end, .rateLimit(true), .authenticated(.allowed(user: "p")),
-                       .head("/metrics"), .end, .rateLimit(true), .authenticated(.allowed(user: "p"))],
+              events: [.head("/gateway/metrics"), .end, .rateLimit(true), .authenticated(.allowed(user: "p")), .rateLimit(true),
+                       .head("/metrics"), .end, .rateLimit(true), .authenticated(.allowed(user: "p")), .rateLimit(true)],
               action: "startFetch", state: "fetching"),
         .init(name: "failed credentials do not prove a connection", authentication: true,
               events: [.head("/metrics"), .end, .rateLimit(true), .authenticated(.wrongPassword),
-                       .head("/metrics"), .end, .rateLimit(true), .authenticated(.allowed(user: "p"))],
+                       .head("/metrics"), .end, .rateLimit(true), .authenticated(.allowed(user: "p")), .rateLimit(true)],
               action: "admitted(startFetch)", state: "fetching"),
         .init(name: "the client leaves during authentication", authentication: true,
-              events: [.head("/metrics"), .end, .rateLimit(true), .closed, .authenticated(.allowed(user: "p"))],
+              events: [.head("/metrics"), .end, .rateLimit(true), .closed, .authenticated(.allowed(user: "p")), .rateLimit(true)],
               action: "none", state: "closed"),
-        .init(name: "another path", events: [.head("/other"), .end, .rateLimit(true)],
+        .init(name: "another path", events: [.head("/other"), .end, .rateLimit(true), .rateLimit(true)],
               action: "admitted(respond(notFound, result: nil, closeAfter: false))", state: "idle"),
-        .init(name: "POST to the metrics path", events: [.head("/metrics", .POST), .end, .rateLimit(true)],
+        .init(name: "POST to the metrics path", events: [.head("/metrics", .POST), .end, .rateLimit(true), .rateLimit(true)],
               action: "admitted(respond(methodNotAllowed, result: nil, closeAfter: false))", state: "idle"),
-        .init(name: "the query string is not part of the path", events: [.head("/metrics?x=1"), .end, .rateLimit(true)],
+        .init(name: "the query string is not part of the path", events: [.head("/metrics?x=1"), .end, .rateLimit(true), .rateLimit(true)],
               action: "admitted(startFetch)", state: "fetching"),
-        .init(name: "own metrics", events: [.head("/gateway/metrics"), .end, .rateLimit(true)],
+        .init(name: "own metrics", events: [.head("/gateway/metrics"), .end, .rateLimit(true), .rateLimit(true)],
               action: "admitted(serveOwnMetrics(closeAfter: false))", state: "idle"),
-        .init(name: "own metrics without keep-alive", events: [.head("/gateway/metrics", keepAlive: false), .end, .rateLimit(true)],
+        .init(name: "own metrics without keep-alive", events: [.head("/gateway/metrics", keepAlive: false), .end, .rateLimit(true), .rateLimit(true)],
               action: "admitted(serveOwnMetrics(closeAfter: true))", state: "closed"),
         .init(name: "the app answers 200", events: fetching + [.upstreamHead(.ok)],
               action: "sendResponseHead", state: "streaming"),
@@ -118,7 +128,7 @@ import Testing
         .init(name: "flushed: success", events: streaming + [.upstreamEnd, .filterFlushed],
               action: "finishResponse(success, closeAfter: false)", state: "idle"),
         .init(name: "flushed without keep-alive: success, then close",
-              events: [.head("/metrics", keepAlive: false), .end, .rateLimit(true), .upstreamHead(.ok), .upstreamEnd,
+              events: [.head("/metrics", keepAlive: false), .end, .rateLimit(true), .rateLimit(true), .upstreamHead(.ok), .upstreamEnd,
                        .filterFlushed],
               action: "finishResponse(success, closeAfter: true)", state: "closed"),
         .init(name: "the filter fails the scrape", events: streaming + [.upstreamBody(10), .filterFailed],
@@ -137,10 +147,10 @@ import Testing
         .init(name: "after an abort, the close records nothing", events: streaming + [.upstreamBody(101), .closed],
               action: "abandon(nil)", state: "closed"),
         .init(name: "after a short answer with close, nothing", events: [.head("/x", keepAlive: false), .end,
-                                                                         .rateLimit(true), .closed],
+                                                                         .rateLimit(true), .rateLimit(true), .closed],
               action: "abandon(nil)", state: "closed"),
         .init(name: "HEAD: no body is counted, the end finishes",
-              events: [.head("/metrics", .HEAD), .end, .rateLimit(true), .upstreamHead(.ok), .upstreamBody(500), .upstreamEnd],
+              events: [.head("/metrics", .HEAD), .end, .rateLimit(true), .rateLimit(true), .upstreamHead(.ok), .upstreamBody(500), .upstreamEnd],
               action: "finishResponse(success, closeAfter: false)", state: "idle"),
         .init(name: "a second request after a scrape", events: streaming + [.upstreamEnd, .filterFlushed, .head("/metrics")],
               action: "none", state: "receiving"),
@@ -151,7 +161,7 @@ import Testing
               action: "close", state: "streaming"),
     ]
 
-    static let fetching: [Event] = [.head("/metrics"), .end, .rateLimit(true)]
+    static let fetching: [Event] = [.head("/metrics"), .end, .rateLimit(true), .rateLimit(true)]
     static let streaming: [Event] = fetching + [.upstreamHead(.ok)]
 
     @Test(arguments: rows)
@@ -226,7 +236,7 @@ import Testing
         switch action {
         case .none: return "none"
         case .admitted(let next): return "admitted(\(describe(next)))"
-        case .consultRateLimiter: return "consultRateLimiter"
+        case .consultRateLimiter(let identity): return "consultRateLimiter(\(identity.map { "identity \($0)" } ?? "source"))"
         case .authenticate(let authorization): return "authenticate(\(authorization ?? "nil"))"
         case .respond(let answer, let result, let closeAfter):
             let answerText: String
@@ -249,6 +259,7 @@ import Testing
         case .idle: return "idle"
         case .receiving: return "receiving"
         case .admitting: return "admitting"
+        case .limiting: return "limiting"
         case .fetching: return "fetching"
         case .streaming: return "streaming"
         case .finishing: return "finishing"

@@ -108,8 +108,10 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
         case .admitted(let next):
             onProven()
             run(next, body: body)
-        case .consultRateLimiter:
-            run(machine.rateLimiterAnswered(allowed: policy.rateLimiter?.tryAcquire() ?? true))
+        case .consultRateLimiter(let identity):
+            let key: RateLimiter.Key = identity.map { .identity($0) }
+                ?? .source(context?.channel.remoteAddress?.ipAddress ?? "unknown")
+            run(machine.rateLimiterAnswered(allowed: policy.rateLimiter?.tryAcquire(key) ?? true))
         case .authenticate(let authorization):
             guard let context else { return }
             policy.authenticator.authenticate(authorization: authorization, on: context.eventLoop)

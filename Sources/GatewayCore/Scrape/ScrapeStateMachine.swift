@@ -6,7 +6,8 @@ import NIOHTTP1
 /// how, so each scrape's result is recorded exactly once.
 ///
 /// ```
-/// idle ─head→ receiving ─end→ admitting ─(rate limit, credentials)→ route
+/// idle ─head→ receiving ─end→ admitting ─(source's rate limit, credentials)→ limiting
+///   limiting ─(identity's and total rate limit)→ route
 ///   idle ─head with a body, or without one Host→ 413/400 → closed
 ///   route: own metrics, or a short answer ───────────────────────────→ idle | closed
 ///   route: the metrics path → fetching ─upstream head 200→ streaming ─end→ finishing
@@ -27,8 +28,10 @@ struct ScrapeStateMachine {
         case idle
         /// The head is read; a body, if any, is discarded until the request ends.
         case receiving(HTTPRequestHead)
-        /// The rate limiter or the credentials are being asked.
+        /// The source's rate limit or the credentials are being asked.
         case admitting(HTTPRequestHead)
+        /// The credentials passed; the identity's (and the total) rate limit is asked.
+        case limiting(HTTPRequestHead, identity: String)
         /// The app is asked; its response head has not come.
         case fetching(HTTPRequestHead)
         /// The response head is out; the body flows through the filter.
@@ -43,8 +46,10 @@ struct ScrapeStateMachine {
         /// The connection's first request passed admission: the connection is proven
         /// (`ConnectionAdmission`). Then carry out the action inside.
         case admitted(Action)
-        /// Ask the rate limiter, then call `rateLimiterAnswered`.
-        case consultRateLimiter
+        /// Ask the rate limiter for the request's source (identity nil: credentials
+        /// not yet checked) or for its authenticated identity and the total, then
+        /// call `rateLimiterAnswered`.
+        case consultRateLimiter(identity: String?)
         /// Check these credentials, then call `authenticated`.
         case authenticate(authorization: String?)
         /// A short answer, then the response ends; with a result, the scrape ended so.
@@ -102,7 +107,7 @@ struct ScrapeStateMachine {
     mutating func requestEnd() -> Action {
         guard case .receiving(let head) = state else { return .none }
         state = .admitting(head)
-        return .consultRateLimiter
+        return .consultRateLimiter(identity: nil)
     }
 
     /// RFC 9112 §3.2: an HTTP/1.1 request without a `Host`, or with more than one, is
@@ -123,16 +128,29 @@ struct ScrapeStateMachine {
     }
 
     mutating func rateLimiterAnswered(allowed: Bool) -> Action {
-        guard case .admitting(let head) = state else { return .none }
-        guard allowed else { return answer(.tooManyRequests, to: head) }
-        guard configuration.authenticationEnabled else { return admit(head) }
-        return .authenticate(authorization: head.headers.first(name: "Authorization"))
+        switch state {
+        case .admitting(let head):
+            guard allowed else { return answer(.tooManyRequests, to: head) }
+            guard configuration.authenticationEnabled else {
+                // No credentials to check: every request is the same anonymous one.
+                state = .limiting(head, identity: "")
+                return .consultRateLimiter(identity: "")
+            }
+            return .authenticate(authorization: head.headers.first(name: "Authorization"))
+        case .limiting(let head, _):
+            guard allowed else { return answer(.tooManyRequests, to: head) }
+            return admit(head)
+        default:
+            return .none
+        }
     }
 
     mutating func authenticated(_ outcome: BasicAuthenticator.Outcome) -> Action {
         guard case .admitting(let head) = state else { return .none }
         switch outcome {
-        case .allowed: return admit(head)
+        case .allowed(let user):
+            state = .limiting(head, identity: user)
+            return .consultRateLimiter(identity: user)
         case .overloaded: return answer(.authenticationOverloaded, to: head)
         default: return answer(.unauthorized(reason: outcome.failureReason ?? "unknown"), to: head)
         }
