@@ -78,6 +78,38 @@ import Testing
         await upstream.stop()
     }
 
+    /// Ten authenticated scrapes of an 8 MB body (more than the kernel's socket
+    /// buffers take) whose scrapers never read: each is closed once nothing was taken
+    /// for `write_timeout`, long before the scrape timeout, and counted; a real scrape
+    /// made meanwhile succeeds.
+    @Test func scrapersThatNeverReadAreClosedAtTheWriteTimeout() async throws {
+        let body = Array((0..<200_000).map { "series_with_a_long_name{label=\"value_\($0)\"} 1\n" }.joined().utf8)
+        let upstream = TestUpstream(body: body)
+        let upstreamPort = try await upstream.start()
+        let gateway = try await TestGateway.start(
+            upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics", upstreamExtra: "  scrape_timeout: 60s",
+            serverExtra: "  write_timeout: 2s")
+        let release = gateway.folder.appendingPathComponent("release").path
+        let arguments = TLSClientScripts.arguments(port: gateway.port) + ["10", release, "stall"]
+        async let holder = Task.detached { try await python(TLSClientScripts.holdConnections, arguments) }.value
+        for _ in 0..<200 where gateway.server.openConnections < 10 {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let response = try await Curl().get("\(gateway.baseURL)/metrics")
+        #expect(response.status == 200 && response.body.count == body.count, "a real scrape beside ten stalled ones: \(response.status), \(response.body.count) of \(body.count) bytes")
+        for _ in 0..<300 where gateway.server.openConnections > 0 {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(gateway.server.openConnections == 0, "every stalled scraper was closed")
+        _ = FileManager.default.createFile(atPath: release, contents: Data())
+        _ = try await holder
+        let metrics = String(decoding: gateway.server.metrics.exposition(), as: UTF8.self)
+        #expect(metrics.contains("scrapeguard_connections_rejected_total{reason=\"write_timeout\"} 10"), "\(metrics)")
+        #expect(metrics.contains("scrapeguard_scrapes_total{result=\"client_aborted\"} 10"), "\(metrics)")
+        await gateway.stop()
+        await upstream.stop()
+    }
+
     @Test func oversizedHeadersAndRequestTargetsAreRefused() async throws {
         let upstream = TestUpstream(body: Array("up 1\n".utf8))
         let upstreamPort = try await upstream.start()

@@ -13,6 +13,7 @@ import Testing
         case bytes(Int)
         case head
         case responded
+        case writable(Bool)
         case deadline(ConnectionTimingStateMachine.Deadline)
     }
 
@@ -45,21 +46,42 @@ import Testing
         .init(name: "one byte over the limit: 431", events: [.started, .bytes(60), .bytes(41)],
               action: .refuseOversizedHead, state: .closed),
         .init(name: "the head arrives: no deadline while answering", events: [.started, .bytes(50), .head],
-              action: .cancelDeadline, state: .processing),
+              action: .cancelDeadline, state: .processing(stalled: false)),
         .init(name: "pipelined bytes while answering are not head bytes", events: [.started, .head, .bytes(500)],
-              action: .none, state: .processing),
+              action: .none, state: .processing(stalled: false)),
         .init(name: "the response ends: the idle deadline", events: [.started, .head, .responded], action: .arm(.idle),
-              state: .idle),
+              state: .idle(stalled: false)),
         .init(name: "the next request's first byte: the read-header deadline again",
               events: [.started, .head, .responded, .bytes(7)], action: .arm(.readHeader), state: .readingHead(bytes: 7)),
         .init(name: "the next request's head counts from zero",
               events: [.started, .bytes(90), .head, .responded, .bytes(101)], action: .refuseOversizedHead, state: .closed),
+        .init(name: "a scraper that stops reading: the write-progress deadline",
+              events: [.started, .head, .writable(false)], action: .arm(.writeProgress), state: .processing(stalled: true)),
+        .init(name: "it reads again: no deadline", events: [.started, .head, .writable(false), .writable(true)],
+              action: .cancelDeadline, state: .processing(stalled: false)),
+        .init(name: "it never reads again: closed and counted",
+              events: [.started, .head, .writable(false), .deadline(.writeProgress)],
+              action: .close(limit: .writeTimeout), state: .closed),
+        .init(name: "a stale write deadline after it read again does nothing",
+              events: [.started, .head, .writable(false), .writable(true), .deadline(.writeProgress)],
+              action: .none, state: .processing(stalled: false)),
+        .init(name: "a response left untaken after it ended: the write deadline",
+              events: [.started, .head, .responded, .writable(false)], action: .arm(.writeProgress),
+              state: .idle(stalled: true)),
+        .init(name: "a stall that began while answering keeps its deadline after the end",
+              events: [.started, .head, .writable(false), .responded], action: .none, state: .idle(stalled: true)),
+        .init(name: "an idle stalled connection closed at the write deadline",
+              events: [.started, .head, .writable(false), .responded, .deadline(.writeProgress)],
+              action: .close(limit: .writeTimeout), state: .closed),
+        .init(name: "taken at last: the idle deadline again",
+              events: [.started, .head, .writable(false), .responded, .writable(true)], action: .arm(.idle),
+              state: .idle(stalled: false)),
         .init(name: "a slow head is closed and counted", events: [.started, .bytes(5), .deadline(.readHeader)],
               action: .close(limit: .readHeaderTimeout), state: .closed),
         .init(name: "an idle connection is closed, not counted", events: [.started, .head, .responded, .deadline(.idle)],
               action: .close(limit: nil), state: .closed),
         .init(name: "a deadline that no longer applies does nothing",
-              events: [.started, .head, .deadline(.readHeader)], action: .none, state: .processing),
+              events: [.started, .head, .deadline(.readHeader)], action: .none, state: .processing(stalled: false)),
         .init(name: "a stale idle deadline after a new head does nothing",
               events: [.started, .head, .responded, .bytes(3), .deadline(.idle)], action: .none, state: .readingHead(bytes: 3)),
     ]
@@ -75,6 +97,7 @@ import Testing
             case .bytes(let count): action = machine.bytesReceived(count)
             case .head: action = machine.requestHeadReceived()
             case .responded: action = machine.responseCompleted()
+            case .writable(let writable): action = machine.writabilityChanged(isWritable: writable)
             case .deadline(let deadline): action = machine.deadlinePassed(deadline)
             }
         }
@@ -147,6 +170,27 @@ import Testing
         #expect(limits.reasons == ["read_header_timeout"])
     }
 
+    /// A scraper that stops taking the response is closed once the write-progress
+    /// deadline passes with the channel still unwritable; one that reads again is not.
+    @Test func aScraperThatStopsReadingIsClosedAtTheWriteDeadline() throws {
+        let limits = LimitLog()
+        let channel = try Self.channel(limits)
+        try channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+        channel.pipeline.syncOperations.triggerUserOutboundEvent(RequestCycleEvent.requestHeadReceived, promise: nil)
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(9))
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(5))
+        #expect(channel.isActive, "it read again in time")
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(10))
+        #expect(!channel.isActive)
+        #expect(limits.reasons == ["write_timeout"])
+    }
+
     static let handshakeCompleted = TLSHandshakeCompletedEvent(
         peer: nil, peerVerified: false, protocolVersion: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256",
         applicationProtocol: nil, sessionReused: false)
@@ -154,7 +198,7 @@ import Testing
     static func channel(_ limits: LimitLog, handshakeDone: Bool = true) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(ConnectionLimitsHandler(
-            handshakeTimeout: .seconds(5), readHeaderTimeout: .seconds(10), idleTimeout: .seconds(120),
+            handshakeTimeout: .seconds(5), readHeaderTimeout: .seconds(10), writeTimeout: .seconds(10), idleTimeout: .seconds(120),
             maximumHeaderBytes: 128, onLimit: { limits.record($0) }))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9443)).wait()
         if handshakeDone {

@@ -14,6 +14,11 @@ package struct ServerLimits: Sendable, Hashable {
     package var handshakeTimeout: Duration = .seconds(10)
     /// From the first byte of a request (or the connection's start) to its whole head.
     package var readHeaderTimeout: Duration = .seconds(10)
+    /// How long a response may wait for the scraper to take any of its bytes (the
+    /// channel staying unwritable) before the connection is closed: a scraper that
+    /// stops reading holds its scrape's memory no longer than this. Prometheus reads
+    /// as fast as the gateway writes; 10 s is its default scrape timeout.
+    package var writeTimeout: Duration = .seconds(10)
     /// How long a kept-alive connection may wait for its next request. Prometheus
     /// scrapes every 15–60 s on one connection: keep this above the scrape interval.
     package var idleTimeout: Duration = .seconds(120)
@@ -54,6 +59,7 @@ package struct ServerLimits: Sendable, Hashable {
         }
         for (key, path) in [("handshake_timeout", \ServerLimits.handshakeTimeout),
                             ("read_header_timeout", \ServerLimits.readHeaderTimeout),
+                            ("write_timeout", \ServerLimits.writeTimeout),
                             ("idle_timeout", \ServerLimits.idleTimeout)] {
             if let value = try section.duration(key) {
                 guard value > .zero else { throw section.error(.invalidValue, key, "must be greater than 0") }

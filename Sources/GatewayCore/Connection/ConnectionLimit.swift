@@ -17,6 +17,8 @@ enum ConnectionLimit: String, Sendable {
     case draining
     /// The request head did not arrive within `read_header_timeout`.
     case readHeaderTimeout = "read_header_timeout"
+    /// The scraper took no bytes of a response for `write_timeout`.
+    case writeTimeout = "write_timeout"
     /// The request head was over `max_header_bytes` (answered 431).
     case headerTooLarge = "header_too_large"
 }

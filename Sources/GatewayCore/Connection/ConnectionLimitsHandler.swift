@@ -19,6 +19,7 @@ enum RequestCycleEvent {
 /// - the request head must arrive within `readHeaderTimeout` of its first byte (or
 ///   of the connection's start), and be at most `maximumHeaderBytes` long: a client
 ///   that trickles a header (slowloris) is closed;
+/// - a response may wait `writeTimeout` for the scraper to take any of its bytes;
 /// - a kept-alive connection may wait `idleTimeout` for its next request.
 /// `ConnectionTimingStateMachine` decides; this handler runs the timer and the I/O.
 final class ConnectionLimitsHandler: ChannelDuplexHandler {
@@ -29,15 +30,17 @@ final class ConnectionLimitsHandler: ChannelDuplexHandler {
 
     private let handshakeTimeout: TimeAmount
     private let readHeaderTimeout: TimeAmount
+    private let writeTimeout: TimeAmount
     private let idleTimeout: TimeAmount
     private let onLimit: @Sendable (ConnectionLimit) -> Void
     private var machine: ConnectionTimingStateMachine
     private var timer: Scheduled<Void>?
 
-    init(handshakeTimeout: TimeAmount, readHeaderTimeout: TimeAmount, idleTimeout: TimeAmount,
+    init(handshakeTimeout: TimeAmount, readHeaderTimeout: TimeAmount, writeTimeout: TimeAmount, idleTimeout: TimeAmount,
          maximumHeaderBytes: Int, onLimit: @escaping @Sendable (ConnectionLimit) -> Void) {
         self.handshakeTimeout = handshakeTimeout
         self.readHeaderTimeout = readHeaderTimeout
+        self.writeTimeout = writeTimeout
         self.idleTimeout = idleTimeout
         self.onLimit = onLimit
         self.machine = ConnectionTimingStateMachine(maximumHeaderBytes: maximumHeaderBytes)
@@ -76,6 +79,11 @@ final class ConnectionLimitsHandler: ChannelDuplexHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        run(machine.writabilityChanged(isWritable: context.channel.isWritable), context: context)
+        context.fireChannelWritabilityChanged()
+    }
+
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
         guard let event = event as? RequestCycleEvent else {
             context.triggerUserOutboundEvent(event, promise: promise)
@@ -98,6 +106,7 @@ final class ConnectionLimitsHandler: ChannelDuplexHandler {
             switch deadline {
             case .handshake: timeout = handshakeTimeout
             case .readHeader: timeout = readHeaderTimeout
+            case .writeProgress: timeout = writeTimeout
             case .idle: timeout = idleTimeout
             }
             timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {

@@ -8,8 +8,10 @@
 ///   handshaking: handshake deadline, from the connection's start
 ///   readingHead: read-header deadline (from the handshake's end, or from the first
 ///                byte after idle), head bytes counted against the limit
-///   idle:        idle deadline
-///   processing:  none here (the scrape's own deadlines are the upstream's)
+///   idle:        idle deadline; the write-progress deadline instead while the last
+///                response still waits in the buffer for a scraper that does not read
+///   processing:  none while the scraper takes what is written; the write-progress
+///                deadline while it does not (the channel stays unwritable)
 /// ```
 struct ConnectionTimingStateMachine {
     enum State: Equatable {
@@ -17,16 +19,18 @@ struct ConnectionTimingStateMachine {
         case handshaking
         /// Reading a request head: its bytes so far.
         case readingHead(bytes: Int)
-        /// A request is being answered.
-        case processing
-        /// Between requests on a kept-alive connection.
-        case idle
+        /// A request is being answered; `stalled` while the scraper takes no bytes.
+        case processing(stalled: Bool)
+        /// Between requests on a kept-alive connection; `stalled` while the last
+        /// response is still not taken.
+        case idle(stalled: Bool)
         case closed
     }
 
     enum Deadline: Equatable {
         case handshake
         case readHeader
+        case writeProgress
         case idle
     }
 
@@ -70,7 +74,7 @@ struct ConnectionTimingStateMachine {
         var action = Action.none
         switch state {
         case .idle:
-            state = .readingHead(bytes: 0)
+            state = .readingHead(bytes: 0)  // the read-header deadline bounds it now
             action = .arm(.readHeader)
         case .processing, .closed:
             return .none  // pipelined requests wait in the HTTP pipeline
@@ -90,14 +94,29 @@ struct ConnectionTimingStateMachine {
 
     mutating func requestHeadReceived() -> Action {
         guard case .readingHead = state else { return .none }
-        state = .processing
+        state = .processing(stalled: false)
         return .cancelDeadline
     }
 
+    /// The channel's writability changed: unwritable means the scraper is not taking
+    /// the bytes written to it as fast as they come.
+    mutating func writabilityChanged(isWritable: Bool) -> Action {
+        switch state {
+        case .processing(let stalled) where stalled == isWritable:
+            state = .processing(stalled: !isWritable)
+            return isWritable ? .cancelDeadline : .arm(.writeProgress)
+        case .idle(let stalled) where stalled == isWritable:
+            state = .idle(stalled: !isWritable)
+            return isWritable ? .arm(.idle) : .arm(.writeProgress)
+        default:
+            return .none
+        }
+    }
+
     mutating func responseCompleted() -> Action {
-        guard case .processing = state else { return .none }
-        state = .idle
-        return .arm(.idle)
+        guard case .processing(let stalled) = state else { return .none }
+        state = .idle(stalled: stalled)
+        return stalled ? .none : .arm(.idle)  // a stalled one keeps its write deadline
     }
 
     mutating func deadlinePassed(_ deadline: Deadline) -> Action {
@@ -108,7 +127,10 @@ struct ConnectionTimingStateMachine {
         case (.readingHead, .readHeader):
             state = .closed
             return .close(limit: .readHeaderTimeout)
-        case (.idle, .idle):
+        case (.processing(stalled: true), .writeProgress), (.idle(stalled: true), .writeProgress):
+            state = .closed
+            return .close(limit: .writeTimeout)
+        case (.idle(stalled: false), .idle):
             state = .closed
             return .close(limit: nil)
         default:

@@ -210,6 +210,7 @@ package final class GatewayServer: Service, Sendable {
                 try sync.addHandler(ConnectionLimitsHandler(
                     handshakeTimeout: .nanoseconds(current.limits.handshakeTimeout.nanoseconds),
                     readHeaderTimeout: .nanoseconds(current.limits.readHeaderTimeout.nanoseconds),
+                    writeTimeout: .nanoseconds(current.limits.writeTimeout.nanoseconds),
                     idleTimeout: .nanoseconds(current.limits.idleTimeout.nanoseconds),
                     maximumHeaderBytes: current.limits.maximumHeaderBytes,
                     onLimit: onLimit))

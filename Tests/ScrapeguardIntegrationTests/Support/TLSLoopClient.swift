@@ -89,9 +89,21 @@ enum TLSClientScripts {
     /// Holds argv[6] idle TLS connections open until the file argv[7] exists.
     /// Opens argv[6] connections and holds them until the file argv[7] exists; with
     /// argv[8] == "scrape", each first makes one kept-alive scrape (so the gateway
-    /// counts it as authenticated) and then waits idle.
+    /// counts it as authenticated) and then waits idle; with "stall", each asks for a
+    /// scrape and never reads the answer.
     static let holdConnections = prelude + """
-        conns = [connect() for _ in range(int(sys.argv[6]))]
+        mode = sys.argv[8] if len(sys.argv) > 8 else ""
+        def connect_small_window():
+            # A 4 KiB receive buffer: the gateway's writes back up at once.
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.settimeout(10)
+            s.connect(("127.0.0.1", port))
+            return ctx.wrap_socket(s, server_hostname="localhost")
+        conns = [connect_small_window() if mode == "stall" else connect() for _ in range(int(sys.argv[6]))]
+        if mode == "stall":
+            for t in conns:
+                t.sendall(f"GET /metrics HTTP/1.1\\r\\nHost: x\\r\\nAuthorization: Basic {auth}\\r\\n\\r\\n".encode())
         if len(sys.argv) > 8 and sys.argv[8] == "scrape":
             for t in conns:
                 t.sendall(f"GET /metrics HTTP/1.1\\r\\nHost: x\\r\\nAuthorization: Basic {auth}\\r\\n\\r\\n".encode())
