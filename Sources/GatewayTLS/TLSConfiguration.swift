@@ -43,9 +43,13 @@ package struct TLSConfiguration: Sendable, Hashable {
     /// Trust anchors for client certificates.
     package var clientCA: PEMSource?
     package var clientAuth: ClientAuthPolicy
-    /// When not empty, a verified client certificate must carry one of these exactly
-    /// as a DNS, e-mail, IP or URI subject alternative name.
+    /// When this or `clientAllowedSANPatterns` is not empty, a verified client
+    /// certificate must carry one of these exactly as a DNS, e-mail, IP or URI
+    /// subject alternative name, or a SAN one of the patterns matches.
     package var clientAllowedSANs: [String]
+    /// Scrapeguard's extension: a verified client certificate may instead carry a SAN
+    /// one of these matches (`SANPattern`).
+    package var clientAllowedSANPatterns: [SANPattern]
     package var minimumVersion: TLSProtocolVersion
     package var maximumVersion: TLSProtocolVersion
     /// TLS 1.2 cipher suites in OpenSSL's names, in preference order. TLS 1.3 suites
@@ -71,6 +75,7 @@ package struct TLSConfiguration: Sendable, Hashable {
         clientCA: PEMSource? = nil,
         clientAuth: ClientAuthPolicy = .noClientCert,
         clientAllowedSANs: [String] = [],
+        clientAllowedSANPatterns: [SANPattern] = [],
         minimumVersion: TLSProtocolVersion = .tls12,
         maximumVersion: TLSProtocolVersion = .tls13,
         cipherSuites: [String] = TLSConfiguration.intermediateCipherSuites,
@@ -82,6 +87,7 @@ package struct TLSConfiguration: Sendable, Hashable {
         self.clientCA = clientCA
         self.clientAuth = clientAuth
         self.clientAllowedSANs = clientAllowedSANs
+        self.clientAllowedSANPatterns = clientAllowedSANPatterns
         self.minimumVersion = minimumVersion
         self.maximumVersion = maximumVersion
         self.cipherSuites = cipherSuites

@@ -31,7 +31,8 @@ package final class TLSContext: @unchecked Sendable {
         guard configuration.minimumVersion <= configuration.maximumVersion else {
             throw TLSError(.invalidConfiguration, "min_version is greater than max_version")
         }
-        if !configuration.clientAllowedSANs.isEmpty && !configuration.clientAuth.verifiesCertificate {
+        let restrictsSANs = !configuration.clientAllowedSANs.isEmpty || !configuration.clientAllowedSANPatterns.isEmpty
+        if restrictsSANs && !configuration.clientAuth.verifiesCertificate {
             throw TLSError(
                 .invalidConfiguration,
                 "client_allowed_sans needs a client_auth_type that verifies certificates")
@@ -46,7 +47,8 @@ package final class TLSContext: @unchecked Sendable {
         }
         self.context = context
         self.configuration = configuration
-        self.sanPolicy = AllowedSANPolicy(allowed: configuration.clientAllowedSANs)
+        self.sanPolicy = AllowedSANPolicy(allowed: configuration.clientAllowedSANs,
+                                          patterns: configuration.clientAllowedSANPatterns)
         do {
             try Self.applyProtocolSettings(configuration, to: context)
             self.certificateNotAfter = try Self.loadServerCredentials(configuration, into: context, preloaded: preloaded)
@@ -55,7 +57,7 @@ package final class TLSContext: @unchecked Sendable {
             SSL_CTX_free(context)
             throw error
         }
-        if !configuration.clientAllowedSANs.isEmpty {
+        if restrictsSANs {
             SSL_CTX_set_ex_data(context, TLSContext.sanPolicyIndex, Unmanaged.passUnretained(sanPolicy).toOpaque())
         }
     }
@@ -180,7 +182,8 @@ package final class TLSContext: @unchecked Sendable {
             mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
         }
         if configuration.clientAuth.verifiesCertificate {
-            SSL_CTX_set_verify(context, mode, configuration.clientAllowedSANs.isEmpty ? nil : verifyAllowedSAN)
+            let restrictsSANs = !configuration.clientAllowedSANs.isEmpty || !configuration.clientAllowedSANPatterns.isEmpty
+            SSL_CTX_set_verify(context, mode, restrictsSANs ? verifyAllowedSAN : nil)
             SSL_CTX_set_verify_depth(context, 8)
         } else if mode == SSL_VERIFY_NONE {
             SSL_CTX_set_verify(context, mode, nil)
@@ -234,7 +237,16 @@ package final class TLSContext: @unchecked Sendable {
 /// The allowed SANs, reachable from OpenSSL's verify callback through ex-data.
 final class AllowedSANPolicy: Sendable {
     let allowed: [String]
-    init(allowed: [String]) { self.allowed = allowed }
+    let patterns: [SANPattern]
+
+    init(allowed: [String], patterns: [SANPattern]) {
+        self.allowed = allowed
+        self.patterns = patterns
+    }
+
+    func allows(_ peer: PeerIdentity) -> Bool {
+        peer.hasAnySAN(in: allowed) || patterns.contains { $0.matches(peer) }
+    }
 }
 
 /// Verify callback used when `client_allowed_sans` is set: after the chain verified,
@@ -253,7 +265,7 @@ private func verifyAllowedSAN(_ preverifyOK: Int32, _ store: OpaquePointer?) -> 
         return 0
     }
     let policy = Unmanaged<AllowedSANPolicy>.fromOpaque(policyPointer).takeUnretainedValue()
-    if PeerIdentity(certificate: leaf).hasAnySAN(in: policy.allowed) {
+    if policy.allows(PeerIdentity(certificate: leaf)) {
         return 1
     }
     _ = SSL_set_ex_data(OpaquePointer(sslPointer), TLSContext.sanRefusedIndex, UnsafeMutableRawPointer(bitPattern: 1))

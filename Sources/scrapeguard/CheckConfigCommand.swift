@@ -20,7 +20,7 @@ struct CheckConfigCommand: ParsableCommand {
             let snapshot = try ConfigurationLoader.load(
                 ConfigurationFlags.sources(webConfigFile: webConfigFile, configFile: configFile, upstreamURL: nil))
             let (web, gateway) = (snapshot.web, snapshot.gateway)
-            print("\(webConfigFile): OK: TLS \(web.tls.minimumVersion == .tls13 ? "1.3" : "1.2")+, client auth \(web.tls.clientAuth.rawValue), \(web.tls.clientAllowedSANs.count) allowed SAN(s), \(web.basicAuthUsers.count) user(s)")
+            print("\(webConfigFile): OK: TLS \(web.tls.minimumVersion == .tls13 ? "1.3" : "1.2")+, client auth \(web.tls.clientAuth.rawValue), \(web.tls.clientAllowedSANs.count) allowed SAN(s), \(web.tls.clientAllowedSANPatterns.count) SAN pattern(s), \(web.basicAuthUsers.count) user(s)")
             print("\(configFile): OK: upstream \(gateway.upstream.url), metrics path \(gateway.metricsPath), \(Self.describe(gateway.filter))")
         } catch {
             printError("check-config: \(error)")

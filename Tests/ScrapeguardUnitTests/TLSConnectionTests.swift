@@ -67,6 +67,19 @@ import TestSupport
         }
     }
 
+    /// A pattern in place of the exact SAN: the Prometheus certificate of any
+    /// namespace passes (`ns/*`), the intruder's (`sa/intruder`) is refused as a SAN
+    /// refusal, with the alert an exact list gives.
+    @Test func sanPatternsAllowAndRefuseInTheHandshake() throws {
+        let context = try TLSPair.serverContext(sans: [], patterns: [SANPattern("spiffe://cluster.local/ns/*/sa/prometheus")])
+        var allowed = try TLSPair(server: context, client: "client")
+        #expect(allowed.handshake().serverEvent?.peer?.uris == [Self.allowedSAN])
+        var refused = try TLSPair(server: context, client: "client-wrong-san")
+        let outcome = refused.handshake()
+        #expect(outcome.serverFailure?.reason == "client certificate SAN not allowed", "\(outcome)")
+        #expect(outcome.clientFailure?.reason.hasSuffix("alert bad certificate") == true, "\(outcome)")
+    }
+
     /// The server's first flight answers a ClientHello; bytes that are no TLS at all
     /// fail the handshake with OpenSSL's reason, never as a success.
     @Test func garbageFailsTheHandshake() throws {
@@ -103,17 +116,19 @@ struct TLSPair {
         try String(contentsOf: Repository.fixtures.appendingPathComponent("tls/\(name)"), encoding: .utf8)
     }
 
-    static func serverContext() throws -> TLSContext {
+    static func serverContext(sans: [String] = [TLSConnectionTests.allowedSAN], patterns: [SANPattern] = [])
+        throws -> TLSContext
+    {
         try TLSContext(configuration: TLSConfiguration(
             certificateChain: .inline(pem: fixture("server.crt")), privateKey: .inline(pem: fixture("server.key")),
             clientCA: .inline(pem: fixture("ca.crt")), clientAuth: .requireAndVerifyClientCert,
-            clientAllowedSANs: [TLSConnectionTests.allowedSAN]))
+            clientAllowedSANs: sans, clientAllowedSANPatterns: patterns))
     }
 
     /// - Parameter client: the base name of the client's certificate in the fixtures,
     ///   or nil for none.
-    init(client certificate: String?, maximumVersion: TLSProtocolVersion = .tls13) throws {
-        self.server = try TLSConnection(server: Self.serverContext())
+    init(server: TLSContext? = nil, client certificate: String?, maximumVersion: TLSProtocolVersion = .tls13) throws {
+        self.server = try TLSConnection(server: server ?? Self.serverContext())
         self.client = try Self.makeClient(certificate, maximumVersion: maximumVersion)
     }
 

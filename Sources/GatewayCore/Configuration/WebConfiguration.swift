@@ -108,7 +108,7 @@ package struct WebConfiguration: Sendable, Hashable {
                                 texts: inout [String: String]) throws -> TLSConfiguration {
         try section.refuseUnknownKeys(allowed: [
             "cert_file", "key_file", "cert", "key", "client_ca_file", "client_ca", "client_auth_type",
-            "client_allowed_sans", "min_version", "max_version", "cipher_suites", "prefer_server_cipher_suites",
+            "client_allowed_sans", "client_allowed_san_patterns", "min_version", "max_version", "cipher_suites", "prefer_server_cipher_suites",
             "curve_preferences",
         ])
         let certificate = try pemSource(&section, fileKey: "cert_file", inlineKey: "cert", folder: folder, required: true,
@@ -147,6 +147,20 @@ package struct WebConfiguration: Sendable, Hashable {
         if !allowedSANs.isEmpty && clientAuth != .requireAndVerifyClientCert {
             throw section.error(.conflictingKeys, "client_allowed_sans",
                 "client_allowed_sans requires client_auth_type RequireAndVerifyClientCert")
+        }
+        // Scrapeguard's own key (exporter-toolkit would refuse it): patterns, each
+        // checked on its own so that a refusal names the entry.
+        var sanPatterns: [SANPattern] = []
+        for (index, text) in (try section.stringList("client_allowed_san_patterns") ?? []).enumerated() {
+            do {
+                sanPatterns.append(try SANPattern(text))
+            } catch {
+                throw section.error(.invalidValue, "client_allowed_san_patterns[\(index)]", "\"\(text)\": \(error.description)")
+            }
+        }
+        if !sanPatterns.isEmpty && clientAuth != .requireAndVerifyClientCert {
+            throw section.error(.conflictingKeys, "client_allowed_san_patterns",
+                "client_allowed_san_patterns requires client_auth_type RequireAndVerifyClientCert")
         }
 
         let minimum = try version(&section, "min_version") ?? .tls12
@@ -189,7 +203,7 @@ package struct WebConfiguration: Sendable, Hashable {
 
         return TLSConfiguration(
             certificateChain: certificate, privateKey: key, clientCA: clientCA, clientAuth: clientAuth,
-            clientAllowedSANs: allowedSANs, minimumVersion: minimum, maximumVersion: maximum,
+            clientAllowedSANs: allowedSANs, clientAllowedSANPatterns: sanPatterns, minimumVersion: minimum, maximumVersion: maximum,
             cipherSuites: cipherSuites, preferServerCipherSuites: preferServer, groups: groups)
     }
 
