@@ -78,36 +78,70 @@ import Testing
         await upstream.stop()
     }
 
-    /// Ten authenticated scrapes of an 8 MB body (more than the kernel's socket
-    /// buffers take) whose scrapers never read: each is closed once nothing was taken
-    /// for `write_timeout`, long before the scrape timeout, and counted; a real scrape
-    /// made meanwhile succeeds.
-    @Test func scrapersThatNeverReadAreClosedAtTheWriteTimeout() async throws {
-        let body = Array((0..<200_000).map { "series_with_a_long_name{label=\"value_\($0)\"} 1\n" }.joined().utf8)
-        let upstream = TestUpstream(body: body)
+    /// An 8 MB body: more than the kernel's socket buffers take for one scraper.
+    static let stalledBody = Array((0..<200_000).map { "series_with_a_long_name{label=\"value_\($0)\"} 1\n" }.joined().utf8)
+
+    /// A gateway in front of `stalledBody`, and `count` authenticated scrapers that
+    /// ask for it and never read; `body` runs once they are all connected, the
+    /// scrapers are let go after it.
+    private func withStalledScrapers(_ count: Int, serverExtra: String,
+                                     _ body: (TestGateway) async throws -> Void) async throws {
+        let upstream = TestUpstream(body: Self.stalledBody)
         let upstreamPort = try await upstream.start()
         let gateway = try await TestGateway.start(
             upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics", upstreamExtra: "  scrape_timeout: 60s",
-            serverExtra: "  write_timeout: 2s")
+            serverExtra: serverExtra)
         let release = gateway.folder.appendingPathComponent("release").path
-        let arguments = TLSClientScripts.arguments(port: gateway.port) + ["10", release, "stall"]
+        let arguments = TLSClientScripts.arguments(port: gateway.port) + ["\(count)", release, "stall"]
         async let holder = Task.detached { try await python(TLSClientScripts.holdConnections, arguments) }.value
-        for _ in 0..<200 where gateway.server.openConnections < 10 {
+        for _ in 0..<500 where gateway.server.openConnections < count {
             try await Task.sleep(for: .milliseconds(20))
         }
-        let response = try await Curl().get("\(gateway.baseURL)/metrics")
-        #expect(response.status == 200 && response.body.count == body.count, "a real scrape beside ten stalled ones: \(response.status), \(response.body.count) of \(body.count) bytes")
+        try await body(gateway)
+        _ = FileManager.default.createFile(atPath: release, contents: Data())
+        _ = try await holder
         for _ in 0..<300 where gateway.server.openConnections > 0 {
             try await Task.sleep(for: .milliseconds(20))
         }
-        #expect(gateway.server.openConnections == 0, "every stalled scraper was closed")
-        _ = FileManager.default.createFile(atPath: release, contents: Data())
-        _ = try await holder
-        let metrics = String(decoding: gateway.server.metrics.exposition(), as: UTF8.self)
-        #expect(metrics.contains("scrapeguard_connections_rejected_total{reason=\"write_timeout\"} 10"), "\(metrics)")
-        #expect(metrics.contains("scrapeguard_scrapes_total{result=\"client_aborted\"} 10"), "\(metrics)")
         await gateway.stop()
         await upstream.stop()
+    }
+
+    /// Ten authenticated scrapers that never read: each is closed once nothing was
+    /// taken for `write_timeout`, long before the scrape timeout, and counted; a real
+    /// scrape made meanwhile succeeds.
+    @Test func scrapersThatNeverReadAreClosedAtTheWriteTimeout() async throws {
+        try await withStalledScrapers(10, serverExtra: "  write_timeout: 2s") { gateway in
+            let response = try await Curl().get("\(gateway.baseURL)/metrics")
+            #expect(response.status == 200 && response.body.count == Self.stalledBody.count,
+                    "a real scrape beside ten stalled ones: \(response.status), \(response.body.count) bytes")
+            for _ in 0..<300 where gateway.server.openConnections > 0 {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(gateway.server.openConnections == 0, "every stalled scraper was closed")
+            let metrics = String(decoding: gateway.server.metrics.exposition(), as: UTF8.self)
+            #expect(metrics.contains("scrapeguard_connections_rejected_total{reason=\"write_timeout\"} 10"), "\(metrics)")
+            #expect(metrics.contains("scrapeguard_scrapes_total{result=\"client_aborted\"} 10"), "\(metrics)")
+        }
+    }
+
+    /// Twenty scrapers that never read, against a 1 MiB `max_buffered_bytes`: the
+    /// bytes held for them stay within the budget plus one chunk each, a scraper that
+    /// reads is served meanwhile, and nothing stays counted once they are gone. (A
+    /// spent budget's 503 is `GatewayHTTPHandlerTests.aSpentBufferBudgetRefusesANewScrape`.)
+    @Test func theBufferBudgetBoundsWhatStalledScrapersHold() async throws {
+        var gatewayLeft: TestGateway?
+        try await withStalledScrapers(20, serverExtra: "  write_timeout: 60s\n  max_buffered_bytes: 1MiB") { gateway in
+            try await Task.sleep(for: .seconds(2))  // whatever was on its way has come
+            let held = gateway.server.outbound.bytesInUse
+            #expect(held >= 512 << 10, "the stalled scrapers hold bytes: \(held)")
+            #expect(held <= (1 << 20) + 20 * (64 << 10), "within the budget plus one chunk a scrape: \(held)")
+            let served = try await Curl().get("\(gateway.baseURL)/metrics")
+            #expect(served.status == 200 && served.body.count == Self.stalledBody.count,
+                    "a scraper that reads is served: \(served.status)")
+            gatewayLeft = gateway
+        }
+        #expect(gatewayLeft?.server.outbound.bytesInUse == 0, "nothing stays counted once they are gone")
     }
 
     @Test func oversizedHeadersAndRequestTargetsAreRefused() async throws {

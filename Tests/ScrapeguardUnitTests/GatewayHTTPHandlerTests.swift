@@ -113,6 +113,35 @@ import Testing
         #expect(harness.upstream.fetches.isEmpty)
     }
 
+    /// With `max_buffered_bytes` spent by other scrapers, a new scrape is 503 with
+    /// Retry-After, and the app is never asked.
+    @Test func aSpentBufferBudgetRefusesANewScrape() throws {
+        let harness = try Harness()
+        harness.outbound.reserve(1 << 20)
+        try harness.request("/metrics")
+        let response = try harness.response()
+        #expect(response.head?.status == .serviceUnavailable)
+        #expect(response.head?.headers["Retry-After"] == ["1"])
+        #expect(response.body == "gateway busy\n")
+        #expect(harness.upstream.fetches.isEmpty)
+        #expect(String(decoding: harness.metrics.exposition(), as: UTF8.self)
+            .contains("scrapeguard_scrapes_total{result=\"overloaded\"} 1"))
+    }
+
+    /// Body bytes count against the budget from their write until the socket takes
+    /// them (an embedded channel takes them on flush): nothing stays counted.
+    @Test func bodyBytesAreCountedUntilTaken() throws {
+        let harness = try Harness()
+        try harness.request("/metrics")
+        let fetch = try #require(harness.upstream.fetches.first)
+        fetch.send(.head(HTTPResponseHead(version: .http1_1, status: .ok,
+                                          headers: ["Content-Type": "text/plain; version=0.0.4"])))
+        fetch.send(.body(ByteBuffer(string: "up 1\n")))
+        fetch.send(.end)
+        #expect(try harness.response().body == "up 1\n")
+        #expect(harness.outbound.bytesInUse == 0)
+    }
+
     @Test func ownMetricsNeedNoFetch() throws {
         let harness = try Harness()
         try harness.request("/gateway/metrics")
@@ -129,6 +158,7 @@ private struct Harness {
     let channel = EmbeddedChannel()
     let upstream: ScriptedUpstream
     let metrics = GatewayMetrics()
+    let outbound = OutboundBudget(limit: 1 << 20)
 
     init(filter: FilterPolicy = FilterPolicy(), bodySizeLimit: Int = 1 << 20) throws {
         let configuration = UpstreamConfiguration(bodySizeLimit: bodySizeLimit)
@@ -142,6 +172,7 @@ private struct Harness {
             metricsPath: "/metrics",
             maximumRequestLine: 4096,
             responseHeaders: [],
+            outbound: outbound,
             metrics: metrics,
             health: GatewayHealth(),
             logger: Logger(label: "test"))

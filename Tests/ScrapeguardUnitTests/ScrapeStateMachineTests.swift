@@ -13,6 +13,7 @@ import Testing
         case end
         case rateLimit(Bool)
         case authenticated(BasicAuthenticator.Outcome)
+        case budgetSpent
         case upstreamHead(HTTPResponseStatus, contentLength: Int? = nil)
         case upstreamBody(Int)
         case upstreamEnd
@@ -110,6 +111,10 @@ import Testing
               action: "admitted(serveOwnMetrics(closeAfter: false))", state: "idle"),
         .init(name: "own metrics without keep-alive", events: [.head("/gateway/metrics", keepAlive: false), .end, .rateLimit(true), .rateLimit(true)],
               action: "admitted(serveOwnMetrics(closeAfter: true))", state: "closed"),
+        .init(name: "the buffer budget is spent: 503 before the app is asked", events: fetching + [.budgetSpent],
+              action: "respond(gatewayBusy, result: overloaded, closeAfter: false)", state: "idle"),
+        .init(name: "a spent budget mid-stream changes nothing", events: fetching + [.upstreamHead(.ok), .budgetSpent],
+              action: "none", state: "streaming"),
         .init(name: "the app answers 200", events: fetching + [.upstreamHead(.ok)],
               action: "sendResponseHead", state: "streaming"),
         .init(name: "the app answers 500", events: fetching + [.upstreamHead(.internalServerError)],
@@ -217,6 +222,7 @@ import Testing
             return machine.requestHead(head)
         case .end: return machine.requestEnd()
         case .rateLimit(let allowed): return machine.rateLimiterAnswered(allowed: allowed)
+        case .budgetSpent: return machine.outboundBudgetSpent()
         case .authenticated(let outcome): return machine.authenticated(outcome)
         case .upstreamHead(let status, let length):
             var head = HTTPResponseHead(version: .http1_1, status: status)

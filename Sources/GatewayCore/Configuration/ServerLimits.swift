@@ -22,6 +22,11 @@ package struct ServerLimits: Sendable, Hashable {
     /// How long a kept-alive connection may wait for its next request. Prometheus
     /// scrapes every 15–60 s on one connection: keep this above the scrape interval.
     package var idleTimeout: Duration = .seconds(120)
+    /// Bytes written toward scrapers and not yet taken by the socket, summed over
+    /// every connection (`OutboundBudget`). 32 MiB: deploy/'s limit is 128 MiB, the
+    /// idle process about 36 MiB, and each scrape in flight holds its filter state
+    /// beside its buffered bytes; this leaves half the limit for those.
+    package var maximumBufferedBytes: Int = 32 << 20
     /// The request head, request line included.
     package var maximumHeaderBytes: Int = 16 << 10
     /// The request line's target (path and query).
@@ -65,6 +70,10 @@ package struct ServerLimits: Sendable, Hashable {
                 guard value > .zero else { throw section.error(.invalidValue, key, "must be greater than 0") }
                 self[keyPath: path] = value
             }
+        }
+        if let value = try section.byteSize("max_buffered_bytes") {
+            guard value >= 1 << 20 else { throw section.error(.invalidValue, "max_buffered_bytes", "must be at least 1MiB") }
+            maximumBufferedBytes = value
         }
         if let value = try section.byteSize("max_header_bytes") {
             guard value >= 1024 else { throw section.error(.invalidValue, "max_header_bytes", "must be at least 1KiB") }

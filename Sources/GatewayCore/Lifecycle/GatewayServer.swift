@@ -66,6 +66,8 @@ package final class GatewayServer: Service, Sendable {
     private let settings: GatewayServerSettings
     private let group: EventLoopGroup
     private let threadPool: NIOThreadPool
+    /// The bytes buffered toward scrapers, over every connection and every reload.
+    package let outbound: OutboundBudget
     private let active: NIOLockedValueBox<Active>
     private let connections = ConnectionTracker()
     private let listener: HTTPListener
@@ -88,10 +90,12 @@ package final class GatewayServer: Service, Sendable {
         let pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
         self.threadPool = pool
+        let outbound = OutboundBudget(limit: settings.gateway.limits.maximumBufferedBytes)
+        self.outbound = outbound
         let tlsContext = try tlsContext ?? TLSContext(configuration: settings.web.tls)
         self.active = NIOLockedValueBox(Active(
             tlsContext: tlsContext,
-            policy: Self.makePolicy(settings.web, settings.gateway, pool: pool,
+            policy: Self.makePolicy(settings.web, settings.gateway, pool: pool, outbound: outbound,
                                     metrics: metrics, health: health, logger: logger),
             limits: settings.gateway.limits,
             web: settings.web))
@@ -105,7 +109,7 @@ package final class GatewayServer: Service, Sendable {
     /// cache), the rate limiter (and its tokens), the upstream client (and its idle
     /// connections); the series tracker when the limits allow (`PolicyScrapeFilter`).
     private static func makePolicy(
-        _ web: WebConfiguration, _ gateway: GatewayConfiguration, pool: NIOThreadPool,
+        _ web: WebConfiguration, _ gateway: GatewayConfiguration, pool: NIOThreadPool, outbound: OutboundBudget,
         metrics: GatewayMetrics, health: GatewayHealth, logger: Logger, previous: Active? = nil
     ) -> GatewayRequestPolicy {
         var authenticator = BasicAuthenticator(users: web.basicAuthUsers, pool: pool)
@@ -126,6 +130,7 @@ package final class GatewayServer: Service, Sendable {
             metricsPath: gateway.metricsPath,
             maximumRequestLine: gateway.limits.maximumRequestLine,
             responseHeaders: web.headers.map { ($0.name, $0.value) },
+            outbound: outbound,
             metrics: metrics,
             health: health,
             logger: logger)
@@ -149,8 +154,9 @@ package final class GatewayServer: Service, Sendable {
     /// `ConfigurationLoader`, so this cannot fail. Listen addresses are not reloadable.
     package func apply(_ snapshot: ConfigurationSnapshot) {
         let previous = active.withLockedValue { $0 }
-        let policy = Self.makePolicy(snapshot.web, snapshot.gateway, pool: threadPool, metrics: metrics, health: health,
-                                     logger: logger, previous: previous)
+        outbound.setLimit(snapshot.gateway.limits.maximumBufferedBytes)
+        let policy = Self.makePolicy(snapshot.web, snapshot.gateway, pool: threadPool, outbound: outbound, metrics: metrics,
+                                     health: health, logger: logger, previous: previous)
         active.withLockedValue { active in
             active = Active(tlsContext: snapshot.tlsContext, policy: policy, limits: snapshot.gateway.limits,
                             web: snapshot.web)

@@ -18,6 +18,8 @@ package final class GatewayMetrics: Sendable {
         case clientAborted = "client_aborted"
         /// The filter policy failed the scrape (`invalid_lines: fail_scrape`).
         case filterRejected = "filter_rejected"
+        /// Refused with 503: `max_buffered_bytes` was spent by slow scrapers.
+        case overloaded
     }
 
     package let registry: PrometheusCollectorRegistry

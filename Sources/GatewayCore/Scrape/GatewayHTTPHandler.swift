@@ -22,6 +22,10 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
     private var transform: (any ScrapeBodyTransform)?
     private var gzip: GzipEncoder?
     private var sentBodyBytes = 0
+    /// Body bytes written toward the scraper that the socket has not taken yet.
+    private var pendingBytes = 0
+    /// Whether reading from the app is paused, for the scraper or for the budget.
+    private var readingPaused = false
     private var fetchStarted: NIODeadline?
 
     /// Called once, when the connection's first request passes admission.
@@ -64,7 +68,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        fetch?.setReading(context.channel.isWritable)
+        updateReading(context: context)
         context.fireChannelWritabilityChanged()
     }
 
@@ -139,7 +143,11 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
         case .serveOwnMetrics(let closeAfter):
             respondWithOwnMetrics(closeAfter: closeAfter)
         case .startFetch(let head):
-            startFetch(head)
+            if policy.outbound.isSpent {
+                run(machine.outboundBudgetSpent())
+            } else {
+                startFetch(head)
+            }
         case .sendResponseHead(let upstream):
             sendResponseHead(upstream)
         case .forwardBody:
@@ -237,9 +245,16 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
             run(machine.filterFailed())
             return
         }
-        if !context.channel.isWritable {
-            fetch?.setReading(false)
-        }
+        updateReading(context: context)
+    }
+
+    /// Reads from the app while the scraper keeps up and the buffer budget allows; a
+    /// scrape with nothing waiting may always go on (`OutboundBudget`).
+    private func updateReading(context: ChannelHandlerContext) {
+        let pause = !context.channel.isWritable || (pendingBytes > 0 && policy.outbound.isSpent)
+        guard pause != readingPaused else { return }
+        readingPaused = pause
+        fetch?.setReading(!pause)
     }
 
     private func flushFilter() {
@@ -259,14 +274,21 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
 
     /// Writes filtered body bytes, through gzip when the scraper asked for it.
     private func send(_ output: ByteBuffer?, finish: Bool, context: ChannelHandlerContext) {
+        var body = output
         if let gzip {
-            let compressed = gzip.encode(output, finish: finish, allocator: context.channel.allocator)
-            if compressed.readableBytes > 0 {
-                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(compressed))), promise: nil)
-            }
-        } else if let output, output.readableBytes > 0 {
-            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(output))), promise: nil)
+            body = gzip.encode(output, finish: finish, allocator: context.channel.allocator)
         }
+        guard let body, body.readableBytes > 0 else { return }
+        let bytes = body.readableBytes
+        pendingBytes += bytes
+        policy.outbound.reserve(bytes)
+        let written = context.eventLoop.makePromise(of: Void.self)
+        written.futureResult.assumeIsolated().whenComplete { _ in
+            self.pendingBytes -= bytes
+            self.policy.outbound.release(bytes)
+            if self.context != nil { self.updateReading(context: context) }
+        }
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(body))), promise: written)
     }
 
     private func cancelFetch() {

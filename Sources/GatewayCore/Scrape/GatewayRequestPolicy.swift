@@ -13,6 +13,8 @@ struct GatewayRequestPolicy: Sendable {
     var maximumRequestLine: Int
     /// From web-config's `http_server_config.headers`, added to every response.
     var responseHeaders: [(String, String)]
+    /// Shared by every connection of the server, across reloads.
+    var outbound: OutboundBudget
     var metrics: GatewayMetrics
     var health: GatewayHealth
     var logger: Logger

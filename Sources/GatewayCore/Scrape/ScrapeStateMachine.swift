@@ -218,6 +218,12 @@ struct ScrapeStateMachine {
         }
     }
 
+    /// Before the app is asked: the buffer budget is spent, so this scrape is refused.
+    mutating func outboundBudgetSpent() -> Action {
+        guard case .fetching(let head) = state else { return .none }
+        return answer(.gatewayBusy, to: head, result: .overloaded)
+    }
+
     mutating func upstreamFailed(_ error: UpstreamError) -> Action {
         let result: GatewayMetrics.ScrapeResult = error == .timeout ? .timeout : .upstreamError
         switch state {

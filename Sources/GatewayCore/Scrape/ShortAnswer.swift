@@ -19,6 +19,8 @@ enum ShortAnswer: Equatable {
     case upstreamTooLarge
     case upstreamTimedOut
     case upstreamUnavailable
+    /// `max_buffered_bytes` is spent by scrapers that read slowly: try again soon.
+    case gatewayBusy
 
     var status: HTTPResponseStatus {
         switch self {
@@ -32,6 +34,7 @@ enum ShortAnswer: Equatable {
         case .methodNotAllowed: return .methodNotAllowed
         case .upstreamStatus, .upstreamTooLarge, .upstreamUnavailable: return .badGateway
         case .upstreamTimedOut: return .gatewayTimeout
+        case .gatewayBusy: return .serviceUnavailable
         }
     }
 
@@ -50,6 +53,7 @@ enum ShortAnswer: Equatable {
         case .upstreamTooLarge: return "upstream body exceeds the body size limit\n"
         case .upstreamTimedOut: return "upstream timed out\n"
         case .upstreamUnavailable: return "upstream unavailable\n"
+        case .gatewayBusy: return "gateway busy\n"
         }
     }
 
@@ -62,6 +66,7 @@ enum ShortAnswer: Equatable {
         case .requestBodyNotAllowed: return "request_body"
         case .requestTargetTooLong: return "request_target_too_long"
         case .tooManyRequests: return "rate_limited"
+        case .gatewayBusy: return "buffer_budget"
         default: return nil
         }
     }
@@ -69,7 +74,7 @@ enum ShortAnswer: Equatable {
     /// Headers the status calls for.
     var headers: [(String, String)] {
         switch self {
-        case .tooManyRequests, .authenticationOverloaded: return [("Retry-After", "1")]
+        case .tooManyRequests, .authenticationOverloaded, .gatewayBusy: return [("Retry-After", "1")]
         case .unauthorized: return [("WWW-Authenticate", "Basic realm=\"scrapeguard\", charset=\"UTF-8\"")]
         case .methodNotAllowed: return [("Allow", "GET, HEAD")]
         default: return []

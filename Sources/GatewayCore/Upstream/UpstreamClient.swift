@@ -59,6 +59,11 @@ package final class UpstreamClient: UpstreamFetching {
     fileprivate func connect(on eventLoop: EventLoop) -> EventLoopFuture<Channel> {
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.nanoseconds(configuration.connectTimeout.nanoseconds))
+            // One read of at most 64 KiB per event-loop turn: when the scraper falls
+            // behind and reading stops, no more than that is already on its way in.
+            .channelOption(.maxMessagesPerRead, value: 1)
+            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16384,
+                                                                                   maximum: 65536))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
