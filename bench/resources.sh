@@ -4,6 +4,8 @@
 # basic auth, at several body sizes. The numbers size deploy/'s resource requests.
 #
 # Usage: bench/resources.sh [SCRAPES_PER_SIZE] [SERIES ...]   (default: 50 1000 10000 100000)
+# Environment: STALLED="10 30 60 100" (stalled scrapers held at once, in turn),
+#              STALLED_SERIES=130000 (about 20 MB of exposition)
 # Needs: a release build (make release), curl, openssl, python3.
 set -euo pipefail
 
@@ -21,6 +23,9 @@ scrapes=${1:-50}
 shift || true
 sizes=("$@")
 ((${#sizes[@]})) || sizes=(1000 10000 100000)
+# STALLED: how many stalled scrapers to hold at once, in turn (see the end).
+read -r -a stalled_counts <<<"${STALLED:-10 30 60 100}"
+stalled_series=${STALLED_SERIES:-130000}
 binary=$root/.build/release/scrapeguard
 [[ -x $binary ]] || { echo "build it first: make release" >&2; exit 2; }
 
@@ -90,3 +95,42 @@ for series in "${sizes[@]}"; do
     printf '%-8s %12s %14s %16s\n' "$series" "$bytes" "$cpu_ms" "$(python3 -c "print(round($(hwm_kib) / 1024, 1))")"
 done
 printf 'idle RSS before scraping: %s MiB\n' "$(python3 -c "print(round($idle_rss / 1024, 1))")"
+
+# Stalled scrapers: N authenticated scrapes of a ~20 MB body whose clients never read
+# (a 4 KiB receive window), held 3 s (under the default write_timeout of 10 s, which
+# would close them). RSS while they are held, beside the max_buffered_bytes budget
+# (32 MiB by default) and the idle size; then whether a real scrape is served meanwhile.
+bench_body "$stalled_series" >"$work/body-stalled.txt"
+echo "body-stalled.txt" >"$work/current"
+cat >"$work/stall.py" <<'PY'
+import base64, socket, ssl, sys, time
+port, folder, auth, count, hold = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+ctx = ssl.create_default_context(cafile=f"{folder}/ca.crt")
+ctx.load_cert_chain(f"{folder}/client.crt", f"{folder}/client.key")
+token = base64.b64encode(auth.encode()).decode()
+conns = []
+for _ in range(count):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    t = ctx.wrap_socket(s, server_hostname="localhost")
+    t.sendall(f"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n\r\n".encode())
+    conns.append(t)
+print("held", flush=True)
+time.sleep(hold)
+PY
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$gateway_pid/status"; }
+printf '\n%-16s %14s %16s %12s\n' stalled_scrapes body_bytes rss_held_mib real_scrape
+for count in "${stalled_counts[@]}"; do
+    python3 "$work/stall.py" "$port" "$work/certs" "prometheus:$password" "$count" 6 >"$work/stall.out" & stall_pid=$!
+    until grep -q held "$work/stall.out" 2>/dev/null; do sleep 0.1; done
+    sleep 3
+    held=$(rss_kib)
+    status=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/certs/ca.crt" --cert "$work/certs/client.crt" \
+        --key "$work/certs/client.key" -u "prometheus:$password" "https://localhost:$port/metrics")
+    wait "$stall_pid"
+    printf '%-16s %14s %16s %12s\n' "$count" "$(stat -c %s "$work/body-stalled.txt")" \
+        "$(python3 -c "print(round($held / 1024, 1))")" "$status"
+    sleep 1
+done
+printf 'budget (max_buffered_bytes): 32 MiB; deploy/ limit: 128 MiB\n'
