@@ -46,7 +46,7 @@ let package = Package(
         // The streaming exposition filter: raw bytes, no NIO, no Foundation.
         .target(
             name: "MetricsFilter",
-            dependencies: ["COpenSSL", "COpenSSLShims", "CRE2"]
+            dependencies: ["COpenSSLShims", "CRE2"]
         ),
         .target(
             name: "GatewayTLS",

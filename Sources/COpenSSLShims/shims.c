@@ -3,6 +3,8 @@
 #include <crypt.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <stdlib.h>
@@ -202,4 +204,71 @@ int sg_bcrypt_hash(const char *password, int cost, char *out, size_t out_length)
     OPENSSL_cleanse(data, sizeof(struct crypt_data));
     free(data);
     return result;
+}
+
+/* --- hashes for the filter ------------------------------------------------ */
+
+int sg_md5(const void *data, size_t length, unsigned char *out) {
+    unsigned int written = 0;
+    return EVP_Digest(data, length, out, &written, EVP_md5(), NULL) == 1 && written == 16;
+}
+
+struct sg_hmac {
+    EVP_MAC_CTX *context;
+};
+
+sg_hmac *sg_hmac_sha256_new(const unsigned char *key, size_t key_length) {
+    if (key_length == 0) {
+        return NULL;
+    }
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (mac == NULL) {
+        return NULL;
+    }
+    EVP_MAC_CTX *context = EVP_MAC_CTX_new(mac);
+    EVP_MAC_free(mac); /* the context holds its own reference */
+    if (context == NULL) {
+        return NULL;
+    }
+    char digest[] = "SHA256";
+    OSSL_PARAM parameters[] = {
+        OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+        OSSL_PARAM_construct_end(),
+    };
+    sg_hmac *hmac = malloc(sizeof(sg_hmac));
+    if (hmac == NULL || EVP_MAC_init(context, key, key_length, parameters) != 1) {
+        free(hmac);
+        EVP_MAC_CTX_free(context);
+        return NULL;
+    }
+    hmac->context = context;
+    return hmac;
+}
+
+sg_hmac *sg_hmac_dup(const sg_hmac *hmac) {
+    sg_hmac *copy = malloc(sizeof(sg_hmac));
+    if (copy == NULL) {
+        return NULL;
+    }
+    copy->context = EVP_MAC_CTX_dup(hmac->context);
+    if (copy->context == NULL) {
+        free(copy);
+        return NULL;
+    }
+    return copy;
+}
+
+int sg_hmac_compute(sg_hmac *hmac, const void *data, size_t length, unsigned char *out) {
+    size_t written = 0;
+    /* With no key, HMAC's init starts over under the key it holds. */
+    return EVP_MAC_init(hmac->context, NULL, 0, NULL) == 1
+        && EVP_MAC_update(hmac->context, data, length) == 1
+        && EVP_MAC_final(hmac->context, out, &written, 32) == 1 && written == 32;
+}
+
+void sg_hmac_free(sg_hmac *hmac) {
+    if (hmac != NULL) {
+        EVP_MAC_CTX_free(hmac->context);
+        free(hmac);
+    }
 }

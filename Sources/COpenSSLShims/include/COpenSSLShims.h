@@ -66,4 +66,19 @@ int sg_bcrypt_verify(const char *password, const char *hash);
  * Returns 0 on success, -1 on error. */
 int sg_bcrypt_hash(const char *password, int cost, char *out, size_t out_length);
 
+/* Hashes for the filter (MetricsFilter calls OpenSSL only through these). */
+
+/* MD5 of `data` into `out` (16 bytes), for Prometheus's hashmod. 1 on success. */
+int sg_md5(const void *data, size_t length, unsigned char *out);
+
+/* A keyed HMAC-SHA256: made once per key, then duplicated for each user (a scrape),
+ * which re-initializes it per value: no fetch and no keying per value. */
+typedef struct sg_hmac sg_hmac;
+/* NULL when the key is empty or OpenSSL failed. */
+sg_hmac *sg_hmac_sha256_new(const unsigned char *key, size_t key_length);
+sg_hmac *sg_hmac_dup(const sg_hmac *hmac);
+/* HMAC of `data` into `out` (32 bytes). 1 on success. */
+int sg_hmac_compute(sg_hmac *hmac, const void *data, size_t length, unsigned char *out);
+void sg_hmac_free(sg_hmac *hmac);
+
 #endif

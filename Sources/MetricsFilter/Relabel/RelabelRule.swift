@@ -1,5 +1,3 @@
-internal import COpenSSL
-
 /// Prometheus's relabel actions.
 public enum RelabelAction: String, Sendable, Hashable, CaseIterable {
     case replace, keep, drop, keepequal, dropequal, hashmod, labelmap, labeldrop, labelkeep, lowercase, uppercase

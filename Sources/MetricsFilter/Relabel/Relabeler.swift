@@ -1,4 +1,4 @@
-internal import COpenSSL
+internal import COpenSSLShims
 
 /// Runs `metric_relabel_configs` over label sets as Prometheus does (`relabel.Process`):
 /// rules in order, each seeing the previous one's result; a drop ends processing. Regex
@@ -99,9 +99,8 @@ public final class Relabeler {
     /// MD5 of `value`, its last eight bytes as a big-endian integer (Prometheus's `sum64`).
     static func md5Tail(_ value: [UInt8]) -> UInt64 {
         var digest = [UInt8](repeating: 0, count: 16)
-        var length: UInt32 = 0
         _ = value.withUnsafeBufferPointer { buffer in
-            EVP_Digest(buffer.baseAddress, buffer.count, &digest, &length, EVP_md5(), nil)
+            digest.withUnsafeMutableBufferPointer { sg_md5(buffer.baseAddress, buffer.count, $0.baseAddress) }
         }
         return digest[8..<16].reduce(0) { ($0 << 8) | UInt64($1) }
     }
