@@ -24,6 +24,11 @@ package struct SANPattern: Sendable, Hashable, CustomStringConvertible {
     /// Parses a pattern; throws the reason it is refused.
     package init(_ text: String) throws(PatternError) {
         description = text
+        // ASCII only, compared byte for byte: no Unicode case folding or combining
+        // marks can make two different names look alike.
+        guard text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw PatternError(description: "a pattern is printable ASCII without spaces")
+        }
         if text.contains("://") {
             kind = try Self.parseURI(text)
         } else {
@@ -106,7 +111,7 @@ package struct SANPattern: Sendable, Hashable, CustomStringConvertible {
     // MARK: - Matching
 
     private static func uri(_ name: String, matches prefix: String, _ segments: [String?]) -> Bool {
-        guard name.hasPrefix(prefix) else { return false }
+        guard isPlainASCII(name), name.hasPrefix(prefix) else { return false }
         let path = name.dropFirst(prefix.count)
         guard path.hasPrefix("/") else { return false }
         let parts = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
@@ -115,17 +120,25 @@ package struct SANPattern: Sendable, Hashable, CustomStringConvertible {
             if let segment {
                 guard part == segment else { return false }
             } else {
-                // One segment: not empty, and no query or fragment riding along.
-                guard !part.isEmpty, !part.contains("?"), !part.contains("#") else { return false }
+                // One plain segment: not empty, not `.` or `..`, no percent-encoding,
+                // query or fragment riding along.
+                guard !part.isEmpty, part != ".", part != "..",
+                    !part.contains(where: { $0 == "?" || $0 == "#" || $0 == "%" })
+                else { return false }
             }
         }
         return true
     }
 
     private static func dns(_ name: String, matches suffix: [String]) -> Bool {
+        guard isPlainASCII(name) else { return false }
         var labels = name.lowercased().split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         if labels.last == "" { labels.removeLast() }  // a rooted name, "host.example.com."
         guard labels.count == suffix.count + 1, let first = labels.first, !first.isEmpty else { return false }
         return Array(labels.dropFirst()) == suffix
+    }
+
+    private static func isPlainASCII(_ name: String) -> Bool {
+        name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
     }
 }

@@ -127,7 +127,9 @@ package final class TLSConnection {
         OpenSSLErrorQueue.clear()
         let result = SSL_do_handshake(ssl)
         if result == 1 {
-            return .complete(completedEvent())
+            let event = completedEvent()
+            OpenSSLErrorQueue.clear()  // reading the peer's certificate may have queued some
+            return .complete(event)
         }
         switch SSL_get_error(ssl, result) {
         case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:

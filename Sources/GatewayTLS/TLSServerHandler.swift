@@ -207,9 +207,10 @@ package final class TLSServerHandler: ChannelDuplexHandler, RemovableChannelHand
             case .incomplete:
                 break readLoop
             case .closedByPeer:
-                // The client sent close_notify: answer with ours and close.
+                // The client sent close_notify: answer with ours and close (through
+                // this handler's own close, which sends it).
                 logger.debug("TLS close_notify received")
-                context.close(promise: nil)
+                close(context: context, mode: .all, promise: nil)
                 break readLoop
             case .failed(let failure):
                 fail(context: context, failure)

@@ -142,6 +142,20 @@ import Testing
         #expect(harness.outbound.bytesInUse == 0)
     }
 
+    /// A scrape that starts while the scraper is not taking bytes starts paused, and
+    /// reads once it takes them again: no fetch runs unchecked into a full channel.
+    @Test func aFetchFollowsTheScrapersPaceFromItsStart() throws {
+        let harness = try Harness()
+        harness.channel.isWritable = false
+        harness.channel.pipeline.fireChannelWritabilityChanged()
+        try harness.request("/metrics")
+        let fetch = try #require(harness.upstream.fetches.first)
+        #expect(!fetch.reading, "the new fetch is paused at once")
+        harness.channel.isWritable = true
+        harness.channel.pipeline.fireChannelWritabilityChanged()
+        #expect(fetch.reading)
+    }
+
     @Test func ownMetricsNeedNoFetch() throws {
         let harness = try Harness()
         try harness.request("/gateway/metrics")

@@ -19,6 +19,12 @@ import Testing
         (monitoring, "https://cluster.local/ns/monitoring/sa/prometheus", false),  // scheme
         (monitoring, "spiffe://cluster.local/ns/mon?x=1/sa/prometheus", false),
         ("spiffe://cluster.local/ns/monitoring/sa/*", "spiffe://cluster.local/ns/monitoring/sa/prometheus", true),
+        (monitoring, "spiffe://cluster.local/ns/./sa/prometheus", false),
+        (monitoring, "spiffe://cluster.local/ns/../sa/prometheus", false),
+        (monitoring, "spiffe://cluster.local/ns/a%2Fb/sa/prometheus", false),
+        (monitoring, "spiffe://cluster.local/ns/a/\u{338}b/sa/prometheus", false),  // one Character, two segments
+        (monitoring, "spiffe://a@cluster.local/ns/monitoring/sa/prometheus", false),  // userinfo
+        (monitoring, "spiffe://cluster.local:8443/ns/monitoring/sa/prometheus", false),  // port
     ])
     func uriPatterns(_ pattern: String, _ uri: String, _ matches: Bool) throws {
         let parsed = try SANPattern(pattern)
@@ -34,6 +40,7 @@ import Testing
         ("*.monitoring.svc", "monitoring.svc", false),
         ("*.monitoring.svc", "prometheus.monitoring.svc.evil.com", false),
         ("*.monitoring.svc", ".monitoring.svc", false),
+        ("*.kube.local", "a.\u{212A}ube.local", false),  // the Kelvin sign lowercases to k
     ])
     func dnsPatterns(_ pattern: String, _ name: String, _ matches: Bool) throws {
         let parsed = try SANPattern(pattern)
@@ -53,6 +60,7 @@ import Testing
         ("prometheus.*.svc", "a DNS pattern starts with \"*.\"; without a wildcard it is an exact SAN"),
         ("*.*.svc", "* may be only the whole leftmost label"),
         ("pro*.monitoring.svc", "a DNS pattern starts with \"*.\"; without a wildcard it is an exact SAN"),
+        ("*.\u{212A}ube.local", "a pattern is printable ASCII without spaces"),
     ])
     func refusedPatterns(_ pattern: String, _ reason: String) {
         #expect(throws: SANPattern.PatternError(description: reason)) { try SANPattern(pattern) }

@@ -33,6 +33,18 @@ import Testing
         #expect(wire.failures.reasons.isEmpty)
     }
 
+    /// A client's close_notify is answered with the server's own, then the close.
+    @Test func aPeersCloseNotifyIsAnswered() throws {
+        let wire = try HandlerWire(client: "client")
+        #expect(try wire.handshake())
+        wire.client.shutdown()
+        try wire.clientToServer()
+        try wire.serverToClient()
+        #expect(wire.clientReads() == ([], .closedByPeer), "the server's close_notify came back")
+        #expect(!wire.channel.isActive)
+        #expect(wire.failures.reasons.isEmpty)
+    }
+
     /// A plain HTTP request on the TLS port is refused at its first byte and counted.
     @Test func plainHTTPIsNotTLS() throws {
         let wire = try HandlerWire(client: "client")

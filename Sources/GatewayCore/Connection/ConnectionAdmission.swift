@@ -53,7 +53,7 @@ struct ConnectionAdmission {
         {
             evictions.append(Eviction(id: oldest, reason: .unprovenPerSource))
             remove(oldest)
-        } else if unproven.count >= limits.maximumUnproven, let oldest = unproven.first {
+        } else if unproven.count >= limits.maximumUnproven, let oldest = oldestOfTheBusiestSource() {
             evictions.append(Eviction(id: oldest, reason: .unprovenBudget))
             remove(oldest)
         }
@@ -88,6 +88,14 @@ struct ConnectionAdmission {
     /// No one is admitted from now on.
     mutating func startDraining() {
         draining = true
+    }
+
+    /// The oldest unproven connection of the source that holds the most of them: an
+    /// attacker spread over many addresses churns his own before a scraper's lone
+    /// connection in its handshake.
+    private func oldestOfTheBusiestSource() -> ObjectIdentifier? {
+        guard let most = unprovenBySource.values.max() else { return nil }
+        return unproven.first { unprovenBySource[entries[$0]?.source ?? "", default: 0] == most }
     }
 
     private mutating func remove(_ id: ObjectIdentifier) {

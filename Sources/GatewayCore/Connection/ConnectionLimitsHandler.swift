@@ -65,6 +65,8 @@ final class ConnectionLimitsHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Closed (a 431 sent, a deadline passed): nothing more reaches the codec.
+        if case .closed = machine.state { return }
         let action = machine.bytesReceived(unwrapInboundIn(data).readableBytes)
         run(action, context: context)
         if action != .refuseOversizedHead {
@@ -123,6 +125,10 @@ final class ConnectionLimitsHandler: ChannelDuplexHandler {
             // In plain bytes: the HTTP codec is above this handler.
             let response = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
             context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: response))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+            // A client that does not read its 431 is closed all the same.
+            context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) {
                 context.close(promise: nil)
             }
         case .close(let limit):

@@ -8,10 +8,12 @@
 ///   handshaking: handshake deadline, from the connection's start
 ///   readingHead: read-header deadline (from the handshake's end, or from the first
 ///                byte after idle), head bytes counted against the limit
-///   idle:        idle deadline; the write-progress deadline instead while the last
-///                response still waits in the buffer for a scraper that does not read
-///   processing:  none while the scraper takes what is written; the write-progress
-///                deadline while it does not (the channel stays unwritable)
+///   processing:  none of its own
+///   idle:        idle deadline
+///   any of readingHead, processing, idle while the channel is unwritable (the
+///                scraper takes none of what is written): the write-progress
+///                deadline instead, from the moment it became unwritable; nothing
+///                the client sends replaces it, only taking bytes again does
 /// ```
 struct ConnectionTimingStateMachine {
     enum State: Equatable {
@@ -19,11 +21,10 @@ struct ConnectionTimingStateMachine {
         case handshaking
         /// Reading a request head: its bytes so far.
         case readingHead(bytes: Int)
-        /// A request is being answered; `stalled` while the scraper takes no bytes.
-        case processing(stalled: Bool)
-        /// Between requests on a kept-alive connection; `stalled` while the last
-        /// response is still not taken.
-        case idle(stalled: Bool)
+        /// A request is being answered.
+        case processing
+        /// Between requests on a kept-alive connection.
+        case idle
         case closed
     }
 
@@ -46,6 +47,8 @@ struct ConnectionTimingStateMachine {
     }
 
     private(set) var state: State
+    /// Whether the scraper takes what is written (the channel's writability).
+    private(set) var writable = true
     let maximumHeaderBytes: Int
 
     /// - Parameter awaitsHandshake: whether the connection starts with a TLS handshake
@@ -66,7 +69,7 @@ struct ConnectionTimingStateMachine {
     mutating func handshakeCompleted() -> Action {
         guard case .handshaking = state else { return .none }
         state = .readingHead(bytes: 0)
-        return .arm(.readHeader)
+        return arm(.readHeader)
     }
 
     /// Plaintext bytes arrived.
@@ -74,12 +77,12 @@ struct ConnectionTimingStateMachine {
         var action = Action.none
         switch state {
         case .idle:
-            state = .readingHead(bytes: 0)  // the read-header deadline bounds it now
-            action = .arm(.readHeader)
-        case .processing, .closed:
-            return .none  // pipelined requests wait in the HTTP pipeline
-        case .handshaking:
-            return .none  // plaintext comes only after the handshake
+            state = .readingHead(bytes: 0)
+            action = arm(.readHeader)
+        case .processing, .closed, .handshaking:
+            // Pipelined requests wait in the HTTP pipeline; after a 431 nothing is
+            // read (the handler drops it); plaintext comes only after the handshake.
+            return .none
         case .readingHead:
             break
         }
@@ -92,31 +95,37 @@ struct ConnectionTimingStateMachine {
         return action
     }
 
+    /// A whole head reached the HTTP handler: from a head being read, or, pipelined,
+    /// handed over the moment the previous response ended.
     mutating func requestHeadReceived() -> Action {
-        guard case .readingHead = state else { return .none }
-        state = .processing(stalled: false)
-        return .cancelDeadline
-    }
-
-    /// The channel's writability changed: unwritable means the scraper is not taking
-    /// the bytes written to it as fast as they come.
-    mutating func writabilityChanged(isWritable: Bool) -> Action {
         switch state {
-        case .processing(let stalled) where stalled == isWritable:
-            state = .processing(stalled: !isWritable)
-            return isWritable ? .cancelDeadline : .arm(.writeProgress)
-        case .idle(let stalled) where stalled == isWritable:
-            state = .idle(stalled: !isWritable)
-            return isWritable ? .arm(.idle) : .arm(.writeProgress)
+        case .readingHead, .idle:
+            state = .processing
+            return writable ? .cancelDeadline : .none
         default:
             return .none
         }
     }
 
+    /// The channel's writability changed: unwritable means the scraper is not taking
+    /// the bytes written to it. While it lasts, the write-progress deadline runs, and
+    /// nothing the client sends (a new request, say) replaces it; when it ends, the
+    /// state's own deadline applies again.
+    mutating func writabilityChanged(isWritable: Bool) -> Action {
+        guard isWritable != writable else { return .none }
+        writable = isWritable
+        switch state {
+        case .handshaking, .closed:
+            return .none
+        case .readingHead, .processing, .idle:
+            return isWritable ? deadlineOfState : .arm(.writeProgress)
+        }
+    }
+
     mutating func responseCompleted() -> Action {
-        guard case .processing(let stalled) = state else { return .none }
-        state = .idle(stalled: stalled)
-        return stalled ? .none : .arm(.idle)  // a stalled one keeps its write deadline
+        guard case .processing = state else { return .none }
+        state = .idle
+        return arm(.idle)
     }
 
     mutating func deadlinePassed(_ deadline: Deadline) -> Action {
@@ -124,17 +133,36 @@ struct ConnectionTimingStateMachine {
         case (.handshaking, .handshake):
             state = .closed
             return .close(limit: .handshakeTimeout)
-        case (.readingHead, .readHeader):
-            state = .closed
-            return .close(limit: .readHeaderTimeout)
-        case (.processing(stalled: true), .writeProgress), (.idle(stalled: true), .writeProgress):
+        case (.readingHead, .writeProgress) where !writable,
+             (.processing, .writeProgress) where !writable,
+             (.idle, .writeProgress) where !writable:
             state = .closed
             return .close(limit: .writeTimeout)
-        case (.idle(stalled: false), .idle):
+        case (.readingHead, .readHeader) where writable:
+            state = .closed
+            return .close(limit: .readHeaderTimeout)
+        case (.idle, .idle) where writable:
             state = .closed
             return .close(limit: nil)
         default:
             return .none  // a deadline that no longer applies
+        }
+    }
+
+    /// Arms a state's deadline, unless a stall's write-progress deadline is running:
+    /// that one stays until the scraper takes bytes again.
+    private func arm(_ deadline: Deadline) -> Action {
+        writable ? .arm(deadline) : .none
+    }
+
+    /// The deadline the current state has of its own.
+    private var deadlineOfState: Action {
+        switch state {
+        case .handshaking: return .arm(.handshake)
+        case .readingHead: return .arm(.readHeader)
+        case .processing: return .cancelDeadline
+        case .idle: return .arm(.idle)
+        case .closed: return .none
         }
     }
 }

@@ -197,7 +197,22 @@ package final class GatewayServer: Service, Sendable {
                 metrics.connectionRejected(limit)
             }
         }
-        let address = try await listener.bind(host: settings.listenHost, port: settings.listenPort) { channel in
+        let address: SocketAddress
+        do {
+            address = try await bind(active: active, connections: connections, metrics: metrics, logger: logger,
+                                     onFailure: onFailure, onLimit: onLimit)
+        } catch {
+            lifecycle.withLockedValue { $0 = .initialized }  // nothing listens: start may be tried again
+            throw error
+        }
+        logger.info("listening", metadata: ["address": "\(address)"])
+        return address
+    }
+
+    private func bind(active: NIOLockedValueBox<Active>, connections: ConnectionTracker, metrics: GatewayMetrics,
+                      logger: Logger, onFailure: @escaping TLSServerHandler.FailureObserver,
+                      onLimit: @escaping @Sendable (ConnectionLimit) -> Void) async throws -> SocketAddress {
+        try await listener.bind(host: settings.listenHost, port: settings.listenPort) { channel in
             let current = active.withLockedValue { $0 }
             let source = channel.remoteAddress?.ipAddress ?? "unknown"
             switch connections.add(channel, source: source, limits: current.limits.admission) {
@@ -226,8 +241,6 @@ package final class GatewayServer: Service, Sendable {
                 }))
             }
         }
-        logger.info("listening", metadata: ["address": "\(address)"])
-        return address
     }
 
     /// Graceful drain: readiness turns false, the listener closes, idle keep-alive

@@ -205,6 +205,10 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
         fetch = policy.fetcher.fetch(
             method: head.method == .HEAD ? .HEAD : .GET, headers: upstreamHeaders,
             timeout: .nanoseconds(timeout.nanoseconds), on: context.eventLoop, receiver: self)
+        // A new fetch reads unless told otherwise: align it with this scraper now (a
+        // previous scrape may have ended paused).
+        readingPaused = false
+        updateReading(context: context)
     }
 
     /// The scraper's Accept header without protobuf, which the filter cannot read:

@@ -123,6 +123,8 @@ final class UpstreamFetch: UpstreamFetchControl {
     private var timer: Scheduled<Void>?
     private var finished = false
     private var receivedHead = false
+    /// What the receiver last asked for, applied to a channel that arrives later.
+    private var reading = true
 
     init(client: UpstreamClient, method: HTTPMethod, headers: HTTPHeaders, eventLoop: EventLoop, receiver: UpstreamEventReceiver) {
         self.client = client
@@ -145,6 +147,7 @@ final class UpstreamFetch: UpstreamFetchControl {
 
     /// Stops reading from the app while the scraper cannot keep up.
     func setReading(_ reading: Bool) {
+        self.reading = reading
         guard let channel, !finished else { return }
         _ = channel.setOption(.autoRead, value: reading)
     }
@@ -187,7 +190,7 @@ final class UpstreamFetch: UpstreamFetchControl {
         head.headers.replaceOrAdd(name: "Connection", value: "keep-alive")
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-        _ = channel.setOption(.autoRead, value: true)
+        _ = channel.setOption(.autoRead, value: reading)
     }
 
     // MARK: Events from UpstreamResponseHandler
