@@ -134,6 +134,27 @@ import Testing
         await upstream.stop()
     }
 
+    /// An app that answers protobuf (not asked for) or JSON: the scraper gets 502, not
+    /// an empty or unfiltered 200, and the scrape is counted as a bad format.
+    @Test(arguments: [
+        "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+        "application/json",
+    ])
+    func anAppAnsweringAnUnreadableFormatIsA502(_ contentType: String) async throws {
+        let upstream = TestUpstream(body: Array("{\"up\": 1}".utf8), contentType: contentType)
+        let upstreamPort = try await upstream.start()
+        let gateway = try await TestGateway.start(upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics")
+        let response = try await Curl().get("\(gateway.baseURL)/metrics")
+        #expect(response.status == 502)
+        #expect(response.bodyText == "upstream answered in a format the gateway cannot filter\n")
+        let metrics = String(decoding: gateway.server.metrics.exposition(), as: UTF8.self)
+        #expect(metrics.contains("scrapeguard_scrapes_total{result=\"upstream_bad_format\"} 1"), "\(metrics)")
+        let asked = try #require(upstream.receivedRequests.first?.headers.first(name: "Accept"))
+        #expect(!asked.contains("protobuf") && !asked.contains("*/*"), "\(asked)")
+        await gateway.stop()
+        await upstream.stop()
+    }
+
     @Test func otherPathsAndMethodsAreRefusedWithoutEcho() async throws {
         let upstream = TestUpstream(body: Array("up 1\n".utf8))
         let upstreamPort = try await upstream.start()

@@ -54,14 +54,6 @@ import Testing
         #expect(ScrapeTimeout.effective(headers: ["X-Prometheus-Scrape-Timeout-Seconds": "-3"], configured: configured) == configured)
     }
 
-    @Test func upstreamAcceptDropsProtobufOnly() {
-        let prometheus3 = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
-        #expect(GatewayHTTPHandler.upstreamAccept(prometheus3)
-            == "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,text/plain;version=0.0.4;q=0.3,*/*;q=0.2")
-        #expect(GatewayHTTPHandler.upstreamAccept(nil).hasPrefix("text/plain;version=0.0.4"))
-        #expect(GatewayHTTPHandler.upstreamAccept("application/vnd.google.protobuf").hasPrefix("text/plain;version=0.0.4"))
-    }
-
     @Test func bcryptShapes() {
         #expect(BcryptHash.isWellFormed(BcryptHash.hash(password: "x", cost: 4)!))
         #expect(!BcryptHash.isWellFormed("$2y$10$short"))

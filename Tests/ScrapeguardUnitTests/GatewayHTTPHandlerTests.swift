@@ -17,7 +17,8 @@ import Testing
         ]))
         try harness.request("/metrics", headers: [("Accept", "application/vnd.google.protobuf;q=0.9,text/plain;q=0.5")])
         let fetch = try #require(harness.upstream.fetches.first)
-        #expect(fetch.headers.first(name: "Accept") == "text/plain;q=0.5", "protobuf is not asked of the app")
+        #expect(fetch.headers.first(name: "Accept") == "text/plain;escaping=underscores;q=0.5",
+                "protobuf is not asked of the app")
         #expect(fetch.headers.first(name: "Accept-Encoding") == "identity")
         fetch.send(.head(HTTPResponseHead(version: .http1_1, status: .ok,
                                           headers: ["Content-Type": "text/plain; version=0.0.4"])))
@@ -111,6 +112,41 @@ import Testing
         #expect(response.body == text)
         #expect(response.ended)
         #expect(harness.upstream.fetches.isEmpty)
+    }
+
+    /// An app that answers in a format the filter cannot read (here protobuf, which it
+    /// was not asked for) gets the scraper a 502, counted; not a byte of it is sent.
+    @Test(arguments: [
+        ["Content-Type": "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"],
+        ["Content-Type": "application/json"],
+        ["Content-Type": "text/plain; version=0.0.4", "Content-Encoding": "gzip"],
+    ])
+    func anUnreadableAnswerIsA502(_ headers: [String: String]) throws {
+        let harness = try Harness()
+        try harness.request("/metrics")
+        let fetch = try #require(harness.upstream.fetches.first)
+        fetch.send(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: HTTPHeaders(Array(headers)))))
+        fetch.send(.body(ByteBuffer(string: "\u{0a}\u{1f}secret_series\u{12}\u{04}help")))
+        fetch.send(.end)
+        let response = try harness.response()
+        #expect(response.head?.status == .badGateway)
+        #expect(response.body == "upstream answered in a format the gateway cannot filter\n")
+        #expect(String(decoding: harness.metrics.exposition(), as: UTF8.self)
+            .contains("scrapeguard_scrapes_total{result=\"upstream_bad_format\"} 1"))
+        #expect(fetch.cancelled, "the app's body is not read on")
+    }
+
+    /// The scraper gets the gateway's Content-Type, whatever parameters the app added.
+    @Test func theContentTypeIsTheGateways() throws {
+        let harness = try Harness()
+        try harness.request("/metrics")
+        let fetch = try #require(harness.upstream.fetches.first)
+        fetch.send(.head(HTTPResponseHead(version: .http1_1, status: .ok,
+                                          headers: ["Content-Type": "text/plain; version=0.0.4; escaping=underscores; x=y"])))
+        fetch.send(.body(ByteBuffer(string: "up 1\n")))
+        fetch.send(.end)
+        let response = try harness.response()
+        #expect(response.head?.headers["Content-Type"] == ["text/plain; version=0.0.4; charset=utf-8"])
     }
 
     /// With `max_buffered_bytes` spent by other scrapers, a new scrape is 503 with

@@ -14,6 +14,7 @@ import Testing
         case rateLimit(Bool)
         case authenticated(BasicAuthenticator.Outcome)
         case budgetSpent
+        case upstreamHeadTyped(String)
         case upstreamHead(HTTPResponseStatus, contentLength: Int? = nil)
         case upstreamBody(Int)
         case upstreamEnd
@@ -115,6 +116,12 @@ import Testing
               action: "respond(gatewayBusy, result: overloaded, closeAfter: false)", state: "idle"),
         .init(name: "a spent budget mid-stream changes nothing", events: fetching + [.upstreamHead(.ok), .budgetSpent],
               action: "none", state: "streaming"),
+        .init(name: "the app answers protobuf, not asked for: 502 before a byte is sent",
+              events: fetching + [.upstreamHeadTyped("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily")],
+              action: "respond(upstreamBadFormat(reason: \"media type application/vnd.google.protobuf (io.prometheus.client.MetricFamily)\"), result: upstreamBadFormat, closeAfter: false)",
+              state: "idle"),
+        .init(name: "the app answers OpenMetrics: streamed", events: fetching + [.upstreamHeadTyped("application/openmetrics-text; version=1.0.0")],
+              action: "sendResponseHead", state: "streaming"),
         .init(name: "the app answers 200", events: fetching + [.upstreamHead(.ok)],
               action: "sendResponseHead", state: "streaming"),
         .init(name: "the app answers 500", events: fetching + [.upstreamHead(.internalServerError)],
@@ -223,6 +230,8 @@ import Testing
         case .end: return machine.requestEnd()
         case .rateLimit(let allowed): return machine.rateLimiterAnswered(allowed: allowed)
         case .budgetSpent: return machine.outboundBudgetSpent()
+        case .upstreamHeadTyped(let contentType):
+            return machine.upstreamHead(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Type": contentType]))
         case .authenticated(let outcome): return machine.authenticated(outcome)
         case .upstreamHead(let status, let length):
             var head = HTTPResponseHead(version: .http1_1, status: status)

@@ -20,6 +20,9 @@ package final class GatewayMetrics: Sendable {
         case filterRejected = "filter_rejected"
         /// Refused with 503: `max_buffered_bytes` was spent by slow scrapers.
         case overloaded
+        /// The app answered in a format the filter cannot read, or with an encoding the
+        /// gateway did not ask for: 502, nothing of it forwarded.
+        case upstreamBadFormat = "upstream_bad_format"
     }
 
     package let registry: PrometheusCollectorRegistry

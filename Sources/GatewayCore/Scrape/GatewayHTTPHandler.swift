@@ -1,5 +1,6 @@
 import GatewayTLS
 import Logging
+import MetricsFilter
 import NIOCore
 import NIOHTTP1
 
@@ -133,6 +134,9 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
                 ])
             case .upstreamStatus(let code):
                 policy.logger.warning("upstream answered with an error status", metadata: ["status": "\(code)"])
+            case .upstreamBadFormat(let reason):
+                policy.logger.warning("upstream answered in a format the filter cannot read: 502",
+                                      metadata: ["reason": "\(reason)"])
             case .upstreamTooLarge:
                 policy.logger.warning("upstream body exceeds body_size_limit",
                                       metadata: ["limit": "\(policy.fetcher.configuration.bodySizeLimit)"])
@@ -148,8 +152,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
             } else {
                 startFetch(head)
             }
-        case .sendResponseHead(let upstream):
-            sendResponseHead(upstream)
+        case .sendResponseHead(_, let format, let contentType):
+            sendResponseHead(format: format, contentType: contentType)
         case .forwardBody:
             if let body { forward(body) }
         case .flushFilter:
@@ -192,7 +196,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
     private func startFetch(_ head: HTTPRequestHead) {
         guard let context else { return }
         var upstreamHeaders = HTTPHeaders()
-        upstreamHeaders.add(name: "Accept", value: Self.upstreamAccept(head.headers.first(name: "Accept")))
+        upstreamHeaders.add(name: "Accept",
+                            value: UpstreamNegotiation.upstreamAccept(forScraper: head.headers.first(name: "Accept")))
         upstreamHeaders.add(name: "Accept-Encoding", value: "identity")
         upstreamHeaders.add(name: "User-Agent", value: "scrapeguard")
         if let timeout = head.headers.first(name: "X-Prometheus-Scrape-Timeout-Seconds") {
@@ -211,22 +216,12 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
         updateReading(context: context)
     }
 
-    /// The scraper's Accept header without protobuf, which the filter cannot read:
-    /// the app then answers in OpenMetrics or the text format.
-    static func upstreamAccept(_ accept: String?) -> String {
-        let fallback = "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
-        guard let accept else { return fallback }
-        let kept = accept.split(separator: ",").filter {
-            !$0.lowercased().contains("application/vnd.google.protobuf")
-        }
-        return kept.isEmpty ? fallback : kept.joined(separator: ",")
-    }
-
-    private func sendResponseHead(_ upstream: HTTPResponseHead) {
-        let contentType = upstream.headers.first(name: "Content-Type")
-        transform = policy.filter.makeTransform(contentType: contentType)
+    /// The scrape's response head: the Content-Type is the one the gateway writes (the
+    /// format the filter read and writes), never the app's copied.
+    private func sendResponseHead(format: ExpositionFormat, contentType: String) {
+        transform = policy.filter.makeTransform(format: format)
         var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: contentType ?? "text/plain; version=0.0.4; charset=utf-8")
+        headers.add(name: "Content-Type", value: contentType)
         headers.add(name: "Cache-Control", value: "no-store")
         headers.add(name: "Vary", value: "Accept-Encoding")
         if gzip != nil {

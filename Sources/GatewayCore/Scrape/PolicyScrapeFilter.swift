@@ -20,9 +20,9 @@ struct PolicyScrapeFilter: ScrapeBodyFilter {
         }
     }
 
-    func makeTransform(contentType: String?) -> any ScrapeBodyTransform {
+    func makeTransform(format: ExpositionFormat) -> any ScrapeBodyTransform {
         Transform(
-            filter: StreamingFilter(policy: policy, format: ExpositionFormat(contentType: contentType), tracker: tracker),
+            filter: StreamingFilter(policy: policy, format: format, tracker: tracker),
             metrics: metrics, tracker: tracker)
     }
 

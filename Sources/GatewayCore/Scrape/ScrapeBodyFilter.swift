@@ -1,11 +1,12 @@
+import MetricsFilter
 import NIOCore
 
 /// The hook through which every scraped body passes on its way to the scraper, chunk
 /// by chunk. One transform is made per scrape; it may hold state across chunks (a
 /// line split between two chunks) and emit what is left at the end.
 package protocol ScrapeBodyFilter: Sendable {
-    /// A transform for one body of the given upstream `Content-Type`.
-    func makeTransform(contentType: String?) -> any ScrapeBodyTransform
+    /// A transform for one body in `format` (what the app answered, checked).
+    func makeTransform(format: ExpositionFormat) -> any ScrapeBodyTransform
 }
 
 package protocol ScrapeBodyTransform {
@@ -25,7 +26,7 @@ extension ScrapeBodyTransform {
 package struct IdentityScrapeFilter: ScrapeBodyFilter {
     package init() {}
 
-    package func makeTransform(contentType: String?) -> any ScrapeBodyTransform { IdentityTransform() }
+    package func makeTransform(format: ExpositionFormat) -> any ScrapeBodyTransform { IdentityTransform() }
 
     package struct IdentityTransform: ScrapeBodyTransform {
         package mutating func process(_ chunk: ByteBuffer) -> ByteBuffer? { chunk }

@@ -1,3 +1,4 @@
+import MetricsFilter
 import NIOHTTP1
 
 /// One connection's requests, one at a time, as a value (postgres-nio's pattern): the
@@ -58,8 +59,9 @@ struct ScrapeStateMachine {
         case serveOwnMetrics(closeAfter: Bool)
         /// Ask the app; its events come back through `upstream…`.
         case startFetch(HTTPRequestHead)
-        /// The app answered: write the response head and set up the filter.
-        case sendResponseHead(HTTPResponseHead)
+        /// The app answered in a format the filter reads: write the response head,
+        /// saying `contentType`, and set up the filter for `format`.
+        case sendResponseHead(HTTPResponseHead, format: ExpositionFormat, contentType: String)
         /// Pass this body part through the filter to the scraper.
         case forwardBody
         /// Flush the filter's last output, then call `filterFlushed` or `filterFailed`.
@@ -188,8 +190,14 @@ struct ScrapeStateMachine {
         if let length = response.headers.first(name: "Content-Length").flatMap(Int.init), length > configuration.bodySizeLimit {
             return answer(.upstreamTooLarge, to: head, result: .tooLarge)
         }
-        state = .streaming(head, upstreamBytes: 0)
-        return .sendResponseHead(response)
+        switch UpstreamNegotiation.classify(contentType: response.headers.first(name: "Content-Type"),
+                                            contentEncoding: response.headers.first(name: "Content-Encoding")) {
+        case .unreadable(let reason):
+            return answer(.upstreamBadFormat(reason: reason), to: head, result: .upstreamBadFormat)
+        case .readable(let format, let contentType):
+            state = .streaming(head, upstreamBytes: 0)
+            return .sendResponseHead(response, format: format, contentType: contentType)
+        }
     }
 
     mutating func upstreamBody(bytes: Int) -> Action {

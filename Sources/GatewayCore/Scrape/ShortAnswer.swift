@@ -19,6 +19,8 @@ enum ShortAnswer: Equatable {
     case upstreamTooLarge
     case upstreamTimedOut
     case upstreamUnavailable
+    /// The app answered in a format the filter cannot read (the reason is logged, never sent).
+    case upstreamBadFormat(reason: String)
     /// `max_buffered_bytes` is spent by scrapers that read slowly: try again soon.
     case gatewayBusy
 
@@ -32,7 +34,7 @@ enum ShortAnswer: Equatable {
         case .unauthorized: return .unauthorized
         case .notFound: return .notFound
         case .methodNotAllowed: return .methodNotAllowed
-        case .upstreamStatus, .upstreamTooLarge, .upstreamUnavailable: return .badGateway
+        case .upstreamStatus, .upstreamTooLarge, .upstreamUnavailable, .upstreamBadFormat: return .badGateway
         case .upstreamTimedOut: return .gatewayTimeout
         case .gatewayBusy: return .serviceUnavailable
         }
@@ -53,6 +55,7 @@ enum ShortAnswer: Equatable {
         case .upstreamTooLarge: return "upstream body exceeds the body size limit\n"
         case .upstreamTimedOut: return "upstream timed out\n"
         case .upstreamUnavailable: return "upstream unavailable\n"
+        case .upstreamBadFormat: return "upstream answered in a format the gateway cannot filter\n"
         case .gatewayBusy: return "gateway busy\n"
         }
     }
