@@ -35,6 +35,10 @@ package struct GatewayServerSettings: Sendable {
 /// and stopped by hand in tests. `apply(_:)` swaps in a new configuration snapshot
 /// whole; open connections keep what they started with.
 ///
+/// About 320 lines: the configuration it applies, each connection's pipeline and
+/// the lifecycle live together because they share the locked `Active` state; the
+/// listener, the health port, admission and the drain's wait are types of their own.
+///
 /// ```
 /// initialized ─start→ serving ─drain→ draining ─last connection closed, or timeout→ stopped
 ///                        └──────────────────── stop (close everything) ──────────────┘

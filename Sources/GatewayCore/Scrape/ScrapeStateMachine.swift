@@ -13,10 +13,13 @@ import NIOHTTP1
 ///   route: own metrics, or a short answer ───────────────────────────→ idle | closed
 ///   route: the metrics path → fetching ─upstream head 200→ streaming ─end→ finishing
 ///   finishing ─filter flushed→ idle | closed          (result: success)
-///   fetching ─error status, too large, failure→ short answer → idle | closed
+///   fetching ─error status, too large, unreadable format, budget spent, failure→
+///            short answer → idle | closed
 ///   streaming/finishing ─too large, filter failed, upstream failed→ closed (abort)
 ///   fetching/streaming/finishing ─client gone→ closed  (result: client aborted)
 /// ```
+///
+/// About 320 lines: every state × event of a request, in one place, is the point.
 struct ScrapeStateMachine {
     struct Configuration: Sendable {
         var maximumRequestLine: Int
