@@ -31,6 +31,8 @@ import Testing
         ("gateway", "upstream:\n  scrape_timeout: ten seconds\n", "upstream.scrape_timeout: invalid duration"),
         ("gateway", "upstream:\n  url: https://example.com/metrics\n", "upstream.url: invalid upstream URL"),
         ("gateway", "server:\n  metrics_path: metrics\n", "server.metrics_path: must be an absolute path"),
+        ("gateway", "upstream:\n  allowed_query_params: [\"a=b\"]\n",
+         "upstream.allowed_query_params[0]: \"a=b\" is not a plain parameter name"),
         ("gateway", "server:\n  max_unauthenticated_connections: 600\n",
          "server.max_unauthenticated_connections: must be between 1 and max_connections (512)"),
         ("gateway", "server:\n  max_unauthenticated_connections_per_source: 0\n",

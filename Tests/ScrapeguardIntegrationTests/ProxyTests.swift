@@ -155,6 +155,27 @@ import Testing
         await upstream.stop()
     }
 
+    /// `upstream.allowed_query_params`: the listed parameters reach the app (a
+    /// multi-target exporter's `collect[]`, `module`), any other is 400, not dropped.
+    @Test func allowedQueryParametersReachTheAppAndOthersAre400() async throws {
+        let upstream = TestUpstream(body: Array("up 1\n".utf8))
+        let upstreamPort = try await upstream.start()
+        let gateway = try await TestGateway.start(
+            upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics",
+            upstreamExtra: "  allowed_query_params: [\"collect[]\", module]")
+        let allowed = try await Curl().get("\(gateway.baseURL)/metrics?collect%5B%5D=cpu&module=http_2xx")
+        #expect(allowed.status == 200 && allowed.bodyText == "up 1\n")
+        #expect(upstream.receivedRequests.last?.uri == "/metrics?collect%5B%5D=cpu&module=http_2xx")
+        let refused = try await Curl().get("\(gateway.baseURL)/metrics?module=a&secret=1")
+        #expect(refused.status == 400)
+        #expect(refused.bodyText == "bad request: a query parameter that is not allowed\n")
+        #expect(upstream.receivedRequests.count == 1, "the refused scrape never reached the app")
+        let metrics = String(decoding: gateway.server.metrics.exposition(), as: UTF8.self)
+        #expect(metrics.contains("scrapeguard_requests_refused_total{reason=\"query_parameter\"} 1"), "\(metrics)")
+        await gateway.stop()
+        await upstream.stop()
+    }
+
     @Test func otherPathsAndMethodsAreRefusedWithoutEcho() async throws {
         let upstream = TestUpstream(body: Array("up 1\n".utf8))
         let upstreamPort = try await upstream.start()

@@ -276,9 +276,9 @@ private final class ScriptedUpstream: UpstreamFetching, @unchecked Sendable {
         self.configuration = configuration
     }
 
-    func fetch(method: HTTPMethod, headers: HTTPHeaders, timeout: TimeAmount, on eventLoop: EventLoop,
+    func fetch(method: HTTPMethod, query: String?, headers: HTTPHeaders, timeout: TimeAmount, on eventLoop: EventLoop,
                receiver: UpstreamEventReceiver) -> UpstreamFetchControl {
-        let fetch = ScriptedFetch(method: method, headers: headers, receiver: receiver)
+        let fetch = ScriptedFetch(method: method, query: query, headers: headers, receiver: receiver)
         fetches.append(fetch)
         return fetch
     }
@@ -286,13 +286,15 @@ private final class ScriptedUpstream: UpstreamFetching, @unchecked Sendable {
 
 private final class ScriptedFetch: UpstreamFetchControl {
     let method: HTTPMethod
+    let query: String?
     let headers: HTTPHeaders
     private weak var receiver: UpstreamEventReceiver?
     private(set) var cancelled = false
     private(set) var reading = true
 
-    init(method: HTTPMethod, headers: HTTPHeaders, receiver: UpstreamEventReceiver) {
+    init(method: HTTPMethod, query: String?, headers: HTTPHeaders, receiver: UpstreamEventReceiver) {
         self.method = method
+        self.query = query
         self.headers = headers
         self.receiver = receiver
     }

@@ -37,7 +37,8 @@ import Testing
     }
 
     static let configuration = ScrapeStateMachine.Configuration(
-        maximumRequestLine: 64, metricsPath: "/metrics", authenticationEnabled: false, bodySizeLimit: 100)
+        maximumRequestLine: 64, metricsPath: "/metrics", authenticationEnabled: false, bodySizeLimit: 100,
+        allowedQueryParameters: ["collect[]", "target"])
 
     static let rows: [Row] = [
         .init(name: "a head alone waits for the end", events: [.head("/metrics")], action: "none", state: "receiving"),
@@ -106,7 +107,15 @@ import Testing
               action: "admitted(respond(notFound, result: nil, closeAfter: false))", state: "idle"),
         .init(name: "POST to the metrics path", events: [.head("/metrics", .POST), .end, .rateLimit(true), .rateLimit(true)],
               action: "admitted(respond(methodNotAllowed, result: nil, closeAfter: false))", state: "idle"),
-        .init(name: "the query string is not part of the path", events: [.head("/metrics?x=1"), .end, .rateLimit(true), .rateLimit(true)],
+        .init(name: "a query parameter not allowed: 400, not dropped", events: [.head("/metrics?x=1"), .end, .rateLimit(true), .rateLimit(true)],
+              action: "admitted(respond(queryParameterNotAllowed, result: nil, closeAfter: false))", state: "idle"),
+        .init(name: "allowed query parameters are passed on",
+              events: [.head("/metrics?collect%5B%5D=cpu&target=a"), .end, .rateLimit(true), .rateLimit(true)],
+              action: "admitted(startFetch(collect%5B%5D=cpu&target=a))", state: "fetching"),
+        .init(name: "one parameter not allowed among allowed ones: 400",
+              events: [.head("/metrics?collect[]=cpu&secret=1"), .end, .rateLimit(true), .rateLimit(true)],
+              action: "admitted(respond(queryParameterNotAllowed, result: nil, closeAfter: false))", state: "idle"),
+        .init(name: "an empty query is no query", events: [.head("/metrics?"), .end, .rateLimit(true), .rateLimit(true)],
               action: "admitted(startFetch)", state: "fetching"),
         .init(name: "own metrics", events: [.head("/gateway/metrics"), .end, .rateLimit(true), .rateLimit(true)],
               action: "admitted(serveOwnMetrics(closeAfter: false))", state: "idle"),
@@ -258,7 +267,7 @@ import Testing
             if case .unauthorized(let reason) = answer { answerText = "unauthorized(\(reason))" } else { answerText = "\(answer)" }
             return "respond(\(answerText), result: \(result.map { "\($0)" } ?? "nil"), closeAfter: \(closeAfter))"
         case .serveOwnMetrics(let closeAfter): return "serveOwnMetrics(closeAfter: \(closeAfter))"
-        case .startFetch: return "startFetch"
+        case .startFetch(_, let query): return query.map { "startFetch(\($0))" } ?? "startFetch"
         case .sendResponseHead: return "sendResponseHead"
         case .forwardBody: return "forwardBody"
         case .flushFilter: return "flushFilter"

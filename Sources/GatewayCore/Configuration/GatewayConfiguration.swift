@@ -49,6 +49,14 @@ package struct GatewayConfiguration: Sendable {
                 guard limit > 0 else { throw upstream.error(.invalidValue, "body_size_limit", "must be greater than 0") }
                 configuration.upstream.bodySizeLimit = limit
             }
+            if let names = try upstream.stringList("allowed_query_params") {
+                for (index, name) in names.enumerated()
+                where name.isEmpty || name.contains(where: { "&=?#% ".contains($0) }) {
+                    throw upstream.error(.invalidValue, "allowed_query_params[\(index)]",
+                                         "\"\(name)\" is not a plain parameter name")
+                }
+                configuration.upstream.allowedQueryParameters = names
+            }
             if let path = try upstream.string("path") {
                 guard configuration.upstream.url.unixSocketPath != nil else {
                     throw upstream.error(.conflictingKeys, "path", "only for a unix:// url (an http:// url carries its own path)")
@@ -85,17 +93,22 @@ package struct UpstreamConfiguration: Sendable, Hashable {
     package var connectTimeout: Duration
     /// A larger body aborts the response: it is never cut short silently.
     package var bodySizeLimit: Int
+    /// Query parameters of the scrape passed on to the app (`upstream.allowed_query_params`);
+    /// any other is refused with 400 (`ScrapeQuery`).
+    package var allowedQueryParameters: [String]
 
     package init(
         url: UpstreamURL = UpstreamURL(host: "127.0.0.1", port: 8000, pathAndQuery: "/metrics"),
         scrapeTimeout: Duration = .seconds(10),
         connectTimeout: Duration = .seconds(2),
-        bodySizeLimit: Int = 64 << 20
+        bodySizeLimit: Int = 64 << 20,
+        allowedQueryParameters: [String] = []
     ) {
         self.url = url
         self.scrapeTimeout = scrapeTimeout
         self.connectTimeout = connectTimeout
         self.bodySizeLimit = bodySizeLimit
+        self.allowedQueryParameters = allowedQueryParameters
     }
 }
 

@@ -150,11 +150,11 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
             respond(answer, closeAfter: closeAfter)
         case .serveOwnMetrics(let closeAfter):
             respondWithOwnMetrics(closeAfter: closeAfter)
-        case .startFetch(let head):
+        case .startFetch(let head, let query):
             if policy.outbound.isSpent {
                 run(machine.outboundBudgetSpent())
             } else {
-                startFetch(head)
+                startFetch(head, query: query)
             }
         case .sendResponseHead(_, let format, let contentType):
             sendResponseHead(format: format, contentType: contentType)
@@ -197,7 +197,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
         }
     }
 
-    private func startFetch(_ head: HTTPRequestHead) {
+    private func startFetch(_ head: HTTPRequestHead, query: String?) {
         guard let context else { return }
         var upstreamHeaders = HTTPHeaders()
         upstreamHeaders.add(name: "Accept",
@@ -212,7 +212,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
         fetchStarted = .now()
         gzip = head.method == .GET && GzipEncoder.accepts(head.headers.first(name: "Accept-Encoding")) ? GzipEncoder() : nil
         fetch = policy.fetcher.fetch(
-            method: head.method == .HEAD ? .HEAD : .GET, headers: upstreamHeaders,
+            method: head.method == .HEAD ? .HEAD : .GET, query: query, headers: upstreamHeaders,
             timeout: .nanoseconds(timeout.nanoseconds), on: context.eventLoop, receiver: self)
         // A new fetch reads unless told otherwise: align it with this scraper now (a
         // previous scrape may have ended paused).

@@ -21,6 +21,7 @@ struct GatewayRequestPolicy: Sendable {
 
     var scrapeConfiguration: ScrapeStateMachine.Configuration {
         .init(maximumRequestLine: maximumRequestLine, metricsPath: metricsPath,
-              authenticationEnabled: authenticator.isEnabled, bodySizeLimit: fetcher.configuration.bodySizeLimit)
+              authenticationEnabled: authenticator.isEnabled, bodySizeLimit: fetcher.configuration.bodySizeLimit,
+              allowedQueryParameters: Set(fetcher.configuration.allowedQueryParameters))
     }
 }

@@ -26,6 +26,7 @@ struct ScrapeStateMachine {
         var metricsPath: String
         var authenticationEnabled: Bool
         var bodySizeLimit: Int
+        var allowedQueryParameters: Set<String> = []
     }
 
     enum State {
@@ -60,8 +61,9 @@ struct ScrapeStateMachine {
         case respond(ShortAnswer, result: GatewayMetrics.ScrapeResult?, closeAfter: Bool)
         /// The gateway's own metrics, then the response ends.
         case serveOwnMetrics(closeAfter: Bool)
-        /// Ask the app; its events come back through `upstream…`.
-        case startFetch(HTTPRequestHead)
+        /// Ask the app, passing on `query` (the allowed parameters, or nil); its
+        /// events come back through `upstream…`.
+        case startFetch(HTTPRequestHead, query: String?)
         /// The app answered in a format the filter reads: write the response head,
         /// saying `contentType`, and set up the filter for `format`.
         case sendResponseHead(HTTPResponseHead, format: ExpositionFormat, contentType: String)
@@ -174,8 +176,13 @@ struct ScrapeStateMachine {
             state = head.isKeepAlive ? .idle : .closed
             return .serveOwnMetrics(closeAfter: !head.isKeepAlive)
         case .scrape:
-            state = .fetching(head)
-            return .startFetch(head)
+            switch ScrapeQuery.check(uri: head.uri, allowed: configuration.allowedQueryParameters) {
+            case .failure:
+                return answer(.queryParameterNotAllowed, to: head)
+            case .success(let query):
+                state = .fetching(head)
+                return .startFetch(head, query: query)
+            }
         case .notFound:
             return answer(.notFound, to: head)
         case .methodNotAllowed:

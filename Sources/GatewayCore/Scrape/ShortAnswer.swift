@@ -9,6 +9,8 @@ enum ShortAnswer: Equatable {
     /// A scrape has no body: one announced is refused before a byte of it is waited for.
     case requestBodyNotAllowed
     case requestTargetTooLong
+    /// The scrape's query names a parameter `upstream.allowed_query_params` does not list.
+    case queryParameterNotAllowed
     case tooManyRequests
     case authenticationOverloaded
     /// Why, for the auth-failure counter and the log; never sent.
@@ -29,6 +31,7 @@ enum ShortAnswer: Equatable {
         case .missingHost, .repeatedHost: return .badRequest
         case .requestBodyNotAllowed: return .payloadTooLarge
         case .requestTargetTooLong: return .uriTooLong
+        case .queryParameterNotAllowed: return .badRequest
         case .tooManyRequests: return .tooManyRequests
         case .authenticationOverloaded: return .serviceUnavailable
         case .unauthorized: return .unauthorized
@@ -46,6 +49,7 @@ enum ShortAnswer: Equatable {
         case .repeatedHost: return "bad request: more than one Host header\n"
         case .requestBodyNotAllowed: return "a scrape request has no body\n"
         case .requestTargetTooLong: return "request target too long\n"
+        case .queryParameterNotAllowed: return "bad request: a query parameter that is not allowed\n"
         case .tooManyRequests: return "too many requests\n"
         case .authenticationOverloaded: return "authentication overloaded\n"
         case .unauthorized: return "unauthorized\n"
@@ -68,6 +72,7 @@ enum ShortAnswer: Equatable {
         case .repeatedHost: return "repeated_host"
         case .requestBodyNotAllowed: return "request_body"
         case .requestTargetTooLong: return "request_target_too_long"
+        case .queryParameterNotAllowed: return "query_parameter"
         case .tooManyRequests: return "rate_limited"
         case .gatewayBusy: return "buffer_budget"
         default: return nil

@@ -28,11 +28,16 @@ package final class UpstreamClient: UpstreamFetching {
     /// Starts a fetch; must be called on `eventLoop`. The receiver hears exactly one of
     /// `.end` or `.failed`, unless the fetch is cancelled first.
     func fetch(
-        method: HTTPMethod, headers: HTTPHeaders, timeout: TimeAmount,
+        method: HTTPMethod, query: String?, headers: HTTPHeaders, timeout: TimeAmount,
         on eventLoop: EventLoop, receiver: UpstreamEventReceiver
     ) -> UpstreamFetchControl {
         eventLoop.preconditionInEventLoop()
-        let fetch = UpstreamFetch(client: self, method: method, headers: headers, eventLoop: eventLoop, receiver: receiver)
+        var target = configuration.url.pathAndQuery
+        if let query {
+            target += (target.contains("?") ? "&" : "?") + query
+        }
+        let fetch = UpstreamFetch(client: self, method: method, target: target, headers: headers, eventLoop: eventLoop,
+                                  receiver: receiver)
         fetch.start(timeout: timeout)
         return fetch
     }
@@ -116,6 +121,8 @@ final class IdleConnections {
 final class UpstreamFetch: UpstreamFetchControl {
     private let client: UpstreamClient
     private let method: HTTPMethod
+    /// Path and query on the app: its URL's, plus the scraper's allowed parameters.
+    private let target: String
     private let headers: HTTPHeaders
     private let eventLoop: EventLoop
     private weak var receiver: UpstreamEventReceiver?
@@ -126,9 +133,11 @@ final class UpstreamFetch: UpstreamFetchControl {
     /// What the receiver last asked for, applied to a channel that arrives later.
     private var reading = true
 
-    init(client: UpstreamClient, method: HTTPMethod, headers: HTTPHeaders, eventLoop: EventLoop, receiver: UpstreamEventReceiver) {
+    init(client: UpstreamClient, method: HTTPMethod, target: String, headers: HTTPHeaders, eventLoop: EventLoop,
+         receiver: UpstreamEventReceiver) {
         self.client = client
         self.method = method
+        self.target = target
         self.headers = headers
         self.eventLoop = eventLoop
         self.receiver = receiver
@@ -185,7 +194,7 @@ final class UpstreamFetch: UpstreamFetchControl {
         }
         handler.current = self
         handler.reused = reused
-        var head = HTTPRequestHead(version: .http1_1, method: method, uri: client.configuration.url.pathAndQuery, headers: headers)
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: target, headers: headers)
         head.headers.replaceOrAdd(name: "Host", value: client.configuration.url.hostHeader)
         head.headers.replaceOrAdd(name: "Connection", value: "keep-alive")
         channel.write(HTTPClientRequestPart.head(head), promise: nil)

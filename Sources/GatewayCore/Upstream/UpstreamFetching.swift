@@ -31,6 +31,7 @@ protocol UpstreamFetching: Sendable {
 
     /// Starts a fetch; must be called on `eventLoop`, whose thread the events arrive on.
     /// The receiver is held weakly.
-    func fetch(method: HTTPMethod, headers: HTTPHeaders, timeout: TimeAmount, on eventLoop: EventLoop,
+    /// `query` (the scraper's allowed parameters) is added to the app's own URL.
+    func fetch(method: HTTPMethod, query: String?, headers: HTTPHeaders, timeout: TimeAmount, on eventLoop: EventLoop,
                receiver: UpstreamEventReceiver) -> UpstreamFetchControl
 }
