@@ -6,7 +6,8 @@ import TestSupport
 /// TLS between two in-memory `TLSConnection`s: the gateway's server end against a
 /// client end, real OpenSSL on both, no socket. Each refusal is checked from both
 /// sides: the reason the server counts and the alert the client reads (what curl
-/// shows a user in the integration suite's `AccessTests`).
+/// shows a user in the integration suite's `AccessTests`). The PKI is made by
+/// certs/gen-dev-certs.sh once per run (`TestPKI`): no key lives in the repository.
 @Suite struct TLSConnectionTests {
     static let allowedSAN = "spiffe://cluster.local/ns/monitoring/sa/prometheus"
 
@@ -95,7 +96,7 @@ import TestSupport
     }
 }
 
-/// A server `TLSConnection` made from the fixture PKI (mTLS that requires the
+/// A server `TLSConnection` made from the test PKI (`TestPKI`, made per run) (mTLS that requires the
 /// Prometheus SAN, as deploy/ does) and a client one, with the wire between them.
 struct TLSPair {
     let server: TLSConnection
@@ -113,7 +114,7 @@ struct TLSPair {
     }
 
     static func fixture(_ name: String) throws -> String {
-        try String(contentsOf: Repository.fixtures.appendingPathComponent("tls/\(name)"), encoding: .utf8)
+        try TestPKI.shared.text(name)
     }
 
     static func serverContext(sans: [String] = [TLSConnectionTests.allowedSAN], patterns: [SANPattern] = [])

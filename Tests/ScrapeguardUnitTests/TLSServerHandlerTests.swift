@@ -84,7 +84,7 @@ import Testing
     }
 }
 
-/// An `EmbeddedChannel` with a `TLSServerHandler` (fixture PKI) and a recorder above
+/// An `EmbeddedChannel` with a `TLSServerHandler` (test PKI) and a recorder above
 /// it, and a client `TLSConnection` whose ciphertext the test carries by hand.
 struct HandlerWire {
     let channel: EmbeddedChannel

@@ -77,8 +77,6 @@ enum ProcessRunner {
 }
 
 extension Repository {
-    static var certsScript: String { root.appendingPathComponent("certs/gen-dev-certs.sh").path }
-
     /// The built `scrapeguard` executable next to the test bundle.
     static var binary: String {
         let candidates = [
@@ -92,16 +90,3 @@ extension Repository {
 
 private final class BundleMarker {}
 
-/// A fresh throwaway PKI made by the project's own script, once per test process.
-struct TestPKI: Sendable {
-    let folder: String
-
-    static let shared: TestPKI = {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sg-pki-\(UUID().uuidString)").path
-        let result = ProcessRunner.runBlocking(["bash", Repository.certsScript, "--test-extras", folder])
-        precondition(result.status == 0, "gen-dev-certs.sh failed: \(result.stderr)")
-        return TestPKI(folder: folder)
-    }()
-
-    func path(_ name: String) -> String { "\(folder)/\(name)" }
-}
