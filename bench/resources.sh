@@ -5,8 +5,9 @@
 #
 # Usage: bench/resources.sh [SCRAPES_PER_SIZE] [SERIES ...]   (default: 50 1000 10000 100000)
 # Environment: STALLED="10 30 60 100" (stalled scrapers held at once, in turn),
-#              STALLED_SERIES=130000 (about 20 MB of exposition)
-# Needs: a release build (make release), curl, openssl, python3.
+#              STALLED_SERIES=130000 (about 20 MB of exposition),
+#              SOCKET_SEND_BUFFER=0 (server.socket_send_buffer; unset: the default)
+# Needs: a release build (make release), curl, openssl, python3, ss (iproute2).
 set -euo pipefail
 
 # shellcheck source=bench/lib.sh
@@ -45,6 +46,9 @@ app_port=$(free_port)
 port=$(free_port)
 bench_web_config prometheus "$hash" >"$work/web.yml"
 printf 'upstream:\n  url: http://127.0.0.1:%s/metrics\n  body_size_limit: 256MiB\n' "$app_port" >"$work/gw.yml"
+if [[ -n ${SOCKET_SEND_BUFFER:-} ]]; then
+    printf 'server:\n  socket_send_buffer: %s\n' "$SOCKET_SEND_BUFFER" >>"$work/gw.yml"
+fi
 
 # The app: serves whichever exposition file `current` names, as prometheus_client would.
 cat >"$work/app.py" <<'PY'
@@ -120,17 +124,28 @@ print("held", flush=True)
 time.sleep(hold)
 PY
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$gateway_pid/status"; }
-printf '\n%-16s %14s %16s %12s\n' stalled_scrapes body_bytes rss_held_mib real_scrape
+# Kernel memory of the TCP sockets `ss` selects (queued, received and reserved bytes),
+# in MiB: charged to the pod's cgroup, shown in no RSS.
+socket_mib() {
+    ss -tmnH state established "$1" | grep -o 'skmem:([^)]*)' | awk -F'[(,)]' '
+        { for (i = 2; i <= NF; i++) if ($i ~ /^[rwf][0-9]/) total += substr($i, 2) }
+        END { printf "%.1f", total / 1048576 }'
+}
+gateway_sockets="( sport = :$port or dport = :$app_port )"
+app_sockets="( sport = :$app_port )"
+printf '\n%-16s %14s %14s %18s %14s %12s\n' stalled_scrapes body_bytes rss_held_mib gateway_tcp_mib app_tcp_mib real_scrape
 for count in "${stalled_counts[@]}"; do
     python3 "$work/stall.py" "$port" "$work/certs" "prometheus:$password" "$count" 6 >"$work/stall.out" & stall_pid=$!
     until grep -q held "$work/stall.out" 2>/dev/null; do sleep 0.1; done
     sleep 3
     held=$(rss_kib)
+    gateway_tcp=$(socket_mib "$gateway_sockets")
+    app_tcp=$(socket_mib "$app_sockets")
     status=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/certs/ca.crt" --cert "$work/certs/client.crt" \
         --key "$work/certs/client.key" -u "prometheus:$password" "https://localhost:$port/metrics")
     wait "$stall_pid"
-    printf '%-16s %14s %16s %12s\n' "$count" "$(stat -c %s "$work/body-stalled.txt")" \
-        "$(python3 -c "print(round($held / 1024, 1))")" "$status"
+    printf '%-16s %14s %14s %18s %14s %12s\n' "$count" "$(stat -c %s "$work/body-stalled.txt")" \
+        "$(python3 -c "print(round($held / 1024, 1))")" "$gateway_tcp" "$app_tcp" "$status"
     sleep 1
 done
 printf 'budget (max_buffered_bytes): 32 MiB; deploy/ limit: 128 MiB\n'

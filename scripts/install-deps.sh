@@ -14,12 +14,13 @@ if [[ $what == test ]]; then
     # prometheus and promtool are the reference for relabeling (e2e/); Go's own
     # regexp (golang-go) the reference for relabel regexes (RelabelOracleTests).
     # strace: a configuration load opens each file once (ConfigurationLoaderTests).
-    apt_packages+=(python3-venv prometheus golang-go strace)
+    # iproute2 (ss): a scraper socket's send buffer, as the kernel sees it (LimitsTests).
+    apt_packages+=(python3-venv prometheus golang-go strace iproute2)
 fi
 if [[ $what == bench ]]; then
     # wrk: the load; apache2-utils: htpasswd -B; gcc and libssl-dev (above): wrk's
     # client-certificate shim; nginx: the reverse proxy compared against (below).
-    apt_packages+=(wrk apache2-utils gcc libc6-dev python3)
+    apt_packages+=(wrk apache2-utils gcc libc6-dev python3 iproute2)
 fi
 
 missing=()

@@ -43,6 +43,14 @@ public final class StreamingFilter {
     /// Whether an unreadable line failed the scrape (`invalid_lines: fail_scrape`).
     public var failed: Bool { counts.failed }
 
+    /// Bytes this scrape's state holds and keeps until the scrape ends, growing with
+    /// the series written so far (about 8 to 16 bytes each, for the duplicate check),
+    /// plus a histogram group held back. The gateway counts them in its buffer budget,
+    /// beside the body bytes waiting for the scraper.
+    public var retainedBytes: Int {
+        structure.retainedBytes + unitsThisScrape.capacity * MemoryLayout<(SeriesTracker.UnitKey, Bool)>.stride
+    }
+
     /// What this scrape's filter did so far.
     public var report: FilterReport {
         var report = counts

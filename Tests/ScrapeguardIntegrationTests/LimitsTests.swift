@@ -147,6 +147,23 @@ import Testing
         #expect(gatewayLeft?.server.outbound.bytesInUse == 0, "nothing stays counted once they are gone")
     }
 
+    /// A scraper's socket gets `socket_send_buffer` (the kernel doubles it), so a
+    /// stalled scraper holds that much kernel memory, not the 4 MiB autotuning allows.
+    /// Read from the kernel by `ss`, as an operator would.
+    @Test(arguments: [(nil as String?, 128 << 10), ("48KiB", 48 << 10)])
+    func scraperSocketsGetTheConfiguredSendBuffer(_ setting: String?, _ bytes: Int) async throws {
+        let extra = setting.map { "  write_timeout: 60s\n  socket_send_buffer: \($0)" } ?? "  write_timeout: 60s"
+        try await withStalledScrapers(2, serverExtra: extra) { gateway in
+            let ss = try await ProcessRunner.run(["ss", "-tmnH", "state", "established", "( sport = :\(gateway.port) )"])
+            #expect(ss.status == 0, "\(ss.stderr)")
+            let sizes = ss.stdoutText.split(separator: "\n").compactMap { line -> Int? in
+                guard let range = line.range(of: #",tb(\d+),"#, options: .regularExpression) else { return nil }
+                return Int(line[range].dropFirst(3).dropLast())
+            }
+            #expect(sizes.count == 2 && sizes.allSatisfy { $0 == 2 * bytes }, "\(ss.stdoutText)")
+        }
+    }
+
     @Test func oversizedHeadersAndRequestTargetsAreRefused() async throws {
         let upstream = TestUpstream(body: Array("up 1\n".utf8))
         let upstreamPort = try await upstream.start()

@@ -178,6 +178,31 @@ import Testing
         #expect(harness.outbound.bytesInUse == 0)
     }
 
+    /// The filter's state (its duplicate-check table grows with the series written)
+    /// counts against the budget while the scrape runs, even with no body byte
+    /// waiting, and is given back when the scrape ends, whole or cut.
+    @Test func theFiltersStateIsCountedUntilTheScrapeEnds() throws {
+        let body = (0..<5000).map { "series_\($0) 1\n" }.joined()
+        for cut in [false, true] {
+            let harness = try Harness()
+            try harness.request("/metrics")
+            let fetch = try #require(harness.upstream.fetches.first)
+            fetch.send(.head(HTTPResponseHead(version: .http1_1, status: .ok,
+                                              headers: ["Content-Type": "text/plain; version=0.0.4"])))
+            fetch.send(.body(ByteBuffer(string: body)))
+            _ = try harness.response()
+            let held = harness.outbound.bytesInUse
+            #expect(held >= 5000 * 8 && held <= 5000 * 32, "a table for 5,000 series: \(held) bytes")
+            if cut {
+                try harness.channel.close().wait()
+            } else {
+                fetch.send(.end)
+                #expect(try harness.response().ended)
+            }
+            #expect(harness.outbound.bytesInUse == 0, "given back (cut: \(cut))")
+        }
+    }
+
     /// A scrape that starts while the scraper is not taking bytes starts paused, and
     /// reads once it takes them again: no fetch runs unchecked into a full channel.
     @Test func aFetchFollowsTheScrapersPaceFromItsStart() throws {

@@ -27,6 +27,13 @@ package struct ServerLimits: Sendable, Hashable {
     /// idle process about 36 MiB, and each scrape in flight holds its filter state
     /// beside its buffered bytes; this leaves half the limit for those.
     package var maximumBufferedBytes: Int = 32 << 20
+    /// The kernel's send buffer for each scraper's socket (`SO_SNDBUF`; Linux doubles
+    /// it for its own bookkeeping). Left to autotuning, a socket whose reader stalls
+    /// can hold 4 MiB (`tcp_wmem`'s maximum): memory charged to the pod's cgroup but
+    /// in no RSS figure, and scrape state that grows with every series the kernel
+    /// took. 128 KiB still carries a scrape at full speed on a pod network (its
+    /// bandwidth times its round trip is well under it). 0 leaves it to the kernel.
+    package var socketSendBuffer: Int = 128 << 10
     /// The request head, request line included.
     package var maximumHeaderBytes: Int = 16 << 10
     /// The request line's target (path and query).
@@ -74,6 +81,12 @@ package struct ServerLimits: Sendable, Hashable {
         if let value = try section.byteSize("max_buffered_bytes") {
             guard value >= 1 << 20 else { throw section.error(.invalidValue, "max_buffered_bytes", "must be at least 1MiB") }
             maximumBufferedBytes = value
+        }
+        if let value = try section.byteSize("socket_send_buffer") {
+            guard value == 0 || (4 << 10 ... 64 << 20).contains(value) else {
+                throw section.error(.invalidValue, "socket_send_buffer", "must be 0 (the kernel's autotuning) or between 4KiB and 64MiB")
+            }
+            socketSendBuffer = value
         }
         if let value = try section.byteSize("max_header_bytes") {
             guard value >= 1024 else { throw section.error(.invalidValue, "max_header_bytes", "must be at least 1KiB") }

@@ -229,6 +229,10 @@ package final class GatewayServer: Service, Sendable {
             metrics.connectionOpened()
             channel.closeFuture.whenComplete { _ in metrics.connectionClosed() }
             return channel.eventLoop.makeCompletedFuture {
+                if current.limits.socketSendBuffer > 0 {
+                    try channel.syncOptions?.setOption(.socketOption(.so_sndbuf),
+                                                       value: SocketOptionValue(current.limits.socketSendBuffer))
+                }
                 let sync = channel.pipeline.syncOperations
                 try sync.addHandler(TLSServerHandler(context: current.tlsContext, logger: logger,
                                                      onFailure: onFailure))

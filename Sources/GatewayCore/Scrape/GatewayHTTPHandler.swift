@@ -29,6 +29,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
     private var sentBodyBytes = 0
     /// Body bytes written toward the scraper that the socket has not taken yet.
     private var pendingBytes = 0
+    /// The transform's state bytes, as last counted in the buffer budget.
+    private var chargedStateBytes = 0
     /// Whether reading from the app is paused, for the scraper or for the budget.
     private var readingPaused = false
     private var fetchStarted: NIODeadline?
@@ -48,6 +50,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         cancelFetch()
+        endScrape()
         self.context = nil
     }
 
@@ -244,6 +247,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
             sentBodyBytes += output.readableBytes
             send(output, finish: false, context: context)
         }
+        chargeTransformState()
         if transform?.shouldFailScrape == true {
             run(machine.filterFailed())
             return
@@ -294,6 +298,15 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
         context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(body))), promise: written)
     }
 
+    /// Counts the transform's state in the buffer budget: it grows with the series
+    /// written, and a scraper that stops reading would otherwise hold it unseen.
+    private func chargeTransformState() {
+        let bytes = transform?.retainedBytes ?? 0
+        guard bytes != chargedStateBytes else { return }
+        policy.outbound.reserve(bytes - chargedStateBytes)
+        chargedStateBytes = bytes
+    }
+
     private func cancelFetch() {
         fetch?.cancel()
         fetch = nil
@@ -302,6 +315,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
     /// Forgets the scrape's filter and gzip state.
     private func endScrape() {
         transform = nil
+        chargeTransformState()
         gzip = nil
         fetchStarted = nil
     }

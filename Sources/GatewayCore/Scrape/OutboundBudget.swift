@@ -1,8 +1,10 @@
 import NIOConcurrencyHelpers
 
-/// Bytes written toward scrapers that the socket has not taken yet, summed over every
-/// connection, against `server.max_buffered_bytes`: what a crowd of scrapers that read
-/// slowly (or not at all) could otherwise make the gateway hold.
+/// Bytes held for scrapes in flight, summed over every connection, against
+/// `server.max_buffered_bytes`: body bytes written toward scrapers that the socket has
+/// not taken yet, and each scrape's filter state (its duplicate-check table grows
+/// with the series written). What a crowd of scrapers that read slowly (or not at
+/// all) could otherwise make the gateway hold.
 ///
 /// While it is spent, a scrape that still has bytes waiting stops reading from the
 /// app until its own bytes are taken, and a new scrape is answered 503. A scrape

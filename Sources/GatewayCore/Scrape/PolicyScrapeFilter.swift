@@ -31,6 +31,7 @@ struct PolicyScrapeFilter: ScrapeBodyFilter {
         let metrics: GatewayMetrics
         let tracker: SeriesTracker?
         private(set) var shouldFailScrape = false
+        var retainedBytes: Int { filter.retainedBytes }
 
         init(filter: StreamingFilter, metrics: GatewayMetrics, tracker: SeriesTracker?) {
             self.filter = filter

@@ -16,10 +16,14 @@ package protocol ScrapeBodyTransform {
     mutating func finish() -> ByteBuffer?
     /// The policy says this scrape must fail (an unreadable line under `fail_scrape`).
     var shouldFailScrape: Bool { get }
+    /// Bytes of state the transform holds until the body ends (the filter's tables),
+    /// counted in the buffer budget with the bytes waiting for the scraper.
+    var retainedBytes: Int { get }
 }
 
 extension ScrapeBodyTransform {
     package var shouldFailScrape: Bool { false }
+    package var retainedBytes: Int { 0 }
 }
 
 /// Passes bodies through unchanged.

@@ -79,6 +79,9 @@ struct ExpositionStructure {
         self.format = format
     }
 
+    /// Bytes held for the rest of the scrape: the series seen and the group held back.
+    var retainedBytes: Int { seriesSeen.retainedBytes + pending.capacity }
+
     // MARK: Metadata
 
     mutating func metadata(_ line: ExpositionLine, into output: inout [UInt8]) -> Verdict {

@@ -51,6 +51,9 @@ struct FingerprintSet {
     private var containsZero = false
     private(set) var count = 0
 
+    /// The table's size in bytes: what this set holds while its scrape is in flight.
+    var retainedBytes: Int { slots.count * MemoryLayout<UInt64>.stride }
+
     init() {
         slots = Array(repeating: 0, count: 1024)
     }
