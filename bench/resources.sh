@@ -6,7 +6,8 @@
 # Usage: bench/resources.sh [SCRAPES_PER_SIZE] [SERIES ...]   (default: 50 1000 10000 100000)
 # Environment: STALLED="10 30 60 100" (stalled scrapers held at once, in turn),
 #              STALLED_SERIES=130000 (about 20 MB of exposition),
-#              SOCKET_SEND_BUFFER=0 (server.socket_send_buffer; unset: the default)
+#              SOCKET_SEND_BUFFER=0 (server.socket_send_buffer; unset: the default),
+#              STRANGERS="64 512" (bare TCP connections held at once, in turn)
 # Needs: a release build (make release), curl, openssl, python3, ss (iproute2).
 set -euo pipefail
 
@@ -26,6 +27,7 @@ sizes=("$@")
 ((${#sizes[@]})) || sizes=(1000 10000 100000)
 # STALLED: how many stalled scrapers to hold at once, in turn (see the end).
 read -r -a stalled_counts <<<"${STALLED:-10 30 60 100}"
+read -r -a stranger_counts <<<"${STRANGERS:-64 512}"
 stalled_series=${STALLED_SERIES:-130000}
 binary=$root/.build/release/scrapeguard
 [[ -x $binary ]] || { echo "build it first: make release" >&2; exit 2; }
@@ -71,7 +73,7 @@ for series in "${sizes[@]}"; do
     bench_body "$series" >"$work/body-$series.txt"
 done
 echo "body-${sizes[0]}.txt" >"$work/current"
-python3 "$work/app.py" "$app_port" "$work" & app_pid=$!
+python3 "$work/app.py" "$app_port" "$work" 2>/dev/null & app_pid=$!
 "$binary" serve --web.config.file="$work/web.yml" --config.file="$work/gw.yml" \
     --web.listen-address=127.0.0.1:"$port" --health.listen-address=none --log.level=warning & gateway_pid=$!
 for _ in $(seq 100); do
@@ -124,6 +126,19 @@ print("held", flush=True)
 time.sleep(hold)
 PY
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$gateway_pid/status"; }
+real_scrape_status() {
+    curl -s -o /dev/null -w '%{http_code}' --cacert "$work/certs/ca.crt" --cert "$work/certs/client.crt" \
+        --key "$work/certs/client.key" -u "prometheus:$password" "https://localhost:$port/metrics"
+}
+# wait_until_held OUTPUT PID: until the helper says "held" (then 3 s more); stops the
+# run if it died first.
+wait_until_held() {
+    until grep -q held "$1" 2>/dev/null; do
+        kill -0 "$2" 2>/dev/null || { echo "a load helper failed" >&2; exit 1; }
+        sleep 0.1
+    done
+    sleep 3
+}
 # Kernel memory of the TCP sockets `ss` selects (queued, received and reserved bytes),
 # in MiB: charged to the pod's cgroup, shown in no RSS.
 socket_mib() {
@@ -136,16 +151,76 @@ app_sockets="( sport = :$app_port )"
 printf '\n%-16s %14s %14s %18s %14s %12s\n' stalled_scrapes body_bytes rss_held_mib gateway_tcp_mib app_tcp_mib real_scrape
 for count in "${stalled_counts[@]}"; do
     python3 "$work/stall.py" "$port" "$work/certs" "prometheus:$password" "$count" 6 >"$work/stall.out" & stall_pid=$!
-    until grep -q held "$work/stall.out" 2>/dev/null; do sleep 0.1; done
-    sleep 3
+    wait_until_held "$work/stall.out" "$stall_pid"
     held=$(rss_kib)
     gateway_tcp=$(socket_mib "$gateway_sockets")
     app_tcp=$(socket_mib "$app_sockets")
-    status=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/certs/ca.crt" --cert "$work/certs/client.crt" \
-        --key "$work/certs/client.key" -u "prometheus:$password" "https://localhost:$port/metrics")
+    status=$(real_scrape_status)
     wait "$stall_pid"
     printf '%-16s %14s %14s %18s %14s %12s\n' "$count" "$(stat -c %s "$work/body-stalled.txt")" \
         "$(python3 -c "print(round($held / 1024, 1))")" "$gateway_tcp" "$app_tcp" "$status"
     sleep 1
 done
 printf 'budget (max_buffered_bytes): 32 MiB; deploy/ limit: 128 MiB\n'
+
+# Strangers: N bare TCP connections from 127.0.0.2 to 127.0.0.9 (eight sources, none
+# the scraper's) that never start TLS, each replaced as soon as the gateway closes it, held 6 s. RSS and the gateway's open connections while they are
+# held, whether a real scrape is served meanwhile, and what the connection budgets
+# closed (scrapeguard_connections_rejected_total, by reason; counted from the start).
+cat >"$work/strangers.py" <<'PY'
+import selectors, socket, sys, time
+port, count, hold = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+selector = selectors.DefaultSelector()
+refused = 0
+def connect():
+    global refused
+    try:
+        s = socket.create_connection(("127.0.0.1", port), source_address=(f"127.0.0.{2 + connect.made % 8}", 0))
+        connect.made += 1
+    except OSError as error:
+        refused += 1
+        if refused == 1:
+            print("first refusal:", error, file=sys.stderr, flush=True)
+        return
+    selector.register(s, selectors.EVENT_READ)
+connect.made = 0
+for _ in range(count):
+    connect()
+print("held", flush=True)
+replaced, end = 0, time.monotonic() + hold
+while time.monotonic() < end:
+    for key, _ in selector.select(timeout=0.1):
+        try:
+            data = key.fileobj.recv(1)
+        except OSError:
+            data = b""
+        if not data:
+            selector.unregister(key.fileobj)
+            key.fileobj.close()
+            connect()
+            replaced += 1
+print("replaced", replaced, "refused", refused, flush=True)
+PY
+gateway_metric() {
+    curl -s --cacert "$work/certs/ca.crt" --cert "$work/certs/client.crt" --key "$work/certs/client.key" \
+        -u "prometheus:$password" "https://localhost:$port/gateway/metrics" | awk -v name="$1" '$1 == name {print $2}'
+}
+rejected() { gateway_metric "scrapeguard_connections_rejected_total{reason=\"$1\"}"; }
+printf '\n%-18s %14s %16s %12s %10s %16s %20s\n' stranger_conns rss_held_mib open_connections real_scrape replaced \
+    closed_by_budget closed_by_source_share
+kill -0 "$gateway_pid" || { echo "the gateway is gone" >&2; exit 1; }
+for count in "${stranger_counts[@]}"; do
+    budget_before=$(rejected unauthenticated_budget); share_before=$(rejected unauthenticated_per_source)
+    python3 "$work/strangers.py" "$port" "$count" 6 >"$work/strangers.out" & strangers_pid=$!
+    wait_until_held "$work/strangers.out" "$strangers_pid"
+    held=$(rss_kib)
+    open=$(gateway_metric scrapeguard_open_connections)
+    status=$(real_scrape_status)
+    wait "$strangers_pid"
+    printf '%-18s %14s %16s %12s %10s %16s %20s\n' "$count" "$(python3 -c "print(round($held / 1024, 1))")" "$open" \
+        "$status" "$(awk '/replaced/ {print $2}' "$work/strangers.out")" \
+        "$(( $(rejected unauthenticated_budget) - ${budget_before:-0} ))" \
+        "$(( $(rejected unauthenticated_per_source) - ${share_before:-0} ))"
+    sleep 1
+done
+printf 'budgets: max_unauthenticated_connections 64, per source 16; max_connections 512\n'
