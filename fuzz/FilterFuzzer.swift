@@ -227,10 +227,12 @@ private enum ChunkPlan: CustomStringConvertible {
     }
 }
 
+/// Runs the filter; by default for a scraper that takes UTF-8 names, so that what the
+/// invariants compare is the app's names (the escaped run has its own check).
 private func runFilter(_ body: [UInt8], policy: FilterPolicy, format: ExpositionFormat, plan: ChunkPlan,
-                       plainPath: Bool = true) -> (output: [UInt8], report: FilterReport) {
+                       plainPath: Bool = true, names: NameEscaping = .allowUTF8) -> (output: [UInt8], report: FilterReport) {
     // A fresh tracker every run: admission depends only on this body.
-    let filter = StreamingFilter(policy: policy, format: format)
+    let filter = StreamingFilter(policy: policy, format: format, names: names)
     filter.usesPlainPath = filter.usesPlainPath && plainPath
     var output: [UInt8] = []
     var offset = 0
@@ -538,7 +540,50 @@ public func filterFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int)
     }
 
     check(context, report: chunked.report)
+    checkEscaped(context, utf8Report: whole.report)
     return 0
+}
+
+/// For a scraper that did not ask for UTF-8 names: the same samples are read (what
+/// becomes of them may differ: rules see the escaped names), every name written is a
+/// legacy name, and the output is valid as a whole (a fixed point of the identity
+/// filter for the same scraper).
+private func checkEscaped(_ context: Context, utf8Report: FilterReport) {
+    let escaped = runFilter(context.body, policy: context.policy, format: context.format, plan: .whole, names: .underscores)
+    guard escaped.report.samplesIn == utf8Report.samplesIn else {
+        violated("escaping names reads the same samples", context, """
+            ----- output with names escaped:
+            \(show(escaped.output))
+            report (UTF-8):   \(utf8Report)
+            report (escaped): \(escaped.report)
+            """)
+    }
+    for line in splitLines(escaped.output) {
+        let legacy: Bool
+        switch ExpositionParser.parse(Array(line), format: context.format) {
+        case .success(.sample(let sample)):
+            legacy = LabelNames.isValidMetricName(sample.name) && sample.labels.allSatisfy { LabelNames.isValid($0.name) }
+                && (sample.exemplar?.labels.allSatisfy { LabelNames.isValid($0.name) } ?? true)
+        case .success(.help(let name, _)), .success(.type(let name, _)), .success(.unit(let name, _)):
+            legacy = LabelNames.isValidMetricName(name)
+        default:
+            legacy = true
+        }
+        guard legacy else {
+            violated("names escaped for a legacy scraper are legacy names", context,
+                     "line: \(show(line))\n----- output with names escaped:\n\(show(escaped.output))")
+        }
+    }
+    let identity = FilterPolicy(maximumLineLength: 1 << 30)
+    let again = runFilter(escaped.output, policy: identity, format: context.format, plan: .whole, names: .underscores)
+    guard again.output == escaped.output else {
+        violated("the escaped output passes an identity filter unchanged", context, """
+            ----- output with names escaped:
+            \(show(escaped.output))
+            ----- identity filter over it gave:
+            \(show(again.output))
+            """)
+    }
 }
 
 /// Each line of an output, with a sample's labels sorted: what two outputs that

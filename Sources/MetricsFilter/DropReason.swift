@@ -9,6 +9,8 @@ public enum DropReason: String, Sendable, Hashable, CaseIterable {
     case missingMetricName = "missing_metric_name"
     case invalidName = "invalid_name"
     case renamedInOpenmetrics = "renamed_in_openmetrics"
+    /// Two label names of a sample became one when escaped for a legacy scraper.
+    case escapedNameClash = "escaped_name_clash"
     // Limits
     case labelLimit = "label_limit"
     case labelValueLengthLimit = "label_value_length_limit"

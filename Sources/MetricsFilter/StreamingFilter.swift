@@ -10,6 +10,8 @@
 /// splitting them would put the two halves of each decision in different files.
 public final class StreamingFilter {
     public let format: ExpositionFormat
+    /// How names that are not legacy names reach the scraper.
+    public let names: NameEscaping
     private let policy: FilterPolicy
     private let relabeler: Relabeler?
     /// The relabel rules when they decide by names alone: then the fast path applies them.
@@ -66,15 +68,23 @@ public final class StreamingFilter {
 
     // Family and admission state of this scrape.
     private var family: [UInt8]?
+    /// The family's name as the app wrote it, before escaping: the samples' names
+    /// are escaped against it.
+    private var appFamily: [UInt8]?
     private var unitsThisScrape: [SeriesTracker.UnitKey: Bool] = [:]
     private var reservedRemaining = 0
     private let now = ContinuousClock.now
 
-    /// - Parameter tracker: the admission memory shared by the scrapes of this policy;
-    ///   needed when the policy has a sample, series or label-value limit.
-    public init(policy: FilterPolicy, format: ExpositionFormat, tracker: SeriesTracker? = nil) {
+    /// - Parameters:
+    ///   - names: how the scraper takes names that are not legacy names: as they are,
+    ///     or escaped (the `escaping=` it asked for).
+    ///   - tracker: the admission memory shared by the scrapes of this policy; needed
+    ///     when the policy has a sample, series or label-value limit.
+    public init(policy: FilterPolicy, format: ExpositionFormat, names: NameEscaping = .unspecified,
+                tracker: SeriesTracker? = nil) {
         self.policy = policy
         self.format = format
+        self.names = names
         self.relabeler = policy.relabelRules.isEmpty ? nil : Relabeler(rules: policy.relabelRules)
         self.nameRelabeling = policy.relabelRules.isEmpty ? nil : NameRelabeling(rules: policy.relabelRules)
         self.scrubber = policy.pii.isEmpty ? nil : PIIScrubber(policy: policy.pii)
@@ -147,13 +157,14 @@ public final class StreamingFilter {
             break  // nothing a scraper needs, and comments may hold anything
         case .success(.eof):
             sawEOF = true
-        case .success(let metadata) where Self.isMetadata(metadata):
+        case .success(let read) where Self.isMetadata(read):
+            let escaped = names.escape(read)
+            let metadata = escaped ?? read
             switch structure.metadata(metadata, into: &output) {
             case .write:
-                if case .help(let name, _) = metadata { family = name }
-                if case .type(let name, _) = metadata { family = name }
-                if case .unit(let name, _) = metadata { family = name }
-                writeMetadata(metadata, original: line, into: &output)
+                family = Self.metadataName(metadata)
+                appFamily = Self.metadataName(read)
+                writeMetadata(metadata, original: escaped == nil ? line : nil, into: &output)
             case .drop(let reason):
                 reject(reason)
             }
@@ -167,15 +178,20 @@ public final class StreamingFilter {
     }
 
     private static func isMetadata(_ line: ExpositionLine) -> Bool {
+        metadataName(line) != nil
+    }
+
+    private static func metadataName(_ line: ExpositionLine) -> [UInt8]? {
         switch line {
-        case .help, .type, .unit: return true
-        default: return false
+        case .help(let name, _), .type(let name, _), .unit(let name, _): return name
+        default: return nil
         }
     }
 
     /// Metadata as read, trimmed of blanks; a text-format HELP keeps only the escapes
-    /// the text format knows (`\\`, `\n`), others get their backslash escaped.
-    private func writeMetadata(_ line: ExpositionLine, original: UnsafeRawBufferPointer, into output: inout [UInt8]) {
+    /// the text format knows (`\\`, `\n`), others get their backslash escaped. Without
+    /// `original` (its name was escaped), written anew.
+    private func writeMetadata(_ line: ExpositionLine, original: UnsafeRawBufferPointer?, into output: inout [UInt8]) {
         if format == .text, case .help(let name, let text) = line {
             output.append(contentsOf: "# HELP ".utf8)
             ExpositionWriter.writeName(name, into: &output)
@@ -202,6 +218,20 @@ public final class StreamingFilter {
             output.append(0x0A)
             return
         }
+        guard let original else {
+            let (keyword, name, rest): (StaticString, [UInt8], [UInt8]) = switch line {
+            case .help(let name, let text): ("# HELP ", name, text)
+            case .type(let name, let type): ("# TYPE ", name, Array(type.rawValue.utf8))
+            case .unit(let name, let unit): ("# UNIT ", name, unit)
+            default: ("", [], [])
+            }
+            output.append(contentsOf: UnsafeBufferPointer(start: keyword.utf8Start, count: keyword.utf8CodeUnitCount))
+            ExpositionWriter.writeName(name, into: &output)
+            output.append(UInt8(ascii: " "))
+            output.append(contentsOf: rest)
+            output.append(0x0A)
+            return
+        }
         // OpenMetrics lines are exact already (`# HELP a ` keeps its space).
         output.append(contentsOf: format == .text ? Self.trimmed(original) : original[...])
         output.append(0x0A)
@@ -225,7 +255,12 @@ public final class StreamingFilter {
         }
     }
 
-    private func handle(_ sample: Sample, original: UnsafeRawBufferPointer, into output: inout [UInt8]) {
+    private func handle(_ read: Sample, original: UnsafeRawBufferPointer, into output: inout [UInt8]) {
+        var sample = read
+        guard names.escape(&sample, family: appFamily) else {
+            counts.drop(.escapedNameClash, metric: sample.name)
+            return
+        }
         if isPassThrough {
             // Nothing can change the labels: the structure check is all there is.
             emit(sample, name: sample.name, labels: sample.labels, exemplar: sample.exemplar,
@@ -259,9 +294,9 @@ public final class StreamingFilter {
             counts.drop(.missingMetricName, metric: sample.name)
             return
         }
-        let valid = sample.quotedName && labels == before
-            || (LabelNames.isValidMetricName(name)
-                && labels.labels.allSatisfy { $0.name == LabelSet.metricNameLabel || LabelNames.isValid($0.name) })
+        // What the scraper's name validation takes: one name it refuses fails its scrape.
+        let valid = names.isValidMetricName(name)
+            && labels.labels.allSatisfy { $0.name == LabelSet.metricNameLabel || names.isValidLabelName($0.name) }
         guard valid else {
             counts.drop(.invalidName, metric: sample.name)
             return

@@ -22,9 +22,17 @@ struct FilterCommand: ParsableCommand {
     @Option(help: "The input's format: text (0.0.4) or openmetrics (1.0).")
     var format: String = "text"
 
+    @Option(help: """
+        How names that are not legacy names are written, as a scraper's Accept would say:         allow-utf-8 (quoted, as they are), underscores, dots or values.
+        """)
+    var escaping: String = NameEscaping.unspecified.rawValue
+
     func run() throws {
         guard let format = ExpositionFormat(rawValue: format) else {
             throw ValidationError("--format: text or openmetrics")
+        }
+        guard let names = NameEscaping(parameter: escaping) else {
+            throw ValidationError("--escaping: allow-utf-8, underscores, dots or values")
         }
         let configuration: GatewayConfiguration
         do {
@@ -33,7 +41,7 @@ struct FilterCommand: ParsableCommand {
             printError("filter: \(error)")
             throw ExitCode.failure
         }
-        let filter = StreamingFilter(policy: configuration.filter, format: format)
+        let filter = StreamingFilter(policy: configuration.filter, format: format, names: names)
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         var output: [UInt8] = []
         while true {

@@ -46,9 +46,10 @@ import Yams
         "invalid_replace_target_label_bad_template.yml": ("`${1}-x` is a valid target", nil),
         "invalid_replace_target_label_starts_with_digit.yml": ("`1abc` is a valid target", nil),
         "invalid_source_label_bad_name.yml": ("`foo-bar` is a valid source label", nil),
-        // Prometheus 3 writes `1abc="v"` and `a-b="v"`; the gateway drops those two
-        // series as `invalid_name` until it negotiates UTF-8 names with the scraper
-        // (the issue "Speak Prometheus 3"): a Prometheus 2 would fail the scrape.
+        // Prometheus 3 writes `1abc="v"` and `a-b="v"`. For a scraper that did not ask
+        // for UTF-8 names (as here) the gateway drops those two series as
+        // `invalid_name`: a legacy scraper would fail the whole scrape on them. One
+        // that asked keeps them (`utf8TargetsReachAScraperThatAskedForUTF8`).
         "replace_templated_target_invalid_name_skipped.yml": ("the UTF-8 targets are set, those series dropped",
                                                               ["m{a=\"abc\",abc=\"v\"}", "p{}"]),
     ]
@@ -82,6 +83,20 @@ import Yams
         }
     }
 
+    /// Under Prometheus 3 semantics, for a scraper that asked for `allow-utf-8`, the
+    /// targets that are not legacy names are set and written quoted, as Prometheus 3
+    /// stores them.
+    @Test func utf8TargetsReachAScraperThatAskedForUTF8() throws {
+        let testCase = try #require(Self.cases.first { $0.file == "replace_templated_target_invalid_name_skipped.yml" })
+        let outcome = try Self.outcome(testCase, semantics: .prometheus3, names: .allowUTF8)
+        guard case .filtered(let produced, _) = outcome.result else {
+            Issue.record("refused")
+            return
+        }
+        #expect(produced.map(\.series) == ["m{a=\"abc\",abc=\"v\"}", "n{1abc=\"v\",a=\"1abc\"}",
+                                           "o{a=\"a-b\",a-b=\"v\"}", "p{}"])
+    }
+
     struct Outcome {
         enum Result {
             case refused(ConfigError)
@@ -94,7 +109,8 @@ import Yams
 
     /// What the filter does with a case under `semantics`: refuses its rules, or
     /// passes on these series.
-    static func outcome(_ testCase: Case, semantics: RelabelSemantics) throws -> Outcome {
+    static func outcome(_ testCase: Case, semantics: RelabelSemantics,
+                        names: NameEscaping = .unspecified) throws -> Outcome {
         let path = Repository.fixtures.appendingPathComponent("relabel/\(testCase.file)").path
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let document = try #require(try Yams.compose(yaml: text)?.mapping)
@@ -109,7 +125,8 @@ import Yams
         }
         // FilterTests.run also filters the input at every chunk size and checks that
         // the result is the same.
-        let (outputText, report) = FilterHarness.run(document["input"]?.string ?? "", FilterPolicy(relabelRules: rules))
+        let (outputText, report) = FilterHarness.run(document["input"]?.string ?? "", FilterPolicy(relabelRules: rules),
+                                                     names: names)
         return Outcome(document: document, result: .filtered(try canonicalSeries(Array(outputText.utf8)), report))
     }
 

@@ -9,22 +9,60 @@ import Testing
     static let prometheus3NativeHistograms = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
     static let prometheus242 = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 
+    /// 3.4+ with `metric_name_validation_scheme: legacy` (scrape_test.go's string).
+    static let prometheus3Legacy = "application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=underscores;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+    /// 3.0 to 3.3 put `escaping=` on every clause.
+    static let prometheus30 = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;escaping=allow-utf-8;q=0.3,*/*;q=0.2"
+
     @Test(arguments: [
-        (prometheus3, "application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.6,application/openmetrics-text;version=0.0.1;escaping=underscores;q=0.5,text/plain;version=1.0.0;escaping=underscores;q=0.4,text/plain;version=0.0.4;escaping=underscores;q=0.3"),
-        (prometheus3NativeHistograms, "application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.5,application/openmetrics-text;version=0.0.1;escaping=underscores;q=0.4,text/plain;version=1.0.0;escaping=underscores;q=0.3,text/plain;version=0.0.4;escaping=underscores;q=0.2"),
-        (prometheus242, "application/openmetrics-text;version=1.0.0;escaping=underscores,application/openmetrics-text;version=0.0.1;escaping=underscores;q=0.75,text/plain;version=0.0.4;escaping=underscores;q=0.5"),
-        ("*/*", "text/plain;version=0.0.4;escaping=underscores;q=0.1"),
-        ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited", "text/plain;version=0.0.4;escaping=underscores;q=0.1"),
-        ("application/json, text/html", "text/plain;version=0.0.4;escaping=underscores;q=0.1"),
-        ("application/openmetrics-text; version=1.0.0", "application/openmetrics-text;version=1.0.0;escaping=underscores,text/plain;version=0.0.4;escaping=underscores;q=0.1"),
-        ("text/plain;version=2.0.0,text/plain", "text/plain;escaping=underscores"),
+        (prometheus3, "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3"),
+        (prometheus3NativeHistograms, "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2"),
+        (prometheus3Legacy, "application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=underscores;q=0.4,text/plain;version=0.0.4;q=0.3"),
+        (prometheus242, "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5"),
+        ("*/*", "text/plain;version=0.0.4;q=0.1"),
+        ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited", "text/plain;version=0.0.4;q=0.1"),
+        ("application/json, text/html", "text/plain;version=0.0.4;q=0.1"),
+        ("application/openmetrics-text; version=1.0.0", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.1"),
+        ("text/plain;version=2.0.0,text/plain", "text/plain"),
     ])
     func theAppIsAskedOnlyForWhatTheFilterReads(_ scraper: String, _ upstream: String) {
         #expect(UpstreamNegotiation.upstreamAccept(forScraper: scraper) == upstream)
     }
 
     @Test func noAcceptAsksForText() {
-        #expect(UpstreamNegotiation.upstreamAccept(forScraper: nil) == "text/plain;version=0.0.4;escaping=underscores;q=0.1")
+        #expect(UpstreamNegotiation.upstreamAccept(forScraper: nil) == "text/plain;version=0.0.4;q=0.1")
+    }
+
+    /// The names a scraper gets, per Accept and per format served: UTF-8 only where it
+    /// said `allow-utf-8` on that clause or a preferred one (prometheus/common's
+    /// `NegotiateAccept` carries the last `escaping=` seen down to the clause served).
+    @Test(arguments: [
+        (prometheus3, "application/openmetrics-text; version=1.0.0; charset=utf-8", NameEscaping.allowUTF8),
+        (prometheus3, "application/openmetrics-text; version=0.0.1; charset=utf-8", .allowUTF8),
+        (prometheus3, "text/plain; version=0.0.4; charset=utf-8", .allowUTF8),
+        (prometheus3NativeHistograms, "text/plain; version=1.0.0; charset=utf-8", .allowUTF8),
+        (prometheus3Legacy, "application/openmetrics-text; version=1.0.0; charset=utf-8", .underscores),
+        (prometheus3Legacy, "text/plain; version=0.0.4; charset=utf-8", .underscores),
+        (prometheus30, "text/plain; version=0.0.4; charset=utf-8", .allowUTF8),
+        (prometheus242, "application/openmetrics-text; version=1.0.0; charset=utf-8", .underscores),
+        (prometheus242, "text/plain; version=0.0.4; charset=utf-8", .underscores),
+        ("text/plain;version=0.0.4;escaping=dots", "text/plain; version=0.0.4; charset=utf-8", .dots),
+        ("text/plain;version=0.0.4;escaping=values", "text/plain; version=0.0.4; charset=utf-8", .values),
+        ("text/plain;version=0.0.4;escaping=bogus", "text/plain; version=0.0.4; charset=utf-8", .underscores),
+        // A clause for another format, preferred, still carries its escaping down.
+        ("application/openmetrics-text;version=1.0.0;escaping=dots,text/plain;q=0.5",
+         "text/plain; version=0.0.4; charset=utf-8", .dots),
+        // Order of preference, not of writing.
+        ("text/plain;version=0.0.4;q=0.2,application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.9",
+         "text/plain; version=0.0.4; charset=utf-8", .allowUTF8),
+        ("*/*", "text/plain; version=0.0.4; charset=utf-8", .underscores),
+    ])
+    func namesAreEscapedAsTheScraperAsked(_ scraper: String, _ served: String, _ expected: NameEscaping) {
+        #expect(UpstreamNegotiation.nameEscaping(forScraper: scraper, serving: served) == expected)
+    }
+
+    @Test func noAcceptGetsUnderscores() {
+        #expect(UpstreamNegotiation.nameEscaping(forScraper: nil, serving: "text/plain; version=0.0.4") == .underscores)
     }
 
     @Test(arguments: [

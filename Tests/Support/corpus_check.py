@@ -152,7 +152,11 @@ def run(argv, data, timeout):
 
 
 def run_filter(binary, policy, fmt, data, timeout):
-    return run([binary, "filter", "--config.file=" + policy, "--format=" + fmt], data, timeout)
+    # OpenMetrics as a Prometheus 3 scraper asks for it (UTF-8 names kept, so the
+    # samples compare with the input's); text as promtool 2.x reads it (names escaped).
+    escaping = "allow-utf-8" if fmt == "openmetrics" else "underscores"
+    return run([binary, "filter", "--config.file=" + policy, "--format=" + fmt, "--escaping=" + escaping],
+               data, timeout)
 
 
 # ---------------------------------------------------------------------------------------

@@ -7,11 +7,12 @@ public enum FilterHarness {
     /// without a tracker is also filtered at every chunk size, and must give the same
     /// output and report each time: every scanner test is a chunk-boundary test too.
     public static func run(_ input: String, _ policy: FilterPolicy = FilterPolicy(), format: ExpositionFormat = .text,
-                    tracker: SeriesTracker? = nil, chunk: Int? = nil) -> (String, FilterReport) {
-        let result = filterOnce(input, policy, format: format, tracker: tracker, chunk: chunk)
+                    names: NameEscaping = .unspecified, tracker: SeriesTracker? = nil,
+                    chunk: Int? = nil) -> (String, FilterReport) {
+        let result = filterOnce(input, policy, format: format, names: names, tracker: tracker, chunk: chunk)
         if chunk == nil, tracker == nil, !policy.limits.needsTracker, input.utf8.count <= 2048 {
             for size in 1..<max(input.utf8.count, 1) {
-                let split = filterOnce(input, policy, format: format, tracker: nil, chunk: size)
+                let split = filterOnce(input, policy, format: format, names: names, tracker: nil, chunk: size)
                 if split.0 != result.0 || split.1 != result.1 {
                     Issue.record("chunks of \(size) bytes changed the result:\n\(split.0)\nvs\n\(result.0)")
                     break
@@ -22,8 +23,9 @@ public enum FilterHarness {
     }
 
     public static func filterOnce(_ input: String, _ policy: FilterPolicy, format: ExpositionFormat,
-                           tracker: SeriesTracker?, chunk: Int?) -> (String, FilterReport) {
-        let filter = StreamingFilter(policy: policy, format: format, tracker: tracker)
+                           names: NameEscaping = .unspecified, tracker: SeriesTracker?,
+                           chunk: Int?) -> (String, FilterReport) {
+        let filter = StreamingFilter(policy: policy, format: format, names: names, tracker: tracker)
         var output: [UInt8] = []
         let bytes = Array(input.utf8)
         let size = chunk ?? max(bytes.count, 1)

@@ -39,6 +39,11 @@ struct MediaRange: Equatable {
         parameters.first { $0.name == name }?.value
     }
 
+    /// The `q` parameter, 1 when absent or unreadable.
+    var quality: Double {
+        parameter("q").flatMap(Double.init) ?? 1
+    }
+
     var description: String {
         ([type] + parameters.map { "\($0.name)=\($0.value)" }).joined(separator: ";")
     }

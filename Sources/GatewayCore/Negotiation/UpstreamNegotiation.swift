@@ -28,25 +28,53 @@ enum UpstreamNegotiation {
     }
 
     /// The app's `Accept`: the scraper's clauses the filter can read, in the
-    /// scraper's order and with its q-values, and text 0.0.4 last if it is not there;
-    /// no protobuf, no `*/*`. Every clause asks for `escaping=underscores`: the
-    /// filter reads legacy names only (UTF-8 names are the issue "Speak Prometheus
-    /// 3"), so an app that honours `escaping=` escapes a UTF-8 name rather than send
-    /// one the filter would drop.
+    /// scraper's order, with their `escaping=` and q-values, and text 0.0.4 last if it
+    /// is not there; no protobuf, no `*/*`. The filter reads UTF-8 names, and escapes
+    /// them itself for a scraper that did not ask for them (`nameEscaping`), so the
+    /// app is asked for exactly what the scraper asked: an app that escapes gives the
+    /// same names the gateway would have made.
     static func upstreamAccept(forScraper accept: String?) -> String {
         var clauses: [String] = []
         var hasText004 = false
         for range in MediaRange.list(accept ?? "") where readableFormat(range) != nil {
-            var parameters = range.parameters.filter { $0.name != "escaping" && $0.name != "q" }
-            parameters.append(("escaping", "underscores"))
-            if let q = range.parameter("q") { parameters.append(("q", q)) }
-            clauses.append(MediaRange(type: range.type, parameters: parameters).description)
+            clauses.append(range.description)
             if range.type == "text/plain" && (range.parameter("version") ?? "0.0.4") == "0.0.4" { hasText004 = true }
         }
         if !hasText004 {
-            clauses.append("text/plain;version=0.0.4;escaping=underscores;q=0.1")
+            clauses.append("text/plain;version=0.0.4;q=0.1")
         }
         return clauses.joined(separator: ",")
+    }
+
+    /// How names reach the scraper in the response it gets (`served`, the gateway's
+    /// Content-Type), as prometheus/common's `NegotiateAccept` decides it: the
+    /// scraper's clauses in order of preference, up to the one for the served media
+    /// type and version; the last `escaping=` among them counts (so Prometheus 3.4+,
+    /// which puts it on its 1.0.0 clauses only, gets what it asked there for a 0.0.4
+    /// answer too). None (Prometheus 2.x), or only unknown values: `underscores`, what
+    /// Go's and Python's exporters answer then.
+    static func nameEscaping(forScraper accept: String?, serving served: String) -> NameEscaping {
+        guard let servedRange = MediaRange(Substring(served)), let servedFormat = readableFormat(servedRange) else {
+            return .unspecified
+        }
+        let servedVersion = servedRange.parameter("version") ?? defaultVersion(servedFormat)
+        let clauses = MediaRange.list(accept ?? "").enumerated().sorted { first, second in
+            let (a, b) = (first.element.quality, second.element.quality)
+            return a != b ? a > b : first.offset < second.offset
+        }
+        var escaping = NameEscaping.unspecified
+        for (_, range) in clauses {
+            if let named = range.parameter("escaping").flatMap(NameEscaping.init(parameter:)) { escaping = named }
+            if readableFormat(range) == servedFormat,
+               (range.parameter("version") ?? defaultVersion(servedFormat)) == servedVersion {
+                return escaping
+            }
+        }
+        return escaping
+    }
+
+    private static func defaultVersion(_ format: ExpositionFormat) -> String {
+        format == .text ? "0.0.4" : "1.0.0"
     }
 
     /// Reads the app's response head. A missing Content-Type is text 0.0.4, as
@@ -68,7 +96,7 @@ enum UpstreamNegotiation {
         if let charset = range.parameter("charset")?.lowercased(), charset != "utf-8" {
             return .unreadable(reason: "charset \(charset)")
         }
-        let version = range.parameter("version") ?? (format == .text ? "0.0.4" : "1.0.0")
+        let version = range.parameter("version") ?? defaultVersion(format)
         return .readable(format, contentType: "\(range.type); version=\(version); charset=utf-8")
     }
 }

@@ -159,8 +159,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
             } else {
                 startFetch(head, query: query)
             }
-        case .sendResponseHead(_, let format, let contentType):
-            sendResponseHead(format: format, contentType: contentType)
+        case .sendResponseHead(_, let format, let contentType, let names):
+            sendResponseHead(format: format, contentType: contentType, names: names)
         case .forwardBody:
             if let body { forward(body) }
         case .flushFilter:
@@ -225,8 +225,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
 
     /// The scrape's response head: the Content-Type is the one the gateway writes (the
     /// format the filter read and writes), never the app's copied.
-    private func sendResponseHead(format: ExpositionFormat, contentType: String) {
-        transform = policy.filter.makeTransform(format: format)
+    private func sendResponseHead(format: ExpositionFormat, contentType: String, names: NameEscaping) {
+        transform = policy.filter.makeTransform(format: format, names: names)
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: contentType)
         headers.add(name: "Cache-Control", value: "no-store")

@@ -20,9 +20,9 @@ struct PolicyScrapeFilter: ScrapeBodyFilter {
         }
     }
 
-    func makeTransform(format: ExpositionFormat) -> any ScrapeBodyTransform {
+    func makeTransform(format: ExpositionFormat, names: NameEscaping) -> any ScrapeBodyTransform {
         Transform(
-            filter: StreamingFilter(policy: policy, format: format, tracker: tracker),
+            filter: StreamingFilter(policy: policy, format: format, names: names, tracker: tracker),
             metrics: metrics, tracker: tracker)
     }
 

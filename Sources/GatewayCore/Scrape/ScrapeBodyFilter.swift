@@ -5,8 +5,9 @@ import NIOCore
 /// by chunk. One transform is made per scrape; it may hold state across chunks (a
 /// line split between two chunks) and emit what is left at the end.
 package protocol ScrapeBodyFilter: Sendable {
-    /// A transform for one body in `format` (what the app answered, checked).
-    func makeTransform(format: ExpositionFormat) -> any ScrapeBodyTransform
+    /// A transform for one body in `format` (what the app answered, checked), whose
+    /// names reach the scraper as `names` says.
+    func makeTransform(format: ExpositionFormat, names: NameEscaping) -> any ScrapeBodyTransform
 }
 
 package protocol ScrapeBodyTransform {
@@ -24,16 +25,4 @@ package protocol ScrapeBodyTransform {
 extension ScrapeBodyTransform {
     package var shouldFailScrape: Bool { false }
     package var retainedBytes: Int { 0 }
-}
-
-/// Passes bodies through unchanged.
-package struct IdentityScrapeFilter: ScrapeBodyFilter {
-    package init() {}
-
-    package func makeTransform(format: ExpositionFormat) -> any ScrapeBodyTransform { IdentityTransform() }
-
-    package struct IdentityTransform: ScrapeBodyTransform {
-        package mutating func process(_ chunk: ByteBuffer) -> ByteBuffer? { chunk }
-        package mutating func finish() -> ByteBuffer? { nil }
-    }
 }

@@ -66,7 +66,7 @@ struct ScrapeStateMachine {
         case startFetch(HTTPRequestHead, query: String?)
         /// The app answered in a format the filter reads: write the response head,
         /// saying `contentType`, and set up the filter for `format`.
-        case sendResponseHead(HTTPResponseHead, format: ExpositionFormat, contentType: String)
+        case sendResponseHead(HTTPResponseHead, format: ExpositionFormat, contentType: String, names: NameEscaping)
         /// Pass this body part through the filter to the scraper.
         case forwardBody
         /// Flush the filter's last output, then call `filterFlushed` or `filterFailed`.
@@ -206,7 +206,8 @@ struct ScrapeStateMachine {
             return answer(.upstreamBadFormat(reason: reason), to: head, result: .upstreamBadFormat)
         case .readable(let format, let contentType):
             state = .streaming(head, upstreamBytes: 0)
-            return .sendResponseHead(response, format: format, contentType: contentType)
+            let names = UpstreamNegotiation.nameEscaping(forScraper: head.headers.first(name: "Accept"), serving: contentType)
+            return .sendResponseHead(response, format: format, contentType: contentType, names: names)
         }
     }
 

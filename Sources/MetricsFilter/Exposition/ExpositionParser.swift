@@ -33,8 +33,11 @@ private struct Cursor {
     /// OpenMetrics: single spaces, no blank lines, only the three escapes.
     let strict: Bool
     var index = 0
-    /// A label value held an escape other than `\\`, `\"` and `\n`.
+    /// A label value held an escape other than `\\`, `\"` and `\n`, or the line is
+    /// otherwise readable but not in the form strict parsers take: write it anew.
     var unusualEscape = false
+    /// The quoted metric name came after a label in the braces.
+    var nameCameAfterLabels = false
 
     init(bytes: UnsafeRawBufferPointer, strict: Bool) {
         self.bytes = bytes
@@ -133,35 +136,32 @@ private struct Cursor {
     // MARK: Samples
 
     mutating func sample() throws(LineError) -> Sample {
-        var name: [UInt8] = []
+        var name: [UInt8]?
         var quotedName = false
         var labels: [Label] = []
-        if current == UInt8(ascii: "{") {
-            // Prometheus 3: `{"my.metric", "label"="v"} 1`
-            guard !strict else { throw LineError(reason: "missing metric name") }
-            index += 1
-            skipBlanks()
-            guard !atEnd, current == UInt8(ascii: "\"") else { throw LineError(reason: "missing metric name") }
-            name = try quoted()
-            quotedName = true
-            skipBlanks()
-            if !atEnd, current == UInt8(ascii: ",") {
-                index += 1
-                labels = try labelList(closing: UInt8(ascii: "}"))
-            } else {
-                guard !atEnd, current == UInt8(ascii: "}") else { throw LineError(reason: "bad label set") }
-                index += 1
-            }
-        } else {
+        if current != UInt8(ascii: "{") {
             name = try metricName(allowQuoted: false)
-            let blanks = strict ? 0 : skipBlanks()
-            if !atEnd, current == UInt8(ascii: "{") {
-                index += 1
-                labels = try labelList(closing: UInt8(ascii: "}"))
-            } else if blanks > 0 {
-                index -= 1  // the blanks were the separator before the value
-            }
         }
+        let blanks = strict || name == nil ? 0 : skipBlanks()
+        if !atEnd, current == UInt8(ascii: "{") {
+            index += 1
+            // Prometheus 3: a quoted string alone in the braces is the metric name,
+            // `{"my.metric","a.b"="v"} 1` (first, as exporters write it, or anywhere,
+            // as Prometheus reads it).
+            var quoted: [UInt8]?
+            labels = try labelList(closing: UInt8(ascii: "}"), name: &quoted)
+            if let quoted {
+                guard name == nil else { throw LineError(reason: "two metric names") }
+                name = quoted
+                quotedName = true
+                // Anywhere but first, strict parsers (prometheus_client's OpenMetrics
+                // one) refuse it: the line is written anew, the name first.
+                if nameCameAfterLabels { unusualEscape = true }
+            }
+        } else if blanks > 0 {
+            index -= 1  // the blanks were the separator before the value
+        }
+        guard let name else { throw LineError(reason: "missing metric name") }
         // The name is a label already: `__name__` in the braces repeats it (Prometheus
         // refuses the sample: "label name __name__ is not unique").
         if labels.contains(where: { $0.name == LabelSet.metricNameLabel }) { throw LineError(reason: "duplicate label") }
@@ -212,8 +212,16 @@ private struct Cursor {
         return exemplar
     }
 
-    /// Labels up to and including `closing`.
+    /// Labels up to and including `closing`. A quoted string alone (not followed by
+    /// `=`) is the metric name, given back in `metricName`; without that parameter
+    /// (exemplars) it is refused.
     mutating func labelList(closing: UInt8) throws(LineError) -> [Label] {
+        var none: [UInt8]?
+        return try labelList(closing: closing, name: &none, allowsName: false)
+    }
+
+    mutating func labelList(closing: UInt8, name metricName: inout [UInt8]?,
+                            allowsName: Bool = true) throws(LineError) -> [Label] {
         var labels: [Label] = []
         if !strict { skipBlanks() }
         if !atEnd, current == closing {
@@ -223,15 +231,28 @@ private struct Cursor {
         while true {
             if !strict { skipBlanks() }
             guard !atEnd else { throw LineError(reason: "unclosed label set") }
-            if !strict, current == closing, !labels.isEmpty {
+            if !strict, current == closing, !labels.isEmpty || metricName != nil {
                 // `{a="b",}`: Prometheus accepts the trailing comma.
                 index += 1
                 return labels
             }
             let name: [UInt8]
             if current == UInt8(ascii: "\"") {
-                guard !strict else { throw LineError(reason: "bad label name") }
                 name = try quoted()
+                guard !name.isEmpty else { throw LineError(reason: "empty name") }
+                if !strict { skipBlanks() }
+                if !atEnd, current == UInt8(ascii: ",") || current == closing {
+                    guard allowsName else { throw LineError(reason: "bad label name") }
+                    guard metricName == nil else { throw LineError(reason: "two metric names") }
+                    metricName = name
+                    nameCameAfterLabels = !labels.isEmpty
+                    if current == closing {
+                        index += 1
+                        return labels
+                    }
+                    index += 1
+                    continue
+                }
             } else {
                 name = try labelName()
             }
@@ -291,8 +312,10 @@ private struct Cursor {
     }
 
     mutating func metricName(allowQuoted: Bool) throws(LineError) -> [UInt8] {
-        if allowQuoted, !strict, !atEnd, current == UInt8(ascii: "\"") {
-            return try quoted()
+        if allowQuoted, !atEnd, current == UInt8(ascii: "\"") {
+            let name = try quoted()
+            guard !name.isEmpty else { throw LineError(reason: "empty name") }
+            return name
         }
         let start = index
         while !atEnd, ExpositionTokens.isMetricNameByte(current) { index += 1 }

@@ -1,0 +1,98 @@
+import Foundation
+import Testing
+
+/// Prometheus 3's scrapes through the gateway: each Accept Prometheus sends, against
+/// apps that answer each text format with UTF-8 names (as client_golang does when its
+/// negotiation carries `escaping=allow-utf-8`). What the scraper gets is parsed by
+/// prometheus_client 0.26's own parsers, chosen by the response's media type as
+/// Prometheus chooses its parser: the app's samples, less the PII label the policy
+/// drops, with names quoted where the scraper asked for UTF-8 and escaped
+/// (`underscores`) where it did not.
+@Suite(.serialized) struct PrometheusThreeTests {
+    /// The exact Accept strings (../shared/design/PROMETHEUS3-NOTES.md and
+    /// scrape_test.go), and whether each one takes UTF-8 names.
+    static let scrapers: [(name: String, accept: String, takesUTF8: Bool)] = [
+        ("3.x", "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2", true),
+        ("3.x native histograms", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1", true),
+        ("3.x legacy validation", "application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=underscores;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2", false),
+        ("3.0-3.3", "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;escaping=allow-utf-8;q=0.3,*/*;q=0.2", true),
+        ("2.42", "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1", false),
+    ]
+
+    /// One family of each kind of name: a UTF-8 counter, a UTF-8 gauge with a label to
+    /// drop, a legacy gauge with a UTF-8 label.
+    static func body(_ format: String) -> String {
+        let counter = format == "openmetrics" ? "\"http.requests\"" : "\"http.requests_total\""
+        var text = """
+            # HELP \(counter) Requests served.
+            # TYPE \(counter) counter
+            {"http.requests_total","http.method"="GET",user_id="42"} 7
+            # TYPE "queue.depth" gauge
+            {"queue.depth",queue="a",user_id="42"} 3
+            # TYPE legacy_gauge gauge
+            legacy_gauge{"k8s.pod"="p1"} 1
+
+            """
+        if format == "openmetrics" { text += "# EOF\n" }
+        return text
+    }
+
+    static let apps = [
+        ("text", "text/plain; version=0.0.4; charset=utf-8; escaping=allow-utf-8"),
+        ("text", "text/plain; version=1.0.0; charset=utf-8; escaping=allow-utf-8"),
+        ("openmetrics", "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8"),
+    ]
+
+    /// One sample as prometheus_client reads it.
+    struct ParsedSample: Hashable, Sendable {
+        var name: String
+        var labels: [String: String]
+        var value: Double
+    }
+
+    static let expectedUTF8 = [
+        ParsedSample(name: "http.requests_total", labels: ["http.method": "GET"], value: 7),
+        ParsedSample(name: "queue.depth", labels: ["queue": "a"], value: 3),
+        ParsedSample(name: "legacy_gauge", labels: ["k8s.pod": "p1"], value: 1),
+    ]
+    static let expectedEscaped = [
+        ParsedSample(name: "http_requests_total", labels: ["http_method": "GET"], value: 7),
+        ParsedSample(name: "queue_depth", labels: ["queue": "a"], value: 3),
+        ParsedSample(name: "legacy_gauge", labels: ["k8s_pod": "p1"], value: 1),
+    ]
+
+    @Test func eachPrometheusGetsTheAppsSamplesWithNamesItTakes() async throws {
+        let python = Repository.root.appendingPathComponent(".venv-test/bin/python").path
+        let parser = Repository.root.appendingPathComponent("Tests/Support/parse_exposition.py").path
+        for (format, contentType) in Self.apps {
+            let upstream = TestUpstream(body: Array(Self.body(format).utf8), contentType: contentType)
+            let upstreamPort = try await upstream.start()
+            let gateway = try await TestGateway.start(
+                upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics",
+                serverExtra: "pii:\n  labels:\n    - names: [user_id]\n      action: drop")
+            for scraper in Self.scrapers {
+                let context = "\(scraper.name) scraping an app that answers \(contentType)"
+                let response = try await Curl().get("\(gateway.baseURL)/metrics", extra: ["-H", "Accept: \(scraper.accept)"])
+                #expect(response.status == 200, "\(context): \(response.status) \(response.bodyText)")
+                let served = try #require(response.headers.split(separator: "\r\n")
+                    .first { $0.lowercased().hasPrefix("content-type:") }?.dropFirst("content-type:".count)
+                    .trimmingCharacters(in: .whitespaces), "\(context)")
+                #expect(served.hasPrefix(contentType.split(separator: ";").prefix(2).joined(separator: ";")), "\(context): \(served)")
+                let parsed = try await ProcessRunner.run([python, parser, served], stdin: response.body)
+                #expect(parsed.status == 0, "\(context): prometheus_client refused it: \(parsed.stderr)\n\(response.bodyText)")
+                let samples = try JSONSerialization.jsonObject(with: Data(parsed.stdoutText.utf8)) as? [[Any]] ?? []
+                let normalized = samples.map { sample in
+                    ParsedSample(name: sample[0] as? String ?? "", labels: sample[1] as? [String: String] ?? [:],
+                                 value: (sample[2] as? NSNumber)?.doubleValue ?? .nan)
+                }
+                #expect(normalized == (scraper.takesUTF8 ? Self.expectedUTF8 : Self.expectedEscaped),
+                        "\(context):\n\(response.bodyText)")
+            }
+            let asked = upstream.receivedRequests.compactMap { $0.headers.first(name: "Accept") }
+            #expect(asked.allSatisfy { !$0.contains("protobuf") && !$0.contains("*/*") }, "\(asked)")
+            #expect(asked.first?.contains("escaping=allow-utf-8") == true, "the scraper's escaping= reaches the app: \(asked)")
+            await gateway.stop()
+            await upstream.stop()
+        }
+    }
+}
