@@ -134,14 +134,19 @@ import Testing
         await upstream.stop()
     }
 
-    /// An app that answers protobuf (not asked for) or JSON: the scraper gets 502, not
-    /// an empty or unfiltered 200, and the scrape is counted as a bad format.
+    /// An app that answers protobuf (not asked for), JSON, an unknown type, a gzip body
+    /// (not asked for either), or a Content-Type that lies about its body (text, with
+    /// JSON in it): the scraper gets 502, not an empty or unfiltered 200, and the
+    /// scrape is counted as a bad format.
     @Test(arguments: [
-        "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
-        "application/json",
+        ("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited", nil as String?),
+        ("application/json", nil),
+        ("text/html; charset=utf-8", nil),
+        ("text/plain; version=0.0.4; charset=utf-8", "gzip"),
+        ("text/plain; version=0.0.4; charset=utf-8", nil),
     ])
-    func anAppAnsweringAnUnreadableFormatIsA502(_ contentType: String) async throws {
-        let upstream = TestUpstream(body: Array("{\"up\": 1}".utf8), contentType: contentType)
+    func anAppAnsweringAnUnreadableFormatIsA502(_ contentType: String, _ encoding: String?) async throws {
+        let upstream = TestUpstream(body: Array("{\"up\": 1}".utf8), contentType: contentType, contentEncoding: encoding)
         let upstreamPort = try await upstream.start()
         let gateway = try await TestGateway.start(upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics")
         let response = try await Curl().get("\(gateway.baseURL)/metrics")

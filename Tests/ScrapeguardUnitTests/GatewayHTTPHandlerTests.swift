@@ -136,6 +136,43 @@ import Testing
         #expect(fetch.cancelled, "the app's body is not read on")
     }
 
+    /// An app whose Content-Type lies about its body (text, but protobuf or JSON in
+    /// it): the filter reads no line of it, and as the `200` waits for the first body
+    /// byte, the scraper gets a clean 502, counted, never an empty 200 (which would
+    /// make Prometheus mark every series of the target stale).
+    @Test(arguments: ["\u{0a}\u{1f}secret_series\u{12}\u{04}help\u{18}\u{01}\u{22}\u{09}\u{0a}\u{07}\u{1a}",
+                      "{\"up\": 1, \"requests\": 5}\n"])
+    func aBodyThatIsNotWhatItsContentTypeSaysIsA502(_ body: String) throws {
+        let harness = try Harness()
+        try harness.request("/metrics")
+        let fetch = try #require(harness.upstream.fetches.first)
+        fetch.send(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Type": "text/plain; version=0.0.4"])))
+        fetch.send(.body(ByteBuffer(string: body)))
+        fetch.send(.end)
+        let response = try harness.response()
+        #expect(response.head?.status == .badGateway)
+        #expect(response.body == "upstream answered in a format the gateway cannot filter\n")
+        #expect(harness.scrapes("upstream_bad_format") == 1 && harness.scrapes("success") == 0)
+        #expect(harness.outbound.bytesInUse == 0)
+    }
+
+    /// An empty body, or one whose every sample the policy drops, is still the app's
+    /// answer: a 200 with what is left (here nothing), not a 502.
+    @Test(arguments: ["", "secret_token 1\n"])
+    func anEmptyOrFullyFilteredBodyIsA200(_ body: String) throws {
+        let harness = try Harness(filter: FilterPolicy(relabelRules: [
+            try RelabelRule(.init(action: "drop", sourceLabels: ["__name__"], regex: "secret_.*")),
+        ]))
+        try harness.request("/metrics")
+        let fetch = try #require(harness.upstream.fetches.first)
+        fetch.send(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Type": "text/plain; version=0.0.4"])))
+        if !body.isEmpty { fetch.send(.body(ByteBuffer(string: body))) }
+        fetch.send(.end)
+        let response = try harness.response()
+        #expect(response.head?.status == .ok && response.body.isEmpty && response.ended)
+        #expect(harness.scrapes("success") == 1)
+    }
+
     /// The scraper gets the gateway's Content-Type, whatever parameters the app added.
     @Test func theContentTypeIsTheGateways() throws {
         let harness = try Harness()

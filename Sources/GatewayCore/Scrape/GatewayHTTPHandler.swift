@@ -31,6 +31,9 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
     private var pendingBytes = 0
     /// The transform's state bytes, as last counted in the buffer budget.
     private var chargedStateBytes = 0
+    /// The streamed response's `200` head, held until its first body byte: a body the
+    /// filter reads nothing of (a Content-Type that lies) is then still a clean 502.
+    private var heldHead: HTTPResponseHead?
     /// Whether reading from the app is paused, for the scraper or for the budget.
     private var readingPaused = false
     private var fetchStarted: NIODeadline?
@@ -172,6 +175,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
             }
             policy.metrics.bodySent(bytes: sentBodyBytes)
             policy.metrics.scrapeEnded(result)
+            releaseHead()
             endScrape()
             finishResponse(closeAfter: closeAfter)
         case .abort(let result):
@@ -235,10 +239,21 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
             headers.add(name: "Content-Encoding", value: "gzip")
         }
         addCommonHeaders(&headers)
-        if request?.method != .HEAD {
+        let head = HTTPResponseHead(version: request?.version ?? .http1_1, status: .ok, headers: headers)
+        if request?.method == .HEAD {
+            write(.head(head))
+        } else {
             headers.add(name: "Transfer-Encoding", value: "chunked")
+            heldHead = HTTPResponseHead(version: head.version, status: .ok, headers: headers)
         }
-        write(.head(HTTPResponseHead(version: request?.version ?? .http1_1, status: .ok, headers: headers)))
+    }
+
+    /// Writes the held `200` head: the first body byte is on its way, or the body
+    /// ended and the filter read it.
+    private func releaseHead() {
+        guard let head = heldHead else { return }
+        heldHead = nil
+        write(.head(head))
     }
 
     private func forward(_ buffer: ByteBuffer) {
@@ -270,6 +285,12 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
             run(machine.filterFailed())
             return
         }
+        if heldHead != nil, transform?.readNothing == true {
+            heldHead = nil
+            endScrape()
+            run(machine.bodyUnreadable())
+            return
+        }
         if let output, output.readableBytes > 0 {
             sentBodyBytes += output.readableBytes
         }
@@ -286,6 +307,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
             body = gzip.encode(output, finish: finish, allocator: context.channel.allocator)
         }
         guard let body, body.readableBytes > 0 else { return }
+        releaseHead()
         let bytes = body.readableBytes
         pendingBytes += bytes
         policy.outbound.reserve(bytes)
@@ -314,6 +336,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
 
     /// Forgets the scrape's filter and gzip state.
     private func endScrape() {
+        heldHead = nil
         transform = nil
         chargeTransformState()
         gzip = nil

@@ -31,6 +31,7 @@ struct PolicyScrapeFilter: ScrapeBodyFilter {
         let metrics: GatewayMetrics
         let tracker: SeriesTracker?
         private(set) var shouldFailScrape = false
+        private(set) var readNothing = false
         var retainedBytes: Int { filter.retainedBytes }
 
         init(filter: StreamingFilter, metrics: GatewayMetrics, tracker: SeriesTracker?) {
@@ -51,6 +52,7 @@ struct PolicyScrapeFilter: ScrapeBodyFilter {
             var output: [UInt8] = []
             let report = filter.finish(into: &output)
             shouldFailScrape = report.failed
+            readNothing = report.samplesIn == 0 && !report.linesRejected.isEmpty
             metrics.filtered(report, admitted: tracker?.admittedPerFamily)
             return output.isEmpty ? nil : ByteBuffer(bytes: output)
         }

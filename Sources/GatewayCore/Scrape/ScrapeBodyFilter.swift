@@ -20,9 +20,13 @@ package protocol ScrapeBodyTransform {
     /// Bytes of state the transform holds until the body ends (the filter's tables),
     /// counted in the buffer budget with the bytes waiting for the scraper.
     var retainedBytes: Int { get }
+    /// After `finish()`: the body had lines and the filter could read not one of them
+    /// (a Content-Type that lies about its body).
+    var readNothing: Bool { get }
 }
 
 extension ScrapeBodyTransform {
     package var shouldFailScrape: Bool { false }
     package var retainedBytes: Int { 0 }
+    package var readNothing: Bool { false }
 }

@@ -13,6 +13,7 @@ import NIOHTTP1
 ///   route: own metrics, or a short answer ───────────────────────────→ idle | closed
 ///   route: the metrics path → fetching ─upstream head 200→ streaming ─end→ finishing
 ///   finishing ─filter flushed→ idle | closed          (result: success)
+///   finishing ─no line readable, no byte out yet→ 502 → idle | closed
 ///   fetching ─error status, too large, unreadable format, budget spent, failure→
 ///            short answer → idle | closed
 ///   streaming/finishing ─too large, filter failed, upstream failed→ closed (abort)
@@ -261,6 +262,16 @@ struct ScrapeStateMachine {
     mutating func filterFlushed() -> Action {
         guard case .finishing(let head, let received) = state else { return .none }
         return finish(head, upstreamBytes: received)
+    }
+
+    /// The body ended, nothing of the response is out yet (the head waits for the
+    /// first body byte), and the filter read not one line of it: the app's
+    /// Content-Type lied about its body. A 502, never an empty 200 (which Prometheus
+    /// would take as a target with no series, all of them stale).
+    mutating func bodyUnreadable() -> Action {
+        guard case .finishing(let head, _) = state else { return .none }
+        return answer(.upstreamBadFormat(reason: "a body of which the filter could read no line"), to: head,
+                      result: .upstreamBadFormat)
     }
 
     /// The policy failed the scrape (`invalid_lines: fail_scrape`).

@@ -13,15 +13,18 @@ import NIOPosix
 final class TestUpstream: Sendable {
     let body: [UInt8]
     let contentType: String
+    /// Sent as `Content-Encoding` when set (the body is sent as it is).
+    let contentEncoding: String?
     let slowDelay: TimeAmount
     let hugeSize: Int
     private let channel = NIOLockedValueBox<Channel?>(nil)
     private let requests = NIOLockedValueBox<[HTTPRequestHead]>([])
 
-    init(body: [UInt8], contentType: String = "text/plain; version=0.0.4; charset=utf-8",
+    init(body: [UInt8], contentType: String = "text/plain; version=0.0.4; charset=utf-8", contentEncoding: String? = nil,
          slowDelay: TimeAmount = .seconds(5), hugeSize: Int = 4 << 20) {
         self.body = body
         self.contentType = contentType
+        self.contentEncoding = contentEncoding
         self.slowDelay = slowDelay
         self.hugeSize = hugeSize
     }
@@ -81,6 +84,7 @@ final class TestUpstream: Sendable {
             let path = String(head.uri.split(separator: "?").first ?? "")
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: upstream.contentType)
+            if let encoding = upstream.contentEncoding { headers.add(name: "Content-Encoding", value: encoding) }
             switch path {
             case "/metrics":
                 headers.add(name: "Content-Length", value: "\(upstream.body.count)")
