@@ -38,9 +38,11 @@ test-deploy:
 
 # End to end with a real Prometheus (Debian's prometheus): mTLS + basic auth scrapes,
 # the shipped policy (PII, cardinality cap), deploy/'s recording rules, drain on SIGTERM;
-# then relabeling against Prometheus's own on 300 generated rule lists (fixed seed).
+# then the protobuf exposition into two Prometheus servers, native histograms on and
+# off; then relabeling against Prometheus's own on 300 generated rule lists (fixed seed).
 test-e2e: test-deps
 	SCRAPEGUARD_BIN="$$($(SWIFT) build --show-bin-path)/scrapeguard" bash e2e/prometheus.sh
+	SCRAPEGUARD_BIN="$$($(SWIFT) build --show-bin-path)/scrapeguard" bash e2e/native_histograms.sh
 	SCRAPEGUARD_BIN="$$($(SWIFT) build --show-bin-path)/scrapeguard" .venv-test/bin/python e2e/relabel_differential.py --cases 300 --seed 1
 
 # The short fuzz run (30 s) over the scanner and the filter; fuzz/README.md has the long one.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Helpers for e2e/prometheus.sh: the app it scrapes and the checks it makes
-against Prometheus's HTTP API. Runs under the test venv (.venv-test: prometheus_client,
-PyYAML).
+"""Helpers for e2e/prometheus.sh and e2e/native_histograms.sh: the app prometheus.sh
+scrapes and the checks both make against Prometheus's HTTP API. Runs under the test
+venv (.venv-test: prometheus_client, PyYAML).
 
   app PORT LOG SLOWFILE SERIES   the exporter (prometheus_client) on 127.0.0.1:PORT
   free-ports N                   N distinct free TCP ports on 127.0.0.1
@@ -19,6 +19,10 @@ PyYAML).
   wait-up PROM JOB N TIMEOUT     until JOB has N successful scrapes in a row
   drain PROM APPLOG T_TERM SLOW
                                  the scrape in flight at SIGTERM completed whole
+  expect PROM EXPR WANT TIMEOUT  until EXPR gives one series of value WANT
+  no-series PROM EXPR            EXPR gives no series
+  no-label-no-email PROM LABEL   no stored series has LABEL or an e-mail in a value
+  accepts REQUEST_LOG            what protobuf_exposition.py serve answered whom
 
 Each check prints one line on success (what it saw) or the evidence and exits 1.
 """
@@ -408,6 +412,77 @@ def cmd_drain(prom: str, app_log: str, t_term: float, slow: float) -> None:
     print(f"{detail}; then {len(after)} scrape(s) down")
 
 
+# ---------------------------------------------------------------- native histograms
+def cmd_expect(prom: str, expr: str, want: float, timeout: float) -> None:
+    """Until EXPR gives exactly one series whose value is WANT (to 1e-9, relative), at
+    most TIMEOUT seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = instant(prom, expr)
+        if len(result) == 1 and "value" in result[0]:
+            got = float(result[0]["value"][1])
+            if abs(got - want) <= 1e-9 * max(1.0, abs(want)):
+                print(f"{expr} = {result[0]['value'][1]}")
+                return
+        if time.monotonic() >= deadline:
+            fail(f"{expr}: expected one series = {want:g} within {timeout:g}s, got {result}")
+        time.sleep(0.5)
+
+
+def cmd_no_series(prom: str, expr: str) -> None:
+    result = instant(prom, expr)
+    if result:
+        fail(f"{expr}: expected no series, got {result}")
+    print(f"{expr}: no series")
+
+
+def cmd_no_label_no_email(prom: str, label: str) -> None:
+    """No series Prometheus holds (any job, any metric, Prometheus's own included) has
+    LABEL, asked both ways: the query count({LABEL!=""}) is empty, and in the series
+    API's list of every series no series has LABEL and no label value is an e-mail
+    address."""
+    counted = instant(prom, f'count({{{label}!=""}})')
+    series = api(prom, "series", **{"match[]": '{__name__=~".+"}', "start": "0", "end": f"{time.time():.3f}"})
+    if len(series) < 10:
+        fail(f"only {len(series)} series stored: nothing to check")
+    found = [f"{name}={value!r} of {s.get('__name__')}" for s, name, value in label_values(series)
+             if name == label or EMAIL_RE.search(value)]
+    if counted or found:
+        fail((f'count({{{label}!=""}}) = {counted[0]["value"][1]}\n' if counted else "")
+             + f"{len(found)} label(s) with {label} or an e-mail address:\n  " + "\n  ".join(found[:40]))
+    jobs = sorted({s.get("job", "") for s in series})
+    print(f'count({{{label}!=""}}) empty; {len(series)} series (jobs {", ".join(jobs)}): no {label}, no e-mail address')
+
+
+def cmd_accepts(request_log: str) -> None:
+    """The request log of protobuf_exposition.py serve: the scrapes that came for
+    ?scraper=native asked for protobuf (the delimited MetricFamily clause in Accept) and
+    got it; those for ?scraper=classic asked for no protobuf and got text. Each at least
+    twice."""
+    seen = {"native": [], "classic": []}
+    for line in open(request_log, encoding="utf-8"):
+        entry = json.loads(line)
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(entry["path"]).query)
+        for scraper in query.get("scraper", []):
+            if scraper in seen:
+                seen[scraper].append(entry)
+    problems = []
+    for scraper, want_protobuf in (("native", True), ("classic", False)):
+        entries = seen[scraper]
+        if len(entries) < 2:
+            problems.append(f"{scraper}: {len(entries)} request(s) reached the app")
+        for entry in entries:
+            accept = entry["accept"] or ""
+            asked = "application/vnd.google.protobuf" in accept and "encoding=delimited" in accept
+            if asked != want_protobuf or entry["answered"] != ("protobuf" if want_protobuf else "text"):
+                problems.append(f"{scraper}: Accept {accept!r} answered {entry['answered']}")
+    if problems:
+        fail("\n".join(problems[:20]))
+    accepts = {scraper: sorted({e["accept"] for e in entries}) for scraper, entries in seen.items()}
+    print(f"native: {len(seen['native'])} requests, protobuf asked and answered; "
+          f"classic: {len(seen['classic'])}, text; Accept native {accepts['native']}, classic {accepts['classic']}")
+
+
 def main() -> None:
     a = sys.argv[1:]
     if not a:
@@ -441,6 +516,14 @@ def main() -> None:
         cmd_records(args[0], args[1], float(args[2]))
     elif cmd == "drain":
         cmd_drain(args[0], args[1], float(args[2]), float(args[3]))
+    elif cmd == "expect":
+        cmd_expect(args[0], args[1], float(args[2]), float(args[3]))
+    elif cmd == "no-series":
+        cmd_no_series(args[0], args[1])
+    elif cmd == "no-label-no-email":
+        cmd_no_label_no_email(args[0], args[1])
+    elif cmd == "accepts":
+        cmd_accepts(args[0])
     else:
         fail(f"unknown command {cmd}\n{__doc__}")
 

@@ -39,12 +39,11 @@
 # installed by scripts/install-deps.sh test when missing.
 set -euo pipefail
 
-here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd -- "$here/.." && pwd)
-bin=${SCRAPEGUARD_BIN:-$repo/.build/debug/scrapeguard}
+e2e_name=e2e
+e2e_logs=(prometheus.log gateway.log app.log)
+# shellcheck source=e2e/lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 stop_signal=${E2E_STOP_SIGNAL:-TERM}
-py=$repo/.venv-test/bin/python
-helper=$here/helper.py
 policy=$repo/deploy/base/config/scrapeguard.yml
 
 # The gateway job scrapes every 3 s with a 3 s timeout (the gateway gives the app
@@ -54,141 +53,19 @@ slow=2
 shutdown_timeout=10
 extra_series=150
 
-passed=0
-failed=0
-pids=()
-t0=$SECONDS
-work=$(mktemp -d "${TMPDIR:-/tmp}/e2e-prometheus.XXXXXX")
-
-say() { printf '%s\n' "$*"; }
-
-stop_pid() { # PID: TERM, then KILL after 3 s
-    local pid=$1
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 30); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
-show_logs() {
-    local f
-    for f in prometheus.log gateway.log app.log; do
-        [[ -s $work/$f ]] || continue
-        say "---- last 40 lines of $f"
-        tail -n 40 "$work/$f" | cut -c1-400 | sed 's/^/    /'
-    done
-}
-
-cleanup() {
-    local rc=$? pid
-    for pid in "${pids[@]+"${pids[@]}"}"; do stop_pid "$pid"; done
-    if ((failed || rc)); then show_logs; fi
-    if [[ ${E2E_KEEP:-0} == 1 ]]; then say "work folder kept: $work"; else rm -rf -- "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-pass() { passed=$((passed + 1)); printf 'PASS  %-52s %s\n' "$1" "$2"; }
-fail() {
-    failed=$((failed + 1))
-    printf 'FAIL  %s\n' "$1"
-    [[ -z ${2:-} ]] || printf '%s\n' "$2" | sed 's/^/      /'
-}
-
-# check NAME COMMAND...: PASS with the command's last line, or FAIL with its output.
-check() {
-    local name=$1 out rc
-    shift
-    set +e
-    out=$( (set -e; "$@") 2>&1)
-    rc=$?
-    set -e
-    if ((rc == 0)); then pass "$name" "$(tail -n 1 <<<"$out" | cut -c1-200)"; else fail "$name (exit $rc)" "$out"; fi
-    return 0
-}
-
-# A setup step that must work for anything after it to mean something.
-need() {
-    local name=$1 out
-    shift
-    if out=$( (set -e; "$@") 2>&1); then
-        pass "$name" "$(tail -n 1 <<<"$out" | cut -c1-160)"
-    else
-        fail "$name" "$out"
-        summary
-        exit 1
-    fi
-}
-
-# start_step NAME FUNCTION: like need, but in this shell, so that the processes the
-# function starts (and their pids) outlive it.
-start_step() {
-    if "$2" >"$work/step.out" 2>&1; then
-        pass "$1" "$(tail -n 1 "$work/step.out")"
-    else
-        fail "$1" "$(cat "$work/step.out")"
-        summary
-        exit 1
-    fi
-}
-
-summary() { say "e2e: $passed passed, $failed failed ($((SECONDS - t0)) s)"; }
-
-# wait_for SECONDS COMMAND...: until COMMAND succeeds, at most SECONDS.
-wait_for() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.1
-    done
-}
-
-now() { date +%s.%N | cut -c1-14; }
-
 # ------------------------------------------------------------------ tools
-setup_tools() {
-    if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null ||
-        ! "$py" -c 'import prometheus_client, yaml' 2>/dev/null ||
-        ! command -v openssl >/dev/null || ! command -v curl >/dev/null; then
-        bash "$repo/scripts/install-deps.sh" test
-    fi
-    [[ -x $bin ]] || { echo "SCRAPEGUARD_BIN=$bin is not an executable"; return 1; }
-    echo "$(prometheus --version 2>&1 | head -n 1); $bin"
-}
-need "setup: prometheus, promtool, venv, binary" setup_tools
+need "setup: prometheus, promtool, venv, binary" setup_tools "prometheus_client, yaml"
 
 # ------------------------------------------------------------------ configuration
 read -r app_port gw_port health_port prom_port <<<"$("$py" "$helper" free-ports 4)"
 prom=http://127.0.0.1:$prom_port
 gw_instance=127.0.0.1:$gw_port
-server_name=my-custom-exporter # the ServiceMonitor's serverName, as deploy/ uses it
 
-setup_certs() {
-    bash "$repo/certs/gen-dev-certs.sh" --test-extras "$work/certs" "$server_name" >/dev/null
-    openssl x509 -in "$work/certs/server.crt" -noout -ext subjectAltName | tail -n 1 | sed 's/^ *//'
-}
 need "dev PKI (gen-dev-certs.sh --test-extras)" setup_certs
 
 setup_configs() {
-    openssl rand -hex 16 | tr -d '\n' >"$work/password"
+    write_web_config
     printf 'not-the-password' >"$work/wrong-password"
-    local hash
-    hash=$("$bin" hash-password <"$work/password")
-    cat >"$work/web-config.yml" <<EOF
-tls_server_config:
-  cert_file: certs/server.crt
-  key_file: certs/server.key
-  client_ca_file: certs/ca.crt
-  client_auth_type: RequireAndVerifyClientCert
-  client_allowed_sans:
-    - spiffe://cluster.local/ns/monitoring/sa/prometheus
-basic_auth_users:
-  prometheus: $hash
-EOF
     # The shipped policy, unchanged; the app's address comes from --upstream.url.
     cp "$policy" "$work/scrapeguard.yml"
     "$bin" check-config --web.config.file="$work/web-config.yml" --config.file="$work/scrapeguard.yml"
@@ -222,26 +99,6 @@ setup_rules() {
 }
 need "recording rules from deploy/ (bundle_checks.py rules)" setup_rules
 
-prom_job() { # NAME CLIENT_CERT PASSWORD_FILE [PATH] [INTERVAL]
-    cat <<EOF
-  - job_name: $1
-    scheme: https
-    metrics_path: ${4:-/metrics}
-    scrape_interval: ${5:-1s}
-    scrape_timeout: ${5:-1s}
-    tls_config:
-      ca_file: $work/certs/ca.crt
-      cert_file: $work/certs/$2.crt
-      key_file: $work/certs/$2.key
-      server_name: $server_name
-      min_version: TLS13
-    basic_auth:
-      username: prometheus
-      password_file: $work/$3
-    static_configs:
-      - targets: ["$gw_instance"]
-EOF
-}
 setup_prometheus_config() {
     {
         printf 'global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n'
@@ -266,27 +123,10 @@ start_app() {
 }
 start_step "app (prometheus_client) on loopback" start_app
 
-start_gateway() {
-    "$bin" serve --web.config.file="$work/web-config.yml" --config.file="$work/scrapeguard.yml" \
-        --upstream.url="http://127.0.0.1:$app_port/metrics" \
-        --web.listen-address="$gw_instance" --health.listen-address="127.0.0.1:$health_port" \
-        --web.shutdown-timeout="${shutdown_timeout}s" --log.level=info >"$work/gateway.log" 2>&1 &
-    gw_pid=$!
-    pids+=("$gw_pid")
-    wait_for 20 curl -fsS -o /dev/null "http://127.0.0.1:$health_port/readyz" || { echo "not ready in 20 s"; return 1; }
-    echo "scrapeguard serve on $gw_instance, ready"
-}
-start_step "scrapeguard serve (deploy's policy)" start_gateway
+start_step "scrapeguard serve (deploy's policy)" start_gateway --web.shutdown-timeout="${shutdown_timeout}s"
 
-start_prometheus() {
-    prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
-        --web.listen-address="127.0.0.1:$prom_port" --log.level=debug >"$work/prometheus.log" 2>&1 &
-    pids+=($!)
-    wait_for 30 curl -fsS -o /dev/null "$prom/-/ready" || { echo "not ready in 30 s"; return 1; }
-    echo "prometheus on 127.0.0.1:$prom_port, ready"
-}
 start_time=$(date +%s)
-start_step "prometheus server" start_prometheus
+start_step "prometheus server" start_prometheus prometheus.yml tsdb prometheus.log "$prom_port"
 
 # ------------------------------------------------------------------ checks
 # The PII check proves something only if the app really serves PII.

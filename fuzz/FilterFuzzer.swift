@@ -15,7 +15,9 @@
 //   byte 1  chunk size - 1 (fixed plan) or the seed of the random plan
 //   rest    the exposition body; when it starts with `#~`, that first line instead
 //           draws relabel rules from a grammar of Go/RE2 regex syntax (`RegexGrammar`),
-//           which replace the policy's relabel rules
+//           which replace the policy's relabel rules; when it starts with `#P`, the
+//           rest is a delimited protobuf body for `ProtobufFilter` (bit 0 then picks
+//           UTF-8 names or `underscores`, bit 4 a 64-byte family bound)
 //
 // Every violated invariant prints what it saw and traps (fatalError), which libFuzzer
 // reports as a crash and saves as an artifact.
@@ -502,6 +504,12 @@ public func filterFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int)
     }
     let plan: ChunkPlan = control & 0x40 != 0 ? .random(seed: data[1]) : .fixed(Int(data[1]) + 1)
     var body = Array(UnsafeBufferPointer(start: data + 2, count: size - 2))
+    if body.starts(with: [0x23, 0x50]) {  // `#P`: protobuf
+        if control & 0x10 != 0 { policy.maximumFamilyLength = 64 }
+        checkProtobuf(Array(body.dropFirst(2)), policy: policy, policyName: basePolicyName,
+                      names: control & 1 == 0 ? .allowUTF8 : .underscores, plan: plan)
+        return 0
+    }
     var policyName = basePolicyName
     if body.starts(with: [0x23, 0x7E]) {  // `#~`: regex rules from the grammar
         let end = body.firstIndex(of: 0x0A) ?? body.endIndex
@@ -598,5 +606,71 @@ private func normalizedSamples(_ output: [UInt8], _ format: ExpositionFormat) ->
         ExpositionWriter.write(name: sample.name, labels: labels, value: sample.value, timestamp: sample.timestamp,
                                exemplar: sample.exemplar, into: &normalized)
         return String(decoding: normalized, as: UTF8.self)
+    }
+}
+
+// MARK: Protobuf
+
+private func runProtobuf(_ body: [UInt8], policy: FilterPolicy, names: NameEscaping,
+                         plan: ChunkPlan) -> (output: [UInt8], report: FilterReport) {
+    let filter = ProtobufFilter(policy: policy, names: names)
+    var output: [UInt8] = []
+    var offset = 0
+    for size in plan.sizes(body.count) {
+        filter.process(Array(body[offset..<(offset + size)]), into: &output)
+        offset += size
+    }
+    return (output, filter.finish(into: &output))
+}
+
+/// The protobuf filter's invariants: the same bytes and report whatever the chunks;
+/// under the identity policy for a UTF-8 scraper, a body read without a complaint goes
+/// out byte for byte; the output is well framed, every family and metric in it well
+/// formed, and a fixed point of the identity filter (valid as it is).
+private func checkProtobuf(_ body: [UInt8], policy: FilterPolicy, policyName: String, names: NameEscaping, plan: ChunkPlan) {
+    func fail(_ invariant: String, _ detail: String) -> Never {
+        fatalError("""
+
+            ===== MetricsFilter fuzz invariant violated (protobuf): \(invariant)
+            policy: \(policyName), names: \(names.rawValue), family bound: \(policy.maximumFamilyLength), \(plan)
+            \(detail)
+            ----- input body (escaped):
+            \(show(body))
+            =====
+            """)
+    }
+    let chunked = runProtobuf(body, policy: policy, names: names, plan: plan)
+    let whole = runProtobuf(body, policy: policy, names: names, plan: .whole)
+    guard chunked.output == whole.output, chunked.report == whole.report else {
+        fail("chunk-boundary independence", "chunked: \(chunked.report)\nwhole:   \(whole.report)")
+    }
+    let clean = whole.report.linesRejected.isEmpty && whole.report.seriesDropped.isEmpty
+    if policy.isIdentity, names == .allowUTF8, clean, whole.output != body {
+        fail("an identity filter passes a clean body byte for byte", "----- output:\n\(show(whole.output))")
+    }
+    // Well framed and well formed: every family, metric and label pair decodes.
+    var splitter = DelimitedSplitter(maximumMessageLength: Int.max)
+    var problems: [String] = []
+    whole.output.withUnsafeBytes { bytes in
+        splitter.feed(bytes) { event in
+            guard case .message(let family) = event else { return problems.append("oversized in output") }
+            do throws(ProtoWire.Malformed) {
+                for field in try ProtoWire.fields(of: family) where field.number == 4 {
+                    let metric = family.value(of: field)
+                    _ = try MetricMessages.labels(of: metric, fields: try ProtoWire.fields(of: metric), number: 1)
+                }
+            } catch {
+                problems.append("\(error.reason)")
+            }
+        }
+    }
+    guard problems.isEmpty, splitter.finish() else {
+        fail("the output is well-formed protobuf", "\(problems)\n----- output:\n\(show(whole.output))")
+    }
+    let identity = FilterPolicy(maximumLineLength: 1 << 30, maximumFamilyLength: 1 << 30)
+    let again = runProtobuf(whole.output, policy: identity, names: names, plan: .whole)
+    guard again.output == whole.output, again.report.linesRejected.isEmpty, again.report.seriesDropped.isEmpty else {
+        fail("the output passes an identity filter unchanged",
+             "report: \(again.report)\n----- output:\n\(show(whole.output))\n----- again:\n\(show(again.output))")
     }
 }

@@ -92,6 +92,15 @@ for file in fuzz/seeds/*.txt; do
     for control in 00 02 44 08 0e 1a 30 80 88; do seed "$name" "$file" "$control" 05; done
     count=$((count + 9))
 done
+# Protobuf bodies (fuzz/seeds/*.pb: `#P` and the delimited bytes of
+# Tests/Support/protobuf_exposition.py sample): every policy for a UTF-8 scraper, then
+# escaped names, a 64-byte family bound, random chunks.
+for file in fuzz/seeds/*.pb; do
+    [[ -f "$file" ]] || continue
+    name="seed-$(basename "$file")"
+    for control in 00 02 04 06 08 0a 0c 0e 01 11 4f 8f; do seed "$name" "$file" "$control" 05; done
+    count=$((count + 12))
+done
 # Inputs that once crashed (fuzz/crashes/), as they are: regression cases.
 for file in fuzz/crashes/*; do
     [[ -f "$file" ]] || continue

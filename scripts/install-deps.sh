@@ -15,7 +15,9 @@ if [[ $what == test ]]; then
     # regexp (golang-go) the reference for relabel regexes (RelabelOracleTests).
     # strace: a configuration load opens each file once (ConfigurationLoaderTests).
     # iproute2 (ss): a scraper socket's send buffer, as the kernel sees it (LimitsTests).
-    apt_packages+=(python3-venv prometheus golang-go strace iproute2)
+    # protobuf-compiler (protoc 3.21): compiles Tests/Support/proto/metrics.proto for the
+    # protobuf exposition's reference (Tests/Support/protobuf_exposition.py).
+    apt_packages+=(python3-venv prometheus golang-go strace iproute2 protobuf-compiler)
 fi
 if [[ $what == bench ]]; then
     # wrk: the load; apache2-utils: htpasswd -B; gcc and libssl-dev (above): wrk's
@@ -52,9 +54,12 @@ fi
 if [[ $what == test ]]; then
     venv=$root/.venv-test
     # sslyze: the TLS compliance test; prometheus_client: the exposition parser (and
-    # the e2e test's app); PyYAML: the e2e test reads the deploy rules and policy.
-    python_tools=(sslyze==6.3.1 prometheus_client==0.26.0 PyYAML==6.0.4)
-    if [[ ! -x $venv/bin/sslyze ]] || ! "$venv/bin/python" -c 'import prometheus_client, yaml' 2>/dev/null; then
+    # the e2e test's app); PyYAML: the e2e test reads the deploy rules and policy;
+    # protobuf: the runtime of the code protoc makes, the release that matches Debian's
+    # protoc 3.21.12 (4.21.12), for the protobuf exposition's reference.
+    protobuf_version=4.21.12
+    python_tools=(sslyze==6.3.1 prometheus_client==0.26.0 PyYAML==6.0.4 protobuf==$protobuf_version)
+    if [[ ! -x $venv/bin/sslyze ]] || ! "$venv/bin/python" -c "import prometheus_client, yaml, google.protobuf as p; assert p.__version__ == '$protobuf_version'" 2>/dev/null; then
         echo "install-deps: ${python_tools[*]} into .venv-test"
         python3 -m venv "$venv"
         "$venv/bin/pip" install --quiet --disable-pip-version-check "${python_tools[@]}"

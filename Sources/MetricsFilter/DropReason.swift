@@ -9,6 +9,9 @@ public enum DropReason: String, Sendable, Hashable, CaseIterable {
     case missingMetricName = "missing_metric_name"
     case invalidName = "invalid_name"
     case renamedInOpenmetrics = "renamed_in_openmetrics"
+    /// Protobuf: the rules treat the parts of a histogram or summary (`_bucket`,
+    /// `_sum`, `_count`) differently, which one message cannot carry.
+    case partsRelabeledApart = "parts_relabeled_apart"
     /// Two label names of a sample became one when escaped for a legacy scraper.
     case escapedNameClash = "escaped_name_clash"
     // Limits
@@ -30,6 +33,10 @@ public enum DropReason: String, Sendable, Hashable, CaseIterable {
     case clashingName = "clashing_name"
     case groupReappears = "group_reappears"
     case lineTooLong = "line_too_long"
+    /// A protobuf `MetricFamily` longer than `maximumFamilyLength`.
+    case familyTooLarge = "family_too_large"
+    /// A protobuf body that ended inside a message.
+    case truncatedMessage = "truncated_message"
     case textAfterEof = "text_after_eof"
     // Values the type does not allow
     case badValue = "bad_value"

@@ -13,15 +13,47 @@ public struct FilterPolicy: Sendable {
     public var limits: SeriesLimits
     /// Lines longer than this are dropped whole.
     public var maximumLineLength: Int
+    /// Protobuf `MetricFamily` messages longer than this are dropped whole, without
+    /// being buffered (a family is the protobuf exposition's unit, as a line is the
+    /// text's).
+    public var maximumFamilyLength: Int
     public var invalidLines: InvalidLineAction
 
     public init(relabelRules: [RelabelRule] = [], pii: PIIPolicy = PIIPolicy(), limits: SeriesLimits = SeriesLimits(),
-                maximumLineLength: Int = 64 << 10, invalidLines: InvalidLineAction = .drop) {
+                maximumLineLength: Int = 64 << 10, maximumFamilyLength: Int = 64 << 20,
+                invalidLines: InvalidLineAction = .drop) {
         self.relabelRules = relabelRules
         self.pii = pii
         self.limits = limits
         self.maximumLineLength = maximumLineLength
+        self.maximumFamilyLength = maximumFamilyLength
         self.invalidLines = invalidLines
+    }
+
+    /// Whether protobuf bodies can be filtered to what the rules say. In protobuf a
+    /// bucket's bound and a quantile are values inside a histogram or summary, not the
+    /// `le` and `quantile` labels the text formats give each of its series, so a rule
+    /// that reads, drops, keeps or maps those labels would act differently there: such a
+    /// policy is served text only (the gateway then never asks for protobuf).
+    public var readsProtobuf: Bool {
+        let structural: [[UInt8]] = [Array("le".utf8), Array("quantile".utf8)]
+        for rule in relabelRules {
+            if rule.sourceLabels.contains(where: structural.contains) || structural.contains(rule.targetLabel) { return false }
+            switch rule.action {
+            case .labeldrop, .labelmap:
+                if structural.contains(where: rule.regex.matches) { return false }
+            case .labelkeep:
+                // Whatever it does not keep, it drops: `le` and `quantile` among them.
+                if !structural.allSatisfy(rule.regex.matches) { return false }
+            default:
+                break
+            }
+        }
+        for rule in pii.labelRules {
+            if structural.contains(where: rule.labelNames.contains) { return false }
+            if let regex = rule.labelRegex, structural.contains(where: regex.matches) { return false }
+        }
+        return true
     }
 
     /// Nothing to change: samples are still parsed and checked, never rewritten.

@@ -24,10 +24,7 @@ public final class StreamingFilter {
     private let isPassThrough: Bool
     private var sawEOF = false
     private var counts = FilterReport()
-    /// PII actions by rule index and action (`rule * actions + action`), turned into
-    /// the report's names on demand: counting by name would hash two strings per label.
-    private var piiCounts: [Int]
-    private static let piiActions = PIIAction.allCases
+    private var piiCounts: PIICounts
 
     /// Plain sample lines are filtered in place (see `PlainSample`) when no relabel
     /// rule needs the whole label set (see `NameRelabeling`). Settable (before the first
@@ -50,19 +47,13 @@ public final class StreamingFilter {
     /// plus a histogram group held back. The gateway counts them in its buffer budget,
     /// beside the body bytes waiting for the scraper.
     public var retainedBytes: Int {
-        structure.retainedBytes + unitsThisScrape.capacity * MemoryLayout<(SeriesTracker.UnitKey, Bool)>.stride
+        structure.retainedBytes + (admission?.retainedBytes ?? 0)
     }
 
     /// What this scrape's filter did so far.
     public var report: FilterReport {
         var report = counts
-        if let scrubber {
-            for (index, count) in piiCounts.enumerated() where count > 0 {
-                let rule = scrubber.ruleName(index / Self.piiActions.count)
-                let action = Self.piiActions[index % Self.piiActions.count].rawValue
-                report.piiActions[FilterReport.PIIKey(rule: rule, action: action), default: 0] += count
-            }
-        }
+        if let scrubber { piiCounts.add(to: &report, scrubber: scrubber) }
         return report
     }
 
@@ -71,9 +62,7 @@ public final class StreamingFilter {
     /// The family's name as the app wrote it, before escaping: the samples' names
     /// are escaped against it.
     private var appFamily: [UInt8]?
-    private var unitsThisScrape: [SeriesTracker.UnitKey: Bool] = [:]
-    private var reservedRemaining = 0
-    private let now = ContinuousClock.now
+    private var admission: ScrapeAdmission?
 
     /// - Parameters:
     ///   - names: how the scraper takes names that are not legacy names: as they are,
@@ -88,13 +77,13 @@ public final class StreamingFilter {
         self.relabeler = policy.relabelRules.isEmpty ? nil : Relabeler(rules: policy.relabelRules)
         self.nameRelabeling = policy.relabelRules.isEmpty ? nil : NameRelabeling(rules: policy.relabelRules)
         self.scrubber = policy.pii.isEmpty ? nil : PIIScrubber(policy: policy.pii)
-        self.piiCounts = Array(repeating: 0, count: (policy.pii.labelRules.count + policy.pii.detectorRules.count) * Self.piiActions.count)
+        self.piiCounts = PIICounts(policy: policy.pii)
         self.tracker = policy.limits.needsTracker ? (tracker ?? SeriesTracker(limits: policy.limits)) : nil
         self.splitter = LineSplitter(maximumLineLength: policy.maximumLineLength)
         self.structure = ExpositionStructure(format: format)
         self.isPassThrough = policy.isIdentity
         self.usesPlainPath = relabeler == nil || nameRelabeling != nil
-        self.reservedRemaining = self.tracker?.reservedSamples() ?? 0
+        self.admission = self.tracker.map(ScrapeAdmission.init)
     }
 
     /// Filters one chunk; appends what may be sent on to `output`.
@@ -451,27 +440,15 @@ public final class StreamingFilter {
 
     /// Applies the PII policy; false when the series is dropped.
     private func scrub(_ labels: inout LabelSet, with scrubber: PIIScrubber, metric: [UInt8], exemplar: Bool = false) -> Bool {
-        for label in labels.labels where label.name != LabelSet.metricNameLabel {
-            switch scrubber.outcome(name: label.name, value: label.value) {
-            case .keep:
-                continue
-            case .replace(let value, let rule, let action):
-                labels.set(label.name, value)
-                count(rule, action)
-            case .dropLabel(let rule):
-                labels.delete(label.name)
-                count(rule, .drop)
-            case .dropSeries(let rule):
-                count(rule, .dropSeries)
-                if !exemplar { counts.drop(.pii, metric: metric) }
-                return false
-            }
+        guard scrubber.scrub(&labels, counts: &piiCounts) else {
+            if !exemplar { counts.drop(.pii, metric: metric) }
+            return false
         }
         return true
     }
 
     private func count(_ rule: Int, _ action: PIIAction) {
-        piiCounts[rule * Self.piiActions.count + Self.piiActions.firstIndex(of: action)!] += 1
+        piiCounts.add(rule: rule, action: action)
     }
 
     /// Stable admission of the series' unit (its family and labels without `le` and
@@ -503,26 +480,13 @@ public final class StreamingFilter {
 
     private func admit(_ key: SeriesTracker.UnitKey, family: () -> [UInt8], values: [SeriesTracker.ValueKey],
                        metric: () -> [UInt8], tracker: SeriesTracker) -> Bool {
-        if let admitted = unitsThisScrape[key] {
-            if admitted { tracker.countSample(key, firstOfScrape: false) } else { counts.drop(.unitRefused, metric: metric()) }
-            return admitted
-        }
-        let admission = tracker.admit(key: key, family: family, values: values, samplesSoFar: counts.samplesOut,
-                                      reservedRemaining: reservedRemaining, now: now)
-        switch admission {
+        switch admission?.admit(key, family: family, values: values, samplesSoFar: counts.samplesOut) {
         case .refused(let reason):
-            unitsThisScrape[key] = false
             counts.drop(reason, metric: metric())
             return false
-        case .known(let previousSamples):
-            // Its samples were reserved; they are counted as they pass now.
-            reservedRemaining = max(0, reservedRemaining - previousSamples)
-        case .new:
-            break
+        case .admitted, nil:
+            return true
         }
-        unitsThisScrape[key] = true
-        tracker.countSample(key, firstOfScrape: true)
-        return true
     }
 
     /// The family a sample belongs to: the current metadata's name when the sample's

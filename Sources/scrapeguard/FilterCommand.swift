@@ -19,7 +19,7 @@ struct FilterCommand: ParsableCommand {
     @Option(name: .customLong("config.file"), help: "scrapeguard.yml with the filter policy.")
     var configFile: String
 
-    @Option(help: "The input's format: text (0.0.4) or openmetrics (1.0).")
+    @Option(help: "The input's format: text (0.0.4), openmetrics (1.0) or protobuf (delimited MetricFamily messages).")
     var format: String = "text"
 
     @Option(help: """
@@ -28,8 +28,14 @@ struct FilterCommand: ParsableCommand {
     var escaping: String = NameEscaping.unspecified.rawValue
 
     func run() throws {
-        guard let format = ExpositionFormat(rawValue: format) else {
-            throw ValidationError("--format: text or openmetrics")
+        let filterFormat: ExpositionFormat?
+        if format == "protobuf" {
+            filterFormat = nil
+        } else {
+            guard let exposition = ExpositionFormat(rawValue: format) else {
+                throw ValidationError("--format: text, openmetrics or protobuf")
+            }
+            filterFormat = exposition
         }
         guard let names = NameEscaping(parameter: escaping) else {
             throw ValidationError("--escaping: allow-utf-8, underscores, dots or values")
@@ -41,7 +47,9 @@ struct FilterCommand: ParsableCommand {
             printError("filter: \(error)")
             throw ExitCode.failure
         }
-        let filter = StreamingFilter(policy: configuration.filter, format: format, names: names)
+        let filter: any ScrapeFilterEngine = filterFormat.map {
+            StreamingFilter(policy: configuration.filter, format: $0, names: names)
+        } ?? ProtobufFilter(policy: configuration.filter, names: names)
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         var output: [UInt8] = []
         while true {

@@ -14,6 +14,24 @@ import Testing
         return (webFile, configFile)
     }
 
+    /// `scrapeguard filter --format=protobuf`: a delimited body through the policy
+    /// offline, the summary on stderr.
+    @Test func filterReadsProtobuf() async throws {
+        let (_, config) = try writeConfigs(
+            web: TestGateway.defaultWebConfig(),
+            gateway: "upstream:\n  url: http://127.0.0.1:8000/metrics\npii:\n  labels:\n    - names: [user_id]\n      action: drop\n")
+        let body = ProtoBuilder.delimited([ProtoBuilder.family("logins_total", type: 0, metrics: [
+            ProtoBuilder.metric([("user_id", "1"), ("outcome", "ok")], ProtoBuilder.counter(3)),
+        ])])
+        let result = try await ProcessRunner.run([Repository.binary, "filter", "--config.file=\(config)", "--format=protobuf",
+                                                  "--escaping=allow-utf-8"], stdin: Data(body))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect([UInt8](result.stdout) == ProtoBuilder.delimited([ProtoBuilder.family("logins_total", type: 0, metrics: [
+            ProtoBuilder.metric([("outcome", "ok")], ProtoBuilder.counter(3)),
+        ])]))
+        #expect(result.stderr.contains("samples in: 1, out: 1, rewritten: 1"), "\(result.stderr)")
+    }
+
     @Test func checkConfigAcceptsGoodFilesAndSaysWhatItChecked() async throws {
         let (web, config) = try writeConfigs(
             web: TestGateway.defaultWebConfig(), gateway: "upstream:\n  url: http://127.0.0.1:8000/metrics\n")

@@ -16,17 +16,24 @@ import Testing
 
     @Test(arguments: [
         (prometheus3, "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3"),
-        (prometheus3NativeHistograms, "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2"),
+        (prometheus3NativeHistograms, "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2"),
         (prometheus3Legacy, "application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=underscores;q=0.4,text/plain;version=0.0.4;q=0.3"),
         (prometheus242, "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5"),
         ("*/*", "text/plain;version=0.0.4;q=0.1"),
-        ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited", "text/plain;version=0.0.4;q=0.1"),
+        ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
+         "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,text/plain;version=0.0.4;q=0.1"),
+        ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text", "text/plain;version=0.0.4;q=0.1"),
         ("application/json, text/html", "text/plain;version=0.0.4;q=0.1"),
         ("application/openmetrics-text; version=1.0.0", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.1"),
         ("text/plain;version=2.0.0,text/plain", "text/plain"),
     ])
     func theAppIsAskedOnlyForWhatTheFilterReads(_ scraper: String, _ upstream: String) {
         #expect(UpstreamNegotiation.upstreamAccept(forScraper: scraper) == upstream)
+    }
+
+    @Test func aPolicyThatCannotFilterProtobufNeverAsksForIt() {
+        #expect(UpstreamNegotiation.upstreamAccept(forScraper: Self.prometheus3NativeHistograms, protobuf: false)
+            == "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2")
     }
 
     @Test func noAcceptAsksForText() {
@@ -78,7 +85,27 @@ import Testing
     ])
     func readableAnswers(_ contentType: String, _ encoding: String?, _ format: String, _ written: String) {
         #expect(UpstreamNegotiation.classify(contentType: contentType, contentEncoding: encoding)
-            == .readable(ExpositionFormat(rawValue: format)!, contentType: written))
+            == .readable(.exposition(ExpositionFormat(rawValue: format)!), contentType: written))
+    }
+
+    /// Protobuf is taken when the gateway asked for it (the scraper accepts it), and
+    /// the scraper gets the canonical Content-Type; asked or not, a protobuf stream of
+    /// another message or encoding is not.
+    @Test func protobufIsTakenOnlyWhenAsked() {
+        let delimited = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+        #expect(UpstreamNegotiation.classify(contentType: delimited, contentEncoding: nil, protobufAsked: true)
+            == .readable(.protobuf, contentType: delimited))
+        guard case .unreadable = UpstreamNegotiation.classify(contentType: delimited, contentEncoding: nil, protobufAsked: false),
+              case .unreadable = UpstreamNegotiation.classify(
+                contentType: "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=text",
+                contentEncoding: nil, protobufAsked: true)
+        else {
+            Issue.record("protobuf taken when not asked for, or in another encoding")
+            return
+        }
+        #expect(UpstreamNegotiation.acceptsProtobuf(Self.prometheus3NativeHistograms))
+        #expect(!UpstreamNegotiation.acceptsProtobuf(Self.prometheus3))
+        #expect(!UpstreamNegotiation.acceptsProtobuf("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0"))
     }
 
     /// A missing Content-Type is read as text 0.0.4, as Prometheus 2.x did; the

@@ -28,7 +28,7 @@ def main():
     except Exception as error:  # the parsers raise ValueError and others
         print(f"{type(error).__name__}: {error}", file=sys.stderr)
         return 1
-    json.dump(samples, sys.stdout)
+    json.dump(samples, sys.stdout, sort_keys=True)
     return 0
 
 

@@ -555,6 +555,10 @@ def cmd_wiring(args) -> None:
     sm = one(docs, "ServiceMonitor")
     E(sm["metadata"].get("labels", {}).get("release") == "prometheus", "ServiceMonitor needs label release=prometheus")
     E(matches(sm["spec"]["selector"]["matchLabels"], svc["metadata"].get("labels", {})), "ServiceMonitor selector does not match the Service")
+    # The format a team gets is stated, not left to each Prometheus version's default.
+    E(bool(sm["spec"].get("scrapeProtocols")), "ServiceMonitor: scrapeProtocols must be stated")
+    E(sm["spec"].get("fallbackScrapeProtocol") in (sm["spec"].get("scrapeProtocols") or []),
+      "ServiceMonitor: fallbackScrapeProtocol must be one of its scrapeProtocols")
     for rule in find(docs, "PrometheusRule"):
         E(rule["metadata"].get("labels", {}).get("release") == "prometheus", f"{ref(rule)} needs label release=prometheus")
     paths = set()

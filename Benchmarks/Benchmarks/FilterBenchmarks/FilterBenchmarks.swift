@@ -2,7 +2,8 @@ import Benchmark
 import MetricsFilter
 
 /// The filter over a whole scrape body, fed in 64 KiB chunks as the gateway feeds it:
-/// identity, the PII policy and the capped policy, on 10k- and 100k-series bodies.
+/// identity, the PII policy and the capped policy, on 10k- and 100k-series bodies, in
+/// the text format and as the same series in the delimited protobuf exposition.
 /// MB/s = body size × throughput (scrapes/s); sizes are in the benchmark names.
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
@@ -28,6 +29,17 @@ let benchmarks: @Sendable () -> Void = {
                 }
             }
         }
+        let protobuf = Bodies.protobuf(series: series)
+        let protobufMegabytes = Double(protobuf.count) / 1_000_000
+        let protobufSize = "\(series / 1000)k series, \(Int(protobufMegabytes * 10) / 10).\(Int(protobufMegabytes * 10) % 10) MB"
+        for (name, policy) in policies {
+            let tracker = policy.limits.needsTracker ? SeriesTracker(limits: policy.limits) : nil
+            Benchmark("protobuf \(name), \(protobufSize)") { benchmark in
+                for _ in benchmark.scaledIterations {
+                    blackHole(Bodies.filter(protobuf, ProtobufFilter(policy: policy, tracker: tracker)))
+                }
+            }
+        }
     }
     regexBenchmarks()
 }
@@ -36,18 +48,95 @@ enum Bodies {
     /// Feeds `body` to `filter` in 64 KiB chunks, as the gateway does, the output
     /// thrown away chunk by chunk.
     static func filter(_ body: [UInt8], _ filter: StreamingFilter) -> FilterReport {
+        feed(body, filter.process(_:into:), filter.finish(into:))
+    }
+
+    static func filter(_ body: [UInt8], _ filter: ProtobufFilter) -> FilterReport {
+        feed(body, filter.process(_:into:), filter.finish(into:))
+    }
+
+    private static func feed(_ body: [UInt8], _ process: (UnsafeRawBufferPointer, inout [UInt8]) -> Void,
+                             _ finish: (inout [UInt8]) -> FilterReport) -> FilterReport {
         var output: [UInt8] = []
         output.reserveCapacity(1 << 17)
         body.withUnsafeBytes { bytes in
             var start = 0
             while start < bytes.count {
                 let end = min(start + 65536, bytes.count)
-                filter.process(UnsafeRawBufferPointer(rebasing: bytes[start..<end]), into: &output)
+                process(UnsafeRawBufferPointer(rebasing: bytes[start..<end]), &output)
                 output.removeAll(keepingCapacity: true)
                 start = end
             }
         }
-        return filter.finish(into: &output)
+        return finish(&output)
+    }
+
+    /// The series of `exposition(series:)` as the delimited protobuf exposition, as
+    /// client_golang writes them: one counter family, one histogram family.
+    static func protobuf(series: Int) -> [UInt8] {
+        func varint(_ value: Int, _ out: inout [UInt8]) {
+            var value = UInt64(value)
+            while value >= 0x80 {
+                out.append(UInt8(truncatingIfNeeded: value) | 0x80)
+                value >>= 7
+            }
+            out.append(UInt8(value))
+        }
+        func field(_ number: Int, _ payload: [UInt8], _ out: inout [UInt8]) {
+            varint(number << 3 | 2, &out)
+            varint(payload.count, &out)
+            out += payload
+        }
+        func double(_ number: Int, _ value: Double, _ out: inout [UInt8]) {
+            varint(number << 3 | 1, &out)
+            withUnsafeBytes(of: value.bitPattern.littleEndian) { out += $0 }
+        }
+        func label(_ name: String, _ value: String, _ out: inout [UInt8]) {
+            var pair: [UInt8] = []
+            field(1, Array(name.utf8), &pair)
+            field(2, Array(value.utf8), &pair)
+            field(1, pair, &out)
+        }
+        var counters: [UInt8] = []
+        field(1, Array("app_http_requests_total".utf8), &counters)
+        field(2, Array("HTTP requests.".utf8), &counters)
+        for index in 0..<series {
+            var metric: [UInt8] = []
+            label("method", "get", &metric)
+            label("route", "/api/v1/items/\(index % 500)", &metric)
+            label("status", "200", &metric)
+            label("user_email", "user\(index)@example.com", &metric)
+            label("client_ip", "10.\(index % 250).\((index / 250) % 250).\(index % 97)", &metric)
+            label("session_id", "s\(index)", &metric)
+            var counter: [UInt8] = []
+            double(1, Double(index * 3 + 1), &counter)
+            field(3, counter, &metric)
+            field(4, metric, &counters)
+        }
+        var histogram: [UInt8] = []
+        varint(1 << 3, &histogram)
+        varint(10, &histogram)
+        double(2, 1.5, &histogram)
+        for bound in [0.005, 0.05, 0.5, 5] {
+            var bucket: [UInt8] = []
+            varint(1 << 3, &bucket)
+            varint(10, &bucket)
+            double(2, bound, &bucket)
+            field(3, bucket, &histogram)
+        }
+        var histograms: [UInt8] = []
+        field(1, Array("app_request_duration_seconds".utf8), &histograms)
+        varint(3 << 3, &histograms)
+        varint(4, &histograms)
+        var metric: [UInt8] = []
+        field(7, histogram, &metric)
+        field(4, metric, &histograms)
+        var body: [UInt8] = []
+        for family in [counters, histograms] {
+            varint(family.count, &body)
+            body += family
+        }
+        return body
     }
 
     /// An app's request counter with an e-mail, a client IP and a session id per

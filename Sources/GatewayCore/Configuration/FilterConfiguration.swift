@@ -39,10 +39,14 @@ enum FilterConfiguration {
             try section.finish()
         }
         if var section = try root.mapping("filter") {
-            try section.refuseUnknownKeys(allowed: ["max_line_length", "invalid_lines"])
+            try section.refuseUnknownKeys(allowed: ["max_line_length", "max_family_length", "invalid_lines"])
             if let length = try section.byteSize("max_line_length") {
                 guard length >= 1024 else { throw section.error(.invalidValue, "max_line_length", "must be at least 1KiB") }
                 policy.maximumLineLength = length
+            }
+            if let length = try section.byteSize("max_family_length") {
+                guard length >= 1024 else { throw section.error(.invalidValue, "max_family_length", "must be at least 1KiB") }
+                policy.maximumFamilyLength = length
             }
             if let text = try section.string("invalid_lines") {
                 guard let action = FilterPolicy.InvalidLineAction(rawValue: text) else {

@@ -208,7 +208,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
         guard let context else { return }
         var upstreamHeaders = HTTPHeaders()
         upstreamHeaders.add(name: "Accept",
-                            value: UpstreamNegotiation.upstreamAccept(forScraper: head.headers.first(name: "Accept")))
+                            value: UpstreamNegotiation.upstreamAccept(forScraper: head.headers.first(name: "Accept"),
+                                                                      protobuf: policy.filter.readsProtobuf))
         upstreamHeaders.add(name: "Accept-Encoding", value: "identity")
         upstreamHeaders.add(name: "User-Agent", value: "scrapeguard")
         if let timeout = head.headers.first(name: "X-Prometheus-Scrape-Timeout-Seconds") {
@@ -229,7 +230,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
 
     /// The scrape's response head: the Content-Type is the one the gateway writes (the
     /// format the filter read and writes), never the app's copied.
-    private func sendResponseHead(format: ExpositionFormat, contentType: String, names: NameEscaping) {
+    private func sendResponseHead(format: ScrapeFormat, contentType: String, names: NameEscaping) {
         transform = policy.filter.makeTransform(format: format, names: names)
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: contentType)

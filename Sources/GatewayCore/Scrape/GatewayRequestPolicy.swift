@@ -22,6 +22,7 @@ struct GatewayRequestPolicy: Sendable {
     var scrapeConfiguration: ScrapeStateMachine.Configuration {
         .init(maximumRequestLine: maximumRequestLine, metricsPath: metricsPath,
               authenticationEnabled: authenticator.isEnabled, bodySizeLimit: fetcher.configuration.bodySizeLimit,
-              allowedQueryParameters: Set(fetcher.configuration.allowedQueryParameters))
+              allowedQueryParameters: Set(fetcher.configuration.allowedQueryParameters),
+              readsProtobuf: filter.readsProtobuf)
     }
 }

@@ -20,21 +20,30 @@ struct PolicyScrapeFilter: ScrapeBodyFilter {
         }
     }
 
-    func makeTransform(format: ExpositionFormat, names: NameEscaping) -> any ScrapeBodyTransform {
-        Transform(
-            filter: StreamingFilter(policy: policy, format: format, names: names, tracker: tracker),
-            metrics: metrics, tracker: tracker)
+    var readsProtobuf: Bool { policy.readsProtobuf }
+
+    func makeTransform(format: ScrapeFormat, names: NameEscaping) -> any ScrapeBodyTransform {
+        switch format {
+        case .exposition(let format):
+            return Transform(filter: StreamingFilter(policy: policy, format: format, names: names, tracker: tracker),
+                             metrics: metrics, tracker: tracker)
+        case .protobuf:
+            return Transform(filter: ProtobufFilter(policy: policy, names: names, tracker: tracker),
+                             metrics: metrics, tracker: tracker)
+        }
     }
 
-    struct Transform: ScrapeBodyTransform {
-        let filter: StreamingFilter
+    /// One scrape's filter, text or protobuf, behind the transform hook; its report
+    /// goes to the gateway's metrics at the end.
+    struct Transform<Filter: ScrapeFilterEngine>: ScrapeBodyTransform {
+        let filter: Filter
         let metrics: GatewayMetrics
         let tracker: SeriesTracker?
         private(set) var shouldFailScrape = false
         private(set) var readNothing = false
         var retainedBytes: Int { filter.retainedBytes }
 
-        init(filter: StreamingFilter, metrics: GatewayMetrics, tracker: SeriesTracker?) {
+        init(filter: Filter, metrics: GatewayMetrics, tracker: SeriesTracker?) {
             self.filter = filter
             self.metrics = metrics
             self.tracker = tracker
@@ -58,3 +67,15 @@ struct PolicyScrapeFilter: ScrapeBodyFilter {
         }
     }
 }
+
+/// What `PolicyScrapeFilter.Transform` (and `scrapeguard filter`) needs of a filter:
+/// `StreamingFilter` (the text formats) and `ProtobufFilter` alike.
+package protocol ScrapeFilterEngine: AnyObject {
+    func process(_ chunk: UnsafeRawBufferPointer, into output: inout [UInt8])
+    func finish(into output: inout [UInt8]) -> FilterReport
+    var failed: Bool { get }
+    var retainedBytes: Int { get }
+}
+
+extension StreamingFilter: ScrapeFilterEngine {}
+extension ProtobufFilter: ScrapeFilterEngine {}

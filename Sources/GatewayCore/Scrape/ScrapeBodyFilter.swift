@@ -7,7 +7,10 @@ import NIOCore
 package protocol ScrapeBodyFilter: Sendable {
     /// A transform for one body in `format` (what the app answered, checked), whose
     /// names reach the scraper as `names` says.
-    func makeTransform(format: ExpositionFormat, names: NameEscaping) -> any ScrapeBodyTransform
+    func makeTransform(format: ScrapeFormat, names: NameEscaping) -> any ScrapeBodyTransform
+    /// Whether the policy can filter protobuf bodies (`FilterPolicy.readsProtobuf`);
+    /// when not, the app is never asked for protobuf.
+    var readsProtobuf: Bool { get }
 }
 
 package protocol ScrapeBodyTransform {

@@ -28,6 +28,9 @@ struct ScrapeStateMachine {
         var authenticationEnabled: Bool
         var bodySizeLimit: Int
         var allowedQueryParameters: Set<String> = []
+        /// The policy filters protobuf (`FilterPolicy.readsProtobuf`): it is asked for,
+        /// and taken, only then.
+        var readsProtobuf = true
     }
 
     enum State {
@@ -67,7 +70,7 @@ struct ScrapeStateMachine {
         case startFetch(HTTPRequestHead, query: String?)
         /// The app answered in a format the filter reads: write the response head,
         /// saying `contentType`, and set up the filter for `format`.
-        case sendResponseHead(HTTPResponseHead, format: ExpositionFormat, contentType: String, names: NameEscaping)
+        case sendResponseHead(HTTPResponseHead, format: ScrapeFormat, contentType: String, names: NameEscaping)
         /// Pass this body part through the filter to the scraper.
         case forwardBody
         /// Flush the filter's last output, then call `filterFlushed` or `filterFailed`.
@@ -202,7 +205,9 @@ struct ScrapeStateMachine {
             return answer(.upstreamTooLarge, to: head, result: .tooLarge)
         }
         switch UpstreamNegotiation.classify(contentType: response.headers.first(name: "Content-Type"),
-                                            contentEncoding: response.headers.first(name: "Content-Encoding")) {
+                                            contentEncoding: response.headers.first(name: "Content-Encoding"),
+                                            protobufAsked: configuration.readsProtobuf
+                                                && UpstreamNegotiation.acceptsProtobuf(head.headers.first(name: "Accept"))) {
         case .unreadable(let reason):
             return answer(.upstreamBadFormat(reason: reason), to: head, result: .upstreamBadFormat)
         case .readable(let format, let contentType):

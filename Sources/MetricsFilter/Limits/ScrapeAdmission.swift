@@ -1,0 +1,48 @@
+/// One scrape's side of a `SeriesTracker`: which units this scrape admitted or
+/// refused already (a unit's later samples follow its first), and the samples
+/// reserved for units admitted by earlier scrapes, so that `sample_limit` never lets
+/// a new series take a known one's place.
+struct ScrapeAdmission {
+    enum Verdict: Equatable {
+        case admitted
+        case refused(DropReason)
+    }
+
+    let tracker: SeriesTracker
+    private var units: [SeriesTracker.UnitKey: Bool] = [:]
+    private var reservedRemaining: Int
+    private let now = ContinuousClock.now
+
+    init(tracker: SeriesTracker) {
+        self.tracker = tracker
+        reservedRemaining = tracker.reservedSamples()
+    }
+
+    /// Bytes held for the rest of the scrape.
+    var retainedBytes: Int { units.capacity * MemoryLayout<(SeriesTracker.UnitKey, Bool)>.stride }
+
+    /// Admits one sample of the unit `key`; `samplesSoFar` is what the scrape wrote.
+    /// A later sample of a refused unit is refused as `unit_refused`.
+    mutating func admit(_ key: SeriesTracker.UnitKey, family: () -> [UInt8], values: [SeriesTracker.ValueKey],
+                        samplesSoFar: Int) -> Verdict {
+        if let admitted = units[key] {
+            guard admitted else { return .refused(.unitRefused) }
+            tracker.countSample(key, firstOfScrape: false)
+            return .admitted
+        }
+        switch tracker.admit(key: key, family: family, values: values, samplesSoFar: samplesSoFar,
+                             reservedRemaining: reservedRemaining, now: now) {
+        case .refused(let reason):
+            units[key] = false
+            return .refused(reason)
+        case .known(let previousSamples):
+            // Its samples were reserved; they are counted as they pass now.
+            reservedRemaining = max(0, reservedRemaining - previousSamples)
+        case .new:
+            break
+        }
+        units[key] = true
+        tracker.countSample(key, firstOfScrape: true)
+        return .admitted
+    }
+}

@@ -1,0 +1,47 @@
+/// What the PII rules did in one scrape, by rule and action: kept as indices
+/// (`rule * actions + action`) and turned into the report's names on demand, since
+/// counting by name would hash two strings per label.
+struct PIICounts {
+    private static let actions = PIIAction.allCases
+    private var counts: [Int]
+
+    init(policy: PIIPolicy) {
+        counts = Array(repeating: 0, count: (policy.labelRules.count + policy.detectorRules.count) * Self.actions.count)
+    }
+
+    mutating func add(rule: Int, action: PIIAction) {
+        counts[rule * Self.actions.count + Self.actions.firstIndex(of: action)!] += 1
+    }
+
+    /// Adds the counts to `report` under the rules' names.
+    func add(to report: inout FilterReport, scrubber: PIIScrubber) {
+        for (index, count) in counts.enumerated() where count > 0 {
+            let rule = scrubber.ruleName(index / Self.actions.count)
+            let action = Self.actions[index % Self.actions.count].rawValue
+            report.piiActions[FilterReport.PIIKey(rule: rule, action: action), default: 0] += count
+        }
+    }
+}
+
+extension PIIScrubber {
+    /// Applies the rules to every label but `__name__`, in the label set's (name)
+    /// order; `counts` hears each rule that acted. False when a rule drops the series.
+    func scrub(_ labels: inout LabelSet, counts: inout PIICounts) -> Bool {
+        for label in labels.labels where label.name != LabelSet.metricNameLabel {
+            switch outcome(name: label.name, value: label.value) {
+            case .keep:
+                continue
+            case .replace(let value, let rule, let action):
+                labels.set(label.name, value)
+                counts.add(rule: rule, action: action)
+            case .dropLabel(let rule):
+                labels.delete(label.name)
+                counts.add(rule: rule, action: .drop)
+            case .dropSeries(let rule):
+                counts.add(rule: rule, action: .dropSeries)
+                return false
+            }
+        }
+        return true
+    }
+}

@@ -1,0 +1,103 @@
+/// The field numbers of `io.prometheus.client`'s messages (client_model's
+/// `metrics.proto`) that the filter reads or writes; every other field is carried
+/// through as the bytes it came in.
+enum MetricField {
+    enum Family {
+        static let name = 1
+        static let help = 2
+        static let type = 3
+        static let metric = 4
+        static let unit = 5
+    }
+
+    enum Metric {
+        static let label = 1
+        static let counter = 3
+        static let histogram = 7
+    }
+
+    enum LabelPair {
+        static let name = 1
+        static let value = 2
+    }
+
+    /// `Counter.exemplar`.
+    static let counterExemplar = 2
+    /// `Histogram.bucket` (repeated), and `Bucket.exemplar` in it.
+    static let histogramBucket = 3
+    static let bucketExemplar = 3
+    /// `Histogram.exemplars` (native histograms).
+    static let histogramExemplars = 16
+    /// `Exemplar.label` (repeated LabelPair).
+    static let exemplarLabel = 1
+}
+
+/// Reading and writing the pieces of those messages the filter changes.
+enum MetricMessages {
+    /// A `LabelPair` message's name and value; a name or value that is not UTF-8 is
+    /// refused, as Prometheus refuses it.
+    static func labelPair(_ message: UnsafeRawBufferPointer) throws(ProtoWire.Malformed) -> Label {
+        var label = Label(name: [], value: [])
+        for field in try ProtoWire.fields(of: message) where field.wireType == .lengthDelimited {
+            if field.number == MetricField.LabelPair.name { label.name = Array(message.value(of: field)) }
+            if field.number == MetricField.LabelPair.value { label.value = Array(message.value(of: field)) }
+        }
+        guard label.name.withUnsafeBufferPointer(GoUTF8.isValid), label.value.withUnsafeBufferPointer(GoUTF8.isValid) else {
+            throw ProtoWire.Malformed(reason: "invalid UTF-8")
+        }
+        return label
+    }
+
+    /// The labels of a message whose field `number` holds `LabelPair`s.
+    static func labels(of message: UnsafeRawBufferPointer, fields: [ProtoWire.Field],
+                       number: Int) throws(ProtoWire.Malformed) -> [Label] {
+        var labels: [Label] = []
+        for field in fields where field.number == number {
+            guard field.wireType == .lengthDelimited else { throw ProtoWire.Malformed(reason: "bad label") }
+            labels.append(try labelPair(message.value(of: field)))
+        }
+        return labels
+    }
+
+    static func appendLabelPair(_ label: Label, field number: Int, to output: inout [UInt8]) {
+        var pair: [UInt8] = []
+        pair.reserveCapacity(label.name.count + label.value.count + 4)
+        ProtoWire.appendField(MetricField.LabelPair.name, label.name, to: &pair)
+        ProtoWire.appendField(MetricField.LabelPair.value, label.value, to: &pair)
+        ProtoWire.appendField(number, pair, to: &output)
+    }
+
+    /// What becomes of one field of a message being rewritten.
+    enum FieldEdit {
+        case keep
+        case replace([UInt8])
+        case remove
+    }
+
+    /// `message` with its length-delimited fields of `numbers` passed through `edit`;
+    /// nil when nothing changed. Every other field, and every kept one, goes out as
+    /// the bytes it came in, in its place.
+    static func rewrite(_ message: UnsafeRawBufferPointer, fields numbers: Set<Int>,
+                        _ edit: (Int, UnsafeRawBufferPointer) throws(ProtoWire.Malformed) -> FieldEdit)
+        throws(ProtoWire.Malformed) -> [UInt8]? {
+        let fields = try ProtoWire.fields(of: message)
+        var output: [UInt8] = []
+        var changed = false
+        for field in fields {
+            guard numbers.contains(field.number), field.wireType == .lengthDelimited else {
+                output.append(contentsOf: message.whole(field))
+                continue
+            }
+            switch try edit(field.number, message.value(of: field)) {
+            case .keep:
+                output.append(contentsOf: message.whole(field))
+            case .replace(let bytes):
+                ProtoWire.appendField(field.number, bytes, to: &output)
+                changed = true
+            case .remove:
+                changed = true
+            }
+        }
+        return changed ? output : nil
+    }
+}

@@ -1,0 +1,350 @@
+/// Filters the protobuf exposition (varint-delimited `io.prometheus.client.MetricFamily`
+/// messages: what Prometheus asks for first when native histograms are on), chunk by
+/// chunk, with the policy the text formats get. A `Metric` is the unit: its labels,
+/// with `__name__` its family's name, go through relabeling, PII rules, the label and
+/// admission limits and the duplicate check, as one series (a classic histogram's
+/// buckets and a summary's quantiles are in it, a native histogram is one); the PII
+/// rules also see the labels of its exemplars. What the policy does not touch goes out
+/// as the bytes it came in: a metric nothing changed whole, a changed one field by
+/// field (its values, native histogram spans and deltas, created timestamps, fields
+/// unknown to this filter), a family's help, type, unit and unknown fields too.
+///
+/// A rule that renames `__name__` moves the metric to a family of its new name,
+/// written after its own family with the same help, type and unit. A family longer
+/// than `maximumFamilyLength` is dropped whole and counted, never buffered; a family
+/// or metric that is not well-formed protobuf is dropped and counted, and fails the
+/// scrape under `invalid_lines: fail_scrape`, as an unreadable line does.
+///
+/// One per scrape; not thread-safe.
+public final class ProtobufFilter {
+    public let names: NameEscaping
+    private let policy: FilterPolicy
+    private let relabeler: Relabeler?
+    private let scrubber: PIIScrubber?
+    private var splitter: DelimitedSplitter
+    private var counts = FilterReport()
+    private var piiCounts: PIICounts
+    private var admission: ScrapeAdmission?
+    private var seriesSeen = FingerprintSet()
+
+    /// - Parameters:
+    ///   - names: how the scraper takes names that are not legacy names.
+    ///   - tracker: the admission memory shared by the scrapes of this policy; needed
+    ///     when the policy has a sample, series or label-value limit.
+    public init(policy: FilterPolicy, names: NameEscaping = .unspecified, tracker: SeriesTracker? = nil) {
+        self.policy = policy
+        self.names = names
+        relabeler = policy.relabelRules.isEmpty ? nil : Relabeler(rules: policy.relabelRules)
+        scrubber = policy.pii.isEmpty ? nil : PIIScrubber(policy: policy.pii)
+        splitter = DelimitedSplitter(maximumMessageLength: policy.maximumFamilyLength)
+        piiCounts = PIICounts(policy: policy.pii)
+        let tracker = policy.limits.needsTracker ? (tracker ?? SeriesTracker(limits: policy.limits)) : nil
+        admission = tracker.map(ScrapeAdmission.init)
+    }
+
+    /// Whether an unreadable family or metric failed the scrape (`invalid_lines: fail_scrape`).
+    public var failed: Bool { counts.failed }
+
+    /// Bytes held until the scrape ends: the family being gathered, the duplicate
+    /// check's table, the admission state.
+    public var retainedBytes: Int {
+        splitter.retainedBytes + seriesSeen.retainedBytes + (admission?.retainedBytes ?? 0)
+    }
+
+    /// What this scrape's filter did so far. A "sample" here is a `Metric`.
+    public var report: FilterReport {
+        var report = counts
+        if let scrubber { piiCounts.add(to: &report, scrubber: scrubber) }
+        return report
+    }
+
+    public func process(_ chunk: UnsafeRawBufferPointer, into output: inout [UInt8]) {
+        splitter.feed(chunk) { event in
+            switch event {
+            case .message(let family):
+                filterFamily(family, into: &output)
+            case .oversized:
+                reject(.familyTooLarge)
+            }
+        }
+    }
+
+    public func process(_ chunk: [UInt8], into output: inout [UInt8]) {
+        chunk.withUnsafeBytes { process($0, into: &output) }
+    }
+
+    /// The body ended: one that ended inside a family is counted (and fails the
+    /// scrape under `fail_scrape`); what it held is not written.
+    public func finish(into output: inout [UInt8]) -> FilterReport {
+        if !splitter.finish() { reject(.truncatedMessage) }
+        return report
+    }
+
+    private func reject(_ reason: DropReason) {
+        counts.reject(reason)
+        if policy.invalidLines == .failScrape { counts.failed = true }
+    }
+
+    private func reject(unparsed error: ProtoWire.Malformed) {
+        counts.reject(unparsed: String(error.reason.description.map { $0 == " " ? "_" : $0 }))
+        if policy.invalidLines == .failScrape { counts.failed = true }
+    }
+
+    // MARK: Families
+
+    private func filterFamily(_ family: UnsafeRawBufferPointer, into output: inout [UInt8]) {
+        let fields: [ProtoWire.Field]
+        do {
+            fields = try ProtoWire.fields(of: family)
+        } catch {
+            reject(unparsed: error)
+            return
+        }
+        guard let nameField = fields.last(where: { $0.number == MetricField.Family.name && $0.wireType == .lengthDelimited }),
+              case let name = Array(family.value(of: nameField)),
+              !name.isEmpty, name.withUnsafeBufferPointer(GoUTF8.isValid) else {
+            reject(unparsed: ProtoWire.Malformed(reason: "bad family name"))
+            return
+        }
+        let familyName = names.metricName(name)
+        var type: UInt64 = 0
+        if let typeField = fields.last(where: { $0.number == MetricField.Family.type && $0.wireType == .varint }) {
+            var index = typeField.valueStart
+            type = (try? ProtoWire.varint(family, at: &index)) ?? 0
+        }
+        let parts = Self.partSuffixes[type] ?? []
+        var rewritten: [UInt8] = []
+        var keptMetrics = 0
+        var moved: [(name: [UInt8], metrics: [[UInt8]])] = []
+        for field in fields {
+            guard field.number == MetricField.Family.metric, field.wireType == .lengthDelimited else {
+                if field.number == MetricField.Family.name && familyName != name {
+                    ProtoWire.appendField(MetricField.Family.name, familyName, to: &rewritten)
+                } else {
+                    rewritten.append(contentsOf: family.whole(field))
+                }
+                continue
+            }
+            counts.samplesIn += 1
+            switch filterMetric(family.value(of: field), family: familyName, parts: parts) {
+            case .drop:
+                continue
+            case .keep:
+                rewritten.append(contentsOf: family.whole(field))
+            case .rewrite(let metric):
+                ProtoWire.appendField(MetricField.Family.metric, metric, to: &rewritten)
+            case .move(let newName, let metric):
+                if let index = moved.firstIndex(where: { $0.name == newName }) {
+                    moved[index].metrics.append(metric)
+                } else {
+                    moved.append((newName, [metric]))
+                }
+                continue
+            }
+            keptMetrics += 1
+        }
+        // A family whose every metric is gone is not written: an empty family says nothing.
+        if keptMetrics > 0 || !fields.contains(where: { $0.number == MetricField.Family.metric }) {
+            ProtoWire.appendDelimited(rewritten, to: &output)
+        }
+        for (newName, metrics) in moved {
+            var family2: [UInt8] = []
+            ProtoWire.appendField(MetricField.Family.name, newName, to: &family2)
+            for field in fields where [MetricField.Family.help, MetricField.Family.type, MetricField.Family.unit].contains(field.number) {
+                family2.append(contentsOf: family.whole(field))
+            }
+            for metric in metrics { ProtoWire.appendField(MetricField.Family.metric, metric, to: &family2) }
+            ProtoWire.appendDelimited(family2, to: &output)
+        }
+    }
+
+    // MARK: Metrics
+
+    private enum MetricOutcome {
+        case drop
+        case keep
+        case rewrite([UInt8])
+        /// Renamed by a rule: to a family of the new name.
+        case move([UInt8], [UInt8])
+    }
+
+    private func filterMetric(_ metric: UnsafeRawBufferPointer, family: [UInt8], parts: [[UInt8]]) -> MetricOutcome {
+        do {
+            return try filterMetricFields(metric, family: family, parts: parts)
+        } catch {
+            reject(unparsed: error)
+            return .drop
+        }
+    }
+
+    private func filterMetricFields(_ metric: UnsafeRawBufferPointer, family: [UInt8],
+                                    parts: [[UInt8]]) throws(ProtoWire.Malformed) -> MetricOutcome {
+        let fields = try ProtoWire.fields(of: metric)
+        var read = try MetricMessages.labels(of: metric, fields: fields, number: MetricField.Metric.label)
+        var renamed = false
+        for index in read.indices {
+            let name = names.labelName(read[index].name)
+            if name != read[index].name {
+                read[index].name = name
+                renamed = true
+            }
+        }
+        for index in read.indices where read[(index + 1)...].contains(where: { $0.name == read[index].name }) {
+            if renamed {
+                counts.drop(.escapedNameClash, metric: family)
+                return .drop
+            }
+            throw ProtoWire.Malformed(reason: "duplicate label")
+        }
+        guard !read.contains(where: { $0.name == LabelSet.metricNameLabel }) else {
+            throw ProtoWire.Malformed(reason: "duplicate label")
+        }
+        var labels = LabelSet(labels: read + [Label(name: LabelSet.metricNameLabel, value: family)])
+        let before = labels
+        if let relabeler {
+            let kept = relabeler.apply(&labels)
+            guard partsAgree(read, family: family, parts: parts, outcome: kept ? labels : nil, relabeler: relabeler) else {
+                counts.drop(.partsRelabeledApart, metric: family)
+                return .drop
+            }
+            guard kept else {
+                counts.drop(.relabel, metric: family)
+                return .drop
+            }
+        }
+        if let scrubber, !scrubber.scrub(&labels, counts: &piiCounts) {
+            counts.drop(.pii, metric: family)
+            return .drop
+        }
+        guard !labels.isEmpty else {
+            counts.drop(.relabel, metric: family)
+            return .drop
+        }
+        guard let name = labels.metricName else {
+            counts.drop(.missingMetricName, metric: family)
+            return .drop
+        }
+        let output = labels.labels.filter { $0.name != LabelSet.metricNameLabel }
+        if let reason = refusal(name: name, labels: output) {
+            counts.drop(reason, metric: name)
+            return .drop
+        }
+        let series = SeriesFingerprint(name: name, labels: output)
+        guard !seriesSeen.contains(series) else {
+            counts.drop(.duplicate, metric: name)
+            return .drop
+        }
+        seriesSeen.insert(series)
+        let exemplars = try scrubExemplars(metric, fields: fields)
+        counts.samplesOut += 1
+        guard labels != before || renamed || exemplars != nil else { return .keep }
+        counts.samplesRewritten += 1
+        var rewritten: [UInt8] = []
+        for label in output { MetricMessages.appendLabelPair(label, field: MetricField.Metric.label, to: &rewritten) }
+        // Every field but the labels as it came (or as the exemplars' rewrite left it), in place.
+        let body = exemplars ?? Array(metric)
+        let copied = body.withUnsafeBytes { bytes -> Result<Void, ProtoWire.Malformed> in
+            do throws(ProtoWire.Malformed) {
+                for field in try ProtoWire.fields(of: bytes) where field.number != MetricField.Metric.label {
+                    rewritten.append(contentsOf: bytes.whole(field))
+                }
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
+        }
+        try copied.get()
+        return name == family ? .rewrite(rewritten) : .move(name, rewritten)
+    }
+
+    /// The series names Prometheus makes of one histogram's or summary's message, by
+    /// family type (2 summary, 4 histogram, 5 gauge histogram), beside the family's
+    /// own name: the rules see each in the text formats.
+    private static let partSuffixes: [UInt64: [[UInt8]]] = [
+        2: ["_sum", "_count"].map { Array($0.utf8) },
+        4: ["_bucket", "_sum", "_count"].map { Array($0.utf8) },
+        5: ["_bucket", "_gsum", "_gcount", "_sum", "_count"].map { Array($0.utf8) },
+    ]
+
+    /// Whether the rules treat every part of a histogram or summary as they treat the
+    /// whole (`outcome`: the family name's result, nil when dropped): each part is
+    /// kept or dropped alike, with the same labels and its name the whole's plus its
+    /// suffix. One message cannot carry part of a histogram, so parts relabeled apart
+    /// drop the metric, counted (`parts_relabeled_apart`), rather than keep what a
+    /// rule dropped.
+    private func partsAgree(_ read: [Label], family: [UInt8], parts: [[UInt8]], outcome: LabelSet?,
+                            relabeler: Relabeler) -> Bool {
+        let wholeName = outcome?.metricName ?? []
+        let wholeLabels = outcome?.labels.filter { $0.name != LabelSet.metricNameLabel }
+        for suffix in parts {
+            var part = LabelSet(labels: read + [Label(name: LabelSet.metricNameLabel, value: family + suffix)])
+            let kept = relabeler.apply(&part)
+            guard kept == (outcome != nil) else { return false }
+            guard kept else { continue }
+            guard part.metricName == wholeName + suffix,
+                  part.labels.filter({ $0.name != LabelSet.metricNameLabel }) == wholeLabels else { return false }
+        }
+        return true
+    }
+
+    /// Why a series the rules kept is still not written: a name the scraper cannot
+    /// take, a label limit, or admission; nil when it goes out.
+    private func refusal(name: [UInt8], labels: [Label]) -> DropReason? {
+        guard names.isValidMetricName(name), labels.allSatisfy({ names.isValidLabelName($0.name) }) else {
+            return .invalidName
+        }
+        if let limit = policy.limits.labelLimit, labels.count > limit { return .labelLimit }
+        if let limit = policy.limits.labelValueLengthLimit, labels.contains(where: { $0.value.count > limit }) {
+            return .labelValueLengthLimit
+        }
+        let values = policy.limits.valuesPerLabel == nil ? [] : labels.map(SeriesTracker.ValueKey.init)
+        if case .refused(let reason)? = admission?.admit(SeriesTracker.UnitKey(name, labels), family: { name },
+                                                         values: values, samplesSoFar: counts.samplesOut) {
+            return reason
+        }
+        return nil
+    }
+
+    // MARK: Exemplars
+
+    /// The metric with its exemplars' labels through the PII rules (a counter's
+    /// exemplar, a histogram's per-bucket and native exemplars); nil when no exemplar
+    /// changed. An exemplar a rule would drop the series for is taken off.
+    private func scrubExemplars(_ metric: UnsafeRawBufferPointer,
+                                fields: [ProtoWire.Field]) throws(ProtoWire.Malformed) -> [UInt8]? {
+        guard scrubber != nil || !names.keepsUTF8,
+              fields.contains(where: { $0.number == MetricField.Metric.counter || $0.number == MetricField.Metric.histogram })
+        else { return nil }
+        return try MetricMessages.rewrite(metric, fields: [MetricField.Metric.counter, MetricField.Metric.histogram]) {
+            number, value throws(ProtoWire.Malformed) in
+            let exemplarFields: Set<Int> = number == MetricField.Metric.counter
+                ? [MetricField.counterExemplar] : [MetricField.histogramExemplars, MetricField.histogramBucket]
+            let rewritten = try MetricMessages.rewrite(value, fields: exemplarFields) { inner, payload throws(ProtoWire.Malformed) in
+                if number == MetricField.Metric.histogram && inner == MetricField.histogramBucket {
+                    let bucket = try MetricMessages.rewrite(payload, fields: [MetricField.bucketExemplar]) { _, exemplar throws(ProtoWire.Malformed) in
+                        try self.scrubExemplar(exemplar)
+                    }
+                    return bucket.map { .replace($0) } ?? .keep
+                }
+                return try self.scrubExemplar(payload)
+            }
+            return rewritten.map { .replace($0) } ?? .keep
+        }
+    }
+
+    private func scrubExemplar(_ exemplar: UnsafeRawBufferPointer) throws(ProtoWire.Malformed) -> MetricMessages.FieldEdit {
+        let fields = try ProtoWire.fields(of: exemplar)
+        let read = try MetricMessages.labels(of: exemplar, fields: fields, number: MetricField.exemplarLabel)
+        let escaped = read.map { Label(name: names.labelName($0.name), value: $0.value) }
+        var labels = LabelSet(labels: escaped)
+        let before = labels
+        if let scrubber, !scrubber.scrub(&labels, counts: &piiCounts) { return .remove }
+        guard labels != before || escaped != read else { return .keep }
+        var rewritten: [UInt8] = []
+        for label in labels.labels { MetricMessages.appendLabelPair(label, field: MetricField.exemplarLabel, to: &rewritten) }
+        for field in fields where field.number != MetricField.exemplarLabel {
+            rewritten.append(contentsOf: exemplar.whole(field))
+        }
+        return .replace(rewritten)
+    }
+}

@@ -1,0 +1,179 @@
+@testable import MetricsFilter
+import TestSupport
+import Testing
+
+/// The protobuf exposition through the filter, on messages built by hand from
+/// client_model's field numbers (`ProtoBuilder`), every case at every chunk size.
+@Suite struct ProtobufFilterTests {
+    typealias P = ProtoBuilder
+
+    /// Runs `input` through a `ProtobufFilter` in one chunk, then at every chunk size
+    /// (up to 600 bytes of input): every split must give the same bytes and report.
+    static func run(_ input: [UInt8], _ policy: FilterPolicy = FilterPolicy(), names: NameEscaping = .allowUTF8)
+        -> ([UInt8], FilterReport) {
+        func once(_ size: Int) -> ([UInt8], FilterReport) {
+            let filter = ProtobufFilter(policy: policy, names: names)
+            var output: [UInt8] = []
+            var start = 0
+            while start < input.count {
+                filter.process(Array(input[start..<min(start + size, input.count)]), into: &output)
+                start += size
+            }
+            return (output, filter.finish(into: &output))
+        }
+        let whole = once(max(input.count, 1))
+        if input.count <= 600 {
+            for size in 1..<max(input.count, 1) {
+                let split = once(size)
+                if split.0 != whole.0 || split.1 != whole.1 {
+                    Issue.record("chunks of \(size) bytes changed the result")
+                    break
+                }
+            }
+        }
+        return whole
+    }
+
+    /// A counter with an unknown field (99) on the metric and on the family, a gauge.
+    static let counterMetric = P.metric([("path", "/a"), ("user_id", "42")],
+                                        P.counter(7, exemplar: P.exemplar([("trace_id", "t1"), ("user_id", "42")], 1))
+                                            + P.field(99, "future"))
+    static let body = P.delimited([
+        P.family("http_requests_total", type: 0, help: "Requests.", metrics: [counterMetric], extra: P.field(99, "x")),
+        P.family("queue_depth", type: 1, metrics: [P.metric([("queue", "a")], P.gauge(3))]),
+    ])
+
+    @Test func theIdentityPolicyPassesEveryByte() {
+        let (output, report) = Self.run(Self.body)
+        #expect(output == Self.body)
+        #expect(report.samplesIn == 2 && report.samplesOut == 2 && report.samplesRewritten == 0)
+    }
+
+    /// A PII rule drops a label: the metric is written anew with the other labels,
+    /// and every other field (the counter's value, created timestamp, unknown field
+    /// 99) byte for byte; the exemplar's `user_id` goes too. The gauge's family is
+    /// untouched.
+    @Test func aDroppedLabelRewritesOnlyTheLabels() {
+        var policy = FilterPolicy()
+        policy.pii = PIIPolicy(labelRules: [.init(name: "user", labelNames: ["user_id"], action: .drop)])
+        let (output, report) = Self.run(Self.body, policy)
+        let expectedMetric = P.metric([("path", "/a")],
+                                      P.counter(7, exemplar: P.exemplar([("trace_id", "t1")], 1)) + P.field(99, "future"))
+        #expect(output == P.delimited([
+            P.family("http_requests_total", type: 0, help: "Requests.", metrics: [expectedMetric], extra: P.field(99, "x")),
+            P.family("queue_depth", type: 1, metrics: [P.metric([("queue", "a")], P.gauge(3))]),
+        ]))
+        #expect(report.samplesOut == 2 && report.samplesRewritten == 1)
+        #expect(report.piiActions[FilterReport.PIIKey(rule: "user", action: "drop")] == 2, "the label and the exemplar's")
+    }
+
+    /// Two metrics that differ only in a dropped label become one series: the second
+    /// is dropped as a duplicate, as on the text path.
+    @Test func metricsThatCollapseAreWrittenOnce() {
+        var policy = FilterPolicy()
+        policy.pii = PIIPolicy(labelRules: [.init(name: "user", labelNames: ["user_id"], action: .drop)])
+        let input = P.delimited([P.family("logins_total", type: 0, metrics: [
+            P.metric([("user_id", "1")], P.counter(1)), P.metric([("user_id", "2")], P.counter(2)),
+        ])])
+        let (output, report) = Self.run(input, policy)
+        #expect(output == P.delimited([P.family("logins_total", type: 0, metrics: [P.metric([], P.counter(1))])]))
+        #expect(report.seriesDropped == ["duplicate": 1])
+    }
+
+    /// A rule that drops a family's every metric drops the family; one that renames
+    /// moves the metric to a family of the new name, with the same help and type.
+    @Test func relabelingDropsAndMovesMetrics() throws {
+        let drop = try RelabelRule(.init(action: "drop", sourceLabels: ["__name__"], regex: "queue_.*"))
+        let rename = try RelabelRule(.init(action: "replace", sourceLabels: ["__name__"], targetLabel: "__name__",
+                                           regex: "http_(.*)", replacement: "web_$1"))
+        let (output, report) = Self.run(Self.body, FilterPolicy(relabelRules: [drop, rename]))
+        #expect(output == P.delimited([
+            // The original family, its metric gone, is not written; the moved one is.
+            P.family("web_requests_total", type: 0, help: "Requests.", metrics: [
+                P.metric([("path", "/a"), ("user_id", "42")],
+                         P.counter(7, exemplar: P.exemplar([("trace_id", "t1"), ("user_id", "42")], 1)) + P.field(99, "future")),
+            ]),
+        ]))
+        #expect(report.seriesDropped == ["relabel": 1])
+    }
+
+    /// A family over the bound is skipped without being held, counted, and the next
+    /// family still passes; a body cut inside a family is counted and fails the
+    /// scrape under `fail_scrape`.
+    @Test func oversizedAndTruncatedFamiliesAreRefused() {
+        let big = P.family("big", type: 1, metrics: (0..<50).map { P.metric([("i", "\($0)")], P.gauge(1)) })
+        let small = P.family("small", type: 1, metrics: [P.metric([], P.gauge(2))])
+        var policy = FilterPolicy()
+        policy.maximumFamilyLength = 200
+        let (output, report) = Self.run(P.delimited([big, small]), policy)
+        #expect(big.count > 200)
+        #expect(output == P.delimited([small]))
+        #expect(report.linesRejected == ["family_too_large": 1])
+        policy.invalidLines = .failScrape
+        let cut = Array(P.delimited([small, small]).dropLast(3))
+        let (truncated, failed) = Self.run(cut, policy)
+        #expect(truncated == P.delimited([small]))
+        #expect(failed.linesRejected == ["truncated_message": 1] && failed.failed)
+    }
+
+    /// Bytes that are not a metric: the metric (or family) is dropped and counted
+    /// under the decoder's words, the rest goes on.
+    @Test(arguments: [
+        (P.varint(7 << 3 | 7), "unsupported_wire_type"),
+        (P.field(1, [0x0A, 0x05, 0x61]), "truncated_field"),
+        (P.field(1, P.field(1, [0xFF, 0xFE]) + P.field(2, "v")), "invalid_UTF-8"),
+        (P.field(1, P.labelPair("a", "1")) + P.field(1, P.labelPair("a", "2")), "duplicate_label"),
+    ])
+    func malformedMetricsAreDroppedAndCounted(_ metric: [UInt8], _ reason: String) {
+        let good = P.metric([], P.gauge(1))
+        let input = P.delimited([P.family("m", type: 1, metrics: [metric, good])])
+        let (output, report) = Self.run(input)
+        #expect(output == P.delimited([P.family("m", type: 1, metrics: [good])]))
+        #expect(report.linesRejected == [reason: 1], "\(report.linesRejected)")
+    }
+
+    /// A histogram is one message: rules that treat its parts alike act on it whole;
+    /// rules that treat them apart (drop `_bucket` only, or the family name only) drop
+    /// it, counted, rather than keep what a rule dropped.
+    @Test(arguments: [
+        ("h.*", "", "relabel"),
+        ("h_bucket", "", "parts_relabeled_apart"),
+        ("h", "", "parts_relabeled_apart"),
+        ("other", "kept", ""),
+    ])
+    func histogramPartsAreRelabeledAlike(_ regex: String, _ kept: String, _ reason: String) throws {
+        let histogram = P.field(7, P.varintField(1, 3) + P.doubleField(2, 1.5)
+                                    + P.field(3, P.varintField(1, 3) + P.doubleField(2, 1)))
+        let input = P.delimited([P.family("h", type: 4, metrics: [P.metric([("a", "b")], histogram)])])
+        let rule = try RelabelRule(.init(action: "drop", sourceLabels: ["__name__"], regex: regex))
+        let (output, report) = Self.run(input, FilterPolicy(relabelRules: [rule]))
+        #expect(output == (kept.isEmpty ? [] : input))
+        #expect(report.seriesDropped == (reason.isEmpty ? [:] : [reason: 1]))
+    }
+
+    /// A policy whose rules act on `le` or `quantile` (labels only the text formats
+    /// have) cannot filter protobuf: the gateway then never asks for it.
+    @Test(arguments: [
+        (RelabelRule.Fields(action: "drop", sourceLabels: ["__name__"], regex: "x_.*"), true),
+        (.init(action: "labeldrop", regex: "pod_.*"), true),
+        (.init(action: "labelkeep", regex: "le|quantile|job|instance"), true),
+        (.init(action: "labelkeep", regex: "job|instance"), false),
+        (.init(action: "drop", sourceLabels: ["le"], regex: "\\+Inf"), false),
+        (.init(action: "labeldrop", regex: "l.*"), false),
+        (.init(action: "labelmap", regex: "(quantile)", replacement: "q"), false),
+        (.init(action: "replace", targetLabel: "le", replacement: "1"), false),
+    ])
+    func policiesThatActOnBucketLabelsDoNotReadProtobuf(_ fields: RelabelRule.Fields, _ reads: Bool) throws {
+        #expect(FilterPolicy(relabelRules: [try RelabelRule(fields)]).readsProtobuf == reads)
+    }
+
+    /// UTF-8 names for a legacy scraper: the family's name and the label names are
+    /// escaped, the values kept.
+    @Test func namesAreEscapedForALegacyScraper() {
+        let input = P.delimited([P.family("my.metric", type: 1, metrics: [P.metric([("a.b", "c.d")], P.gauge(1))])])
+        let (output, _) = Self.run(input, names: .underscores)
+        #expect(output == P.delimited([P.family("my_metric", type: 1, metrics: [P.metric([("a_b", "c.d")], P.gauge(1))])]))
+        let (utf8, _) = Self.run(input, names: .allowUTF8)
+        #expect(utf8 == input)
+    }
+}
