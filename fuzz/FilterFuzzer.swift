@@ -353,11 +353,16 @@ private func check(_ context: Context, report: FilterReport) {
     var inputNames = Set<[UInt8]>()
     var inputValues = Set<ValueKey>()
     var inputExemplars = Set<ExemplarKey>()
+    var inputMetadata = Set<ExpositionLine>()
     for line in inputLines {
         guard case .success(let parsed) = ExpositionParser.parse(Array(line), format: format),
               let key = LineKey(parsed) else { continue }
         inputKeys.append(key)
         inputKeySet.insert(key)
+        switch parsed {
+        case .help, .type, .unit: inputMetadata.insert(parsed)
+        default: break
+        }
         if case .sample(let sample) = parsed {
             inputNames.insert(sample.name)
             inputValues.insert(ValueKey(value: sample.value, timestamp: sample.timestamp))
@@ -401,9 +406,11 @@ private func check(_ context: Context, report: FilterReport) {
             }
         case .help, .type, .unit:
             // OpenMetrics metadata is passed on as it came; text-format metadata
-            // trimmed, and a HELP text with its unknown escapes escaped.
-            let known = format == .openMetrics ? inputLineSet.contains(line)
-                : trimmedInput.contains(line) || { if case .help = parsed { return inputKeySet.contains(key) }; return false }()
+            // trimmed, and a HELP text with its unknown escapes escaped; a quoted name
+            // written anew (unquoted when it is a legacy name) reads as the input's.
+            let known = format == .openMetrics ? inputLineSet.contains(line) || inputMetadata.contains(parsed)
+                : trimmedInput.contains(line) || inputMetadata.contains(parsed)
+                    || { if case .help = parsed { return inputKeySet.contains(key) }; return false }()
             guard known else {
                 violated("metadata comes from the input", context, at)
             }
@@ -657,6 +664,7 @@ private func checkProtobuf(_ body: [UInt8], policy: FilterPolicy, policyName: St
             do throws(ProtoWire.Malformed) {
                 for field in try ProtoWire.fields(of: family) where field.number == 4 {
                     let metric = family.value(of: field)
+                    try MetricSchema.validate(metric: metric)
                     _ = try MetricMessages.labels(of: metric, fields: try ProtoWire.fields(of: metric), number: 1)
                 }
             } catch {

@@ -35,6 +35,8 @@ public enum DropReason: String, Sendable, Hashable, CaseIterable {
     case lineTooLong = "line_too_long"
     /// A protobuf `MetricFamily` longer than `maximumFamilyLength`.
     case familyTooLarge = "family_too_large"
+    /// A protobuf `Metric` longer than `maximumLineLength` (a line's bound).
+    case metricTooLarge = "metric_too_large"
     /// A protobuf body that ended inside a message.
     case truncatedMessage = "truncated_message"
     case textAfterEof = "text_after_eof"

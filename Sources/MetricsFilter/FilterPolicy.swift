@@ -20,7 +20,7 @@ public struct FilterPolicy: Sendable {
     public var invalidLines: InvalidLineAction
 
     public init(relabelRules: [RelabelRule] = [], pii: PIIPolicy = PIIPolicy(), limits: SeriesLimits = SeriesLimits(),
-                maximumLineLength: Int = 64 << 10, maximumFamilyLength: Int = 64 << 20,
+                maximumLineLength: Int = 64 << 10, maximumFamilyLength: Int = 16 << 20,
                 invalidLines: InvalidLineAction = .drop) {
         self.relabelRules = relabelRules
         self.pii = pii
@@ -40,8 +40,15 @@ public struct FilterPolicy: Sendable {
         for rule in relabelRules {
             if rule.sourceLabels.contains(where: structural.contains) || structural.contains(rule.targetLabel) { return false }
             switch rule.action {
-            case .labeldrop, .labelmap:
+            case .replace, .hashmod, .lowercase, .uppercase:
+                // A templated target may name `le` or `quantile` for some value.
+                if rule.targetLabel.contains(UInt8(ascii: "$")) { return false }
+            case .labeldrop:
                 if structural.contains(where: rule.regex.matches) { return false }
+            case .labelmap:
+                // Maps them away, or may map something onto them.
+                if structural.contains(where: rule.regex.matches) || rule.replacement.contains(UInt8(ascii: "$"))
+                    || structural.contains(rule.replacement) { return false }
             case .labelkeep:
                 // Whatever it does not keep, it drops: `le` and `quantile` among them.
                 if !structural.allSatisfy(rule.regex.matches) { return false }
@@ -53,6 +60,8 @@ public struct FilterPolicy: Sendable {
             if structural.contains(where: rule.labelNames.contains) { return false }
             if let regex = rule.labelRegex, structural.contains(where: regex.matches) { return false }
         }
+        // Detectors look at every label not exempt: at `le` and `quantile` too, unless exempt.
+        if !pii.detectorRules.isEmpty && !structural.allSatisfy(pii.detectorExemptLabels.contains) { return false }
         return true
     }
 

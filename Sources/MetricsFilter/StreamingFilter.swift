@@ -153,7 +153,9 @@ public final class StreamingFilter {
             case .write:
                 family = Self.metadataName(metadata)
                 appFamily = Self.metadataName(read)
-                writeMetadata(metadata, original: escaped == nil ? line : nil, into: &output)
+                // A quoted name is written anew: unquoted when it is a legacy name (a
+                // legacy scraper reads no quotes), its escapes the writer's own.
+                writeMetadata(metadata, original: escaped == nil && !Self.quotesItsName(line) ? line : nil, into: &output)
             case .drop(let reason):
                 reject(reason)
             }
@@ -168,6 +170,16 @@ public final class StreamingFilter {
 
     private static func isMetadata(_ line: ExpositionLine) -> Bool {
         metadataName(line) != nil
+    }
+
+    /// Whether a HELP, TYPE or UNIT line writes its name quoted: the first byte after
+    /// `#`, the keyword and the blanks around them.
+    private static func quotesItsName(_ line: UnsafeRawBufferPointer) -> Bool {
+        var index = 1
+        while index < line.count, line[index] == UInt8(ascii: " ") || line[index] == UInt8(ascii: "\t") { index += 1 }
+        index += 4
+        while index < line.count, line[index] == UInt8(ascii: " ") || line[index] == UInt8(ascii: "\t") { index += 1 }
+        return index < line.count && line[index] == UInt8(ascii: "\"")
     }
 
     private static func metadataName(_ line: ExpositionLine) -> [UInt8]? {

@@ -98,6 +98,33 @@ import Testing
         #expect(harness.scrapes("filter_rejected") == 1)
     }
 
+    /// A scrape that fails before its first filtered byte (a body over the limit, a
+    /// line under `fail_scrape`, the app timing out) is still a clean short answer:
+    /// the 200 waits for that byte, so the scraper gets a status, not a cut connection.
+    @Test(arguments: [
+        ("over the limit", HTTPResponseStatus.badGateway, "upstream body exceeds the body size limit\n", "too_large"),
+        ("fail_scrape", .badGateway, "the scrape failed the gateway's filter policy\n", "filter_rejected"),
+        ("timeout", .gatewayTimeout, "upstream timed out\n", "timeout"),
+    ])
+    func aScrapeThatFailsBeforeItsFirstByteIsAShortAnswer(_ failure: String, _ status: HTTPResponseStatus,
+                                                          _ text: String, _ result: String) throws {
+        let harness = try Harness(filter: FilterPolicy(invalidLines: .failScrape), bodySizeLimit: 64)
+        try harness.request("/metrics")
+        let fetch = try #require(harness.upstream.fetches.first)
+        fetch.send(.head(HTTPResponseHead(version: .http1_1, status: .ok)))
+        switch failure {
+        case "over the limit": fetch.send(.body(ByteBuffer(string: String(repeating: "x", count: 100))))
+        case "fail_scrape": fetch.send(.body(ByteBuffer(string: "this is { not a sample\n")))
+        default: fetch.send(.failed(.timeout))
+        }
+        let response = try harness.response()
+        #expect(response.head?.status == status)
+        #expect(response.body == text && response.ended)
+        #expect(harness.channel.isActive, "keep-alive: a clean answer keeps the connection")
+        #expect(harness.scrapes(result) == 1)
+        #expect(harness.outbound.bytesInUse == 0)
+    }
+
     @Test(arguments: [
         ("/other", HTTPMethod.GET, HTTPResponseStatus.notFound, "not found\n"),
         ("/metrics", .POST, .methodNotAllowed, "method not allowed\n"),

@@ -116,13 +116,18 @@ import Testing
         #expect(failed.linesRejected == ["truncated_message": 1] && failed.failed)
     }
 
-    /// Bytes that are not a metric: the metric (or family) is dropped and counted
-    /// under the decoder's words, the rest goes on.
+    /// Bytes that are not a metric, or not client_model's `Metric`: the metric (or
+    /// family) is dropped and counted under the decoder's words, the rest goes on.
     @Test(arguments: [
         (P.varint(7 << 3 | 7), "unsupported_wire_type"),
         (P.field(1, [0x0A, 0x05, 0x61]), "truncated_field"),
         (P.field(1, P.field(1, [0xFF, 0xFE]) + P.field(2, "v")), "invalid_UTF-8"),
         (P.field(1, P.labelPair("a", "1")) + P.field(1, P.labelPair("a", "2")), "duplicate_label"),
+        // Known fields of the wrong wire type, however deep: Prometheus's decoder
+        // would fail the whole scrape on them.
+        (P.field(2, P.varintField(1, 5)), "bad_field_type"),
+        (P.varintField(7, 1), "bad_field_type"),
+        (P.field(7, P.field(3, P.field(3, P.field(1, P.varintField(1, 1))))), "bad_field_type"),
     ])
     func malformedMetricsAreDroppedAndCounted(_ metric: [UInt8], _ reason: String) {
         let good = P.metric([], P.gauge(1))
@@ -162,9 +167,58 @@ import Testing
         (.init(action: "labeldrop", regex: "l.*"), false),
         (.init(action: "labelmap", regex: "(quantile)", replacement: "q"), false),
         (.init(action: "replace", targetLabel: "le", replacement: "1"), false),
+        (.init(action: "replace", sourceLabels: ["a"], targetLabel: "${1}", regex: "(.*)", replacement: "v"), false),
+        (.init(action: "labelmap", regex: "meta_(.+)", replacement: "$1"), false),
     ])
     func policiesThatActOnBucketLabelsDoNotReadProtobuf(_ fields: RelabelRule.Fields, _ reads: Bool) throws {
         #expect(FilterPolicy(relabelRules: [try RelabelRule(fields)]).readsProtobuf == reads)
+    }
+
+    /// Detectors look at every label not exempt: `le` and `quantile` are exempt by
+    /// default; a policy that takes them off the list is served text only.
+    @Test func detectorsOnBucketLabelsDoNotReadProtobuf() {
+        var policy = FilterPolicy()
+        policy.pii = PIIPolicy(detectorRules: [.init(name: "ip", detector: .ipv4, action: .redact)])
+        #expect(policy.readsProtobuf)
+        policy.pii = PIIPolicy(detectorRules: [.init(name: "ip", detector: .ipv4, action: .redact)], detectorExemptLabels: [])
+        #expect(!policy.readsProtobuf)
+    }
+
+    /// `sample_limit` and `label_limit` count a histogram as the text formats do: its
+    /// buckets (with the implicit `+Inf`), `_sum` and `_count`; its `le` label.
+    @Test(arguments: [(5 as Int?, nil as Int?, "sample_limit"), (6, nil, ""), (nil, 2, "label_limit"), (nil, 3, "")])
+    func limitsCountAHistogramAsTextDoes(_ sampleLimit: Int?, _ labelLimit: Int?, _ reason: String) {
+        let buckets = [0.1, 0.5, 1].map { P.field(3, P.varintField(1, 1) + P.doubleField(2, $0)) }.joined()
+        let histogram = P.field(7, P.varintField(1, 1) + P.doubleField(2, 0.2) + Array(buckets))
+        let input = P.delimited([P.family("h", type: 4, metrics: [P.metric([("a", "1"), ("b", "2")], histogram)])])
+        var policy = FilterPolicy()
+        policy.limits = SeriesLimits(labelLimit: labelLimit, sampleLimit: sampleLimit)
+        let (output, report) = Self.run(input, policy)
+        #expect(output == (reason.isEmpty ? input : []))
+        #expect(report.seriesDropped == (reason.isEmpty ? [:] : [reason: 1]), "\(report)")
+    }
+
+    /// Bounds and clashes: a metric longer than a line's bound, a metric field of the
+    /// wrong wire type, a label that escaping turns into `__name__`, exemplar labels
+    /// that escaping makes one (the exemplar goes, the metric stays).
+    @Test func boundsAndClashesAreCounted() {
+        var policy = FilterPolicy()
+        policy.maximumLineLength = 1024
+        let long = P.metric([("a", String(repeating: "x", count: 2000))], P.gauge(1))
+        let (output, report) = Self.run(P.delimited([P.family("m", type: 1, metrics: [long, P.metric([], P.gauge(2))])]), policy)
+        #expect(output == P.delimited([P.family("m", type: 1, metrics: [P.metric([], P.gauge(2))])]))
+        #expect(report.linesRejected == ["metric_too_large": 1])
+        let wrongType = P.delimited([P.field(1, "m") + P.varintField(4, 7)])
+        let (nothing, bad) = Self.run(wrongType)
+        #expect(nothing.isEmpty && bad.linesRejected == ["bad_metric_field": 1])
+        let clash = P.delimited([P.family("m", type: 1, metrics: [P.metric([("__name..", "x")], P.gauge(1))])])
+        let (dropped, clashed) = Self.run(clash, names: .underscores)
+        #expect(dropped.isEmpty && clashed.seriesDropped == ["escaped_name_clash": 1])
+        let exemplarClash = P.delimited([P.family("c_total", type: 0, metrics: [
+            P.metric([], P.counter(1, exemplar: P.exemplar([("a.b", "1"), ("a_b", "2")], 1))),
+        ])])
+        let (kept, _) = Self.run(exemplarClash, names: .underscores)
+        #expect(kept == P.delimited([P.family("c_total", type: 0, metrics: [P.metric([], P.counter(1))])]))
     }
 
     /// UTF-8 names for a legacy scraper: the family's name and the label names are

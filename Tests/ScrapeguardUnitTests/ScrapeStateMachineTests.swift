@@ -21,6 +21,8 @@ import Testing
         case upstreamFailed(UpstreamError)
         case filterFlushed
         case filterFailed
+        /// The handler wrote the held 200 head (the first body byte is on its way).
+        case headWritten
         case closed
         case error
     }
@@ -142,8 +144,11 @@ import Testing
         .init(name: "the app refuses the connection", events: fetching + [.upstreamFailed(.connectFailed("x"))],
               action: "respond(upstreamUnavailable, result: upstreamError, closeAfter: false)", state: "idle"),
         .init(name: "a body part", events: streaming + [.upstreamBody(60)], action: "forwardBody", state: "streaming"),
-        .init(name: "the body goes over the limit", events: streaming + [.upstreamBody(60), .upstreamBody(41)],
+        .init(name: "the body goes over the limit", events: started + [.upstreamBody(60), .upstreamBody(41)],
               action: "abort(tooLarge)", state: "closed"),
+        .init(name: "the body goes over the limit before a byte is out: a clean 502",
+              events: streaming + [.upstreamBody(60), .upstreamBody(41)],
+              action: "respond(upstreamTooLarge, result: tooLarge, closeAfter: false)", state: "idle"),
         .init(name: "the body ends: the filter flushes", events: streaming + [.upstreamBody(10), .upstreamEnd],
               action: "flushFilter", state: "finishing"),
         .init(name: "flushed: success", events: streaming + [.upstreamEnd, .filterFlushed],
@@ -152,14 +157,18 @@ import Testing
               events: [.head("/metrics", keepAlive: false), .end, .rateLimit(true), .rateLimit(true), .upstreamHead(.ok), .upstreamEnd,
                        .filterFlushed],
               action: "finishResponse(success, closeAfter: true)", state: "closed"),
-        .init(name: "the filter fails the scrape", events: streaming + [.upstreamBody(10), .filterFailed],
+        .init(name: "the filter fails the scrape", events: started + [.upstreamBody(10), .filterFailed],
               action: "abort(filterRejected)", state: "closed"),
-        .init(name: "the filter fails it at the end", events: streaming + [.upstreamEnd, .filterFailed],
+        .init(name: "the filter fails it at the end", events: started + [.upstreamEnd, .filterFailed],
               action: "abort(filterRejected)", state: "closed"),
-        .init(name: "the app fails mid-body", events: streaming + [.upstreamFailed(.connectionClosed)],
+        .init(name: "the filter fails it before a byte is out: a clean 502", events: streaming + [.upstreamBody(10), .filterFailed],
+              action: "respond(failedByPolicy, result: filterRejected, closeAfter: false)", state: "idle"),
+        .init(name: "the app fails mid-body", events: started + [.upstreamFailed(.connectionClosed)],
               action: "abort(upstreamError)", state: "closed"),
-        .init(name: "the app times out mid-body", events: streaming + [.upstreamFailed(.timeout)],
+        .init(name: "the app times out mid-body", events: started + [.upstreamFailed(.timeout)],
               action: "abort(timeout)", state: "closed"),
+        .init(name: "the app times out before a byte is out: a clean 504", events: streaming + [.upstreamFailed(.timeout)],
+              action: "respond(upstreamTimedOut, result: timeout, closeAfter: false)", state: "idle"),
         .init(name: "the client leaves while the app is asked", events: fetching + [.closed],
               action: "abandon(Optional(clientAborted))", state: "closed"),
         .init(name: "the client leaves mid-body", events: streaming + [.closed],
@@ -175,8 +184,11 @@ import Testing
               action: "finishResponse(success, closeAfter: false)", state: "idle"),
         .init(name: "a second request after a scrape", events: streaming + [.upstreamEnd, .filterFlushed, .head("/metrics")],
               action: "none", state: "receiving"),
-        .init(name: "late app events after an abort change nothing",
+        .init(name: "late app events after a clean answer change nothing",
               events: streaming + [.filterFailed, .upstreamBody(5), .upstreamEnd, .upstreamFailed(.timeout)],
+              action: "none", state: "idle"),
+        .init(name: "late app events after an abort change nothing",
+              events: started + [.filterFailed, .upstreamBody(5), .upstreamEnd, .upstreamFailed(.timeout)],
               action: "none", state: "closed"),
         .init(name: "an error closes; the state waits for the close", events: streaming + [.error],
               action: "close", state: "streaming"),
@@ -184,6 +196,8 @@ import Testing
 
     static let fetching: [Event] = [.head("/metrics"), .end, .rateLimit(true), .rateLimit(true)]
     static let streaming: [Event] = fetching + [.upstreamHead(.ok)]
+    /// Streaming, with the 200 head out.
+    static let started: [Event] = streaming + [.headWritten]
 
     @Test(arguments: rows)
     func transition(_ row: Row) {
@@ -251,6 +265,9 @@ import Testing
         case .upstreamFailed(let error): return machine.upstreamFailed(error)
         case .filterFlushed: return machine.filterFlushed()
         case .filterFailed: return machine.filterFailed()
+        case .headWritten:
+            machine.responseHeadWritten()
+            return .none
         case .closed: return machine.connectionClosed()
         case .error: return machine.errorCaught()
         }

@@ -137,6 +137,17 @@ import Testing
         #expect(escaped == "# HELP my_metric Help.\n# TYPE my_metric gauge\nmy_metric{a=\"b\"} 1\nmy_metric{c_d=\"e\"} 2\n")
     }
 
+    /// Quoted names that are legacy names are written unquoted, for any scraper: a
+    /// legacy one could not read the quotes.
+    @Test(arguments: [NameEscaping.allowUTF8, .underscores])
+    func quotedLegacyNamesAreWrittenUnquoted(_ names: NameEscaping) {
+        let (text, _) = FilterHarness.run("# TYPE \"foo\" gauge\n{\"foo\"} 1\nfoo{\"a\"=\"b\"} 2\n", names: names)
+        #expect(text == "# TYPE foo gauge\nfoo 1\nfoo{a=\"b\"} 2\n")
+        let (openMetrics, _) = FilterHarness.run("# TYPE \"foo\" gauge\n# HELP \"foo\" Help.\n{\"foo\"} 1\n# EOF\n",
+                                                 format: .openMetrics, names: names)
+        #expect(openMetrics == "# TYPE foo gauge\n# HELP foo Help.\nfoo 1\n# EOF\n")
+    }
+
     /// Lines with a name problem are rejected, each under its reason, and nothing of
     /// them is written.
     @Test(arguments: [

@@ -48,6 +48,9 @@ import Testing
         (prometheus3, "application/openmetrics-text; version=0.0.1; charset=utf-8", .allowUTF8),
         (prometheus3, "text/plain; version=0.0.4; charset=utf-8", .allowUTF8),
         (prometheus3NativeHistograms, "text/plain; version=1.0.0; charset=utf-8", .allowUTF8),
+        // Its protobuf clause comes first and says nothing: escaped, as client_golang does.
+        (prometheus3NativeHistograms, "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+         .underscores),
         (prometheus3Legacy, "application/openmetrics-text; version=1.0.0; charset=utf-8", .underscores),
         (prometheus3Legacy, "text/plain; version=0.0.4; charset=utf-8", .underscores),
         (prometheus30, "text/plain; version=0.0.4; charset=utf-8", .allowUTF8),

@@ -45,7 +45,9 @@ enum FilterConfiguration {
                 policy.maximumLineLength = length
             }
             if let length = try section.byteSize("max_family_length") {
-                guard length >= 1024 else { throw section.error(.invalidValue, "max_family_length", "must be at least 1KiB") }
+                guard (1024...(1 << 30)).contains(length) else {
+                    throw section.error(.invalidValue, "max_family_length", "must be between 1KiB and 1GiB")
+                }
                 policy.maximumFamilyLength = length
             }
             if let text = try section.string("invalid_lines") {

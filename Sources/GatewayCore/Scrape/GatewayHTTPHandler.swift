@@ -134,6 +134,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
                 .whenSuccess { outcome in self.run(self.machine.authenticated(outcome)) }
         case .respond(let answer, let result, let closeAfter):
             cancelFetch()
+            endScrape()  // a scrape that fails before its first byte is answered here
             if let result { policy.metrics.scrapeEnded(result) }
             if let reason = answer.refusalReason { policy.metrics.requestRefused(reason: reason) }
             switch answer {
@@ -150,6 +151,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
             case .upstreamTooLarge:
                 policy.logger.warning("upstream body exceeds body_size_limit",
                                       metadata: ["limit": "\(policy.fetcher.configuration.bodySizeLimit)"])
+            case .failedByPolicy:
+                policy.logger.warning("the filter policy failed the scrape (an unreadable line under invalid_lines: fail_scrape)")
             default:
                 break
             }
@@ -242,6 +245,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
         addCommonHeaders(&headers)
         let head = HTTPResponseHead(version: request?.version ?? .http1_1, status: .ok, headers: headers)
         if request?.method == .HEAD {
+            machine.responseHeadWritten()
             write(.head(head))
         } else {
             headers.add(name: "Transfer-Encoding", value: "chunked")
@@ -254,6 +258,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
     private func releaseHead() {
         guard let head = heldHead else { return }
         heldHead = nil
+        machine.responseHeadWritten()
         write(.head(head))
     }
 

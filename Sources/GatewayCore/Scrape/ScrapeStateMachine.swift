@@ -16,7 +16,8 @@ import NIOHTTP1
 ///   finishing ─no line readable, no byte out yet→ 502 → idle | closed
 ///   fetching ─error status, too large, unreadable format, budget spent, failure→
 ///            short answer → idle | closed
-///   streaming/finishing ─too large, filter failed, upstream failed→ closed (abort)
+///   streaming/finishing ─too large, filter failed, upstream failed→
+///            short answer while no byte is out, else closed (abort)
 ///   fetching/streaming/finishing ─client gone→ closed  (result: client aborted)
 /// ```
 ///
@@ -89,6 +90,8 @@ struct ScrapeStateMachine {
     }
 
     private(set) var state = State.idle
+    /// The streamed response's head is out (`responseHeadWritten`).
+    private var responseStarted = false
     /// Whether a request on this connection passed admission.
     private(set) var proven = false
     let configuration: Configuration
@@ -212,16 +215,36 @@ struct ScrapeStateMachine {
             return answer(.upstreamBadFormat(reason: reason), to: head, result: .upstreamBadFormat)
         case .readable(let format, let contentType):
             state = .streaming(head, upstreamBytes: 0)
+            responseStarted = false
             let names = UpstreamNegotiation.nameEscaping(forScraper: head.headers.first(name: "Accept"), serving: contentType)
             return .sendResponseHead(response, format: format, contentType: contentType, names: names)
+        }
+    }
+
+    /// The response's head went out (it waits for the first body byte): from now on a
+    /// failure can only cut the connection; before, it is still a clean short answer.
+    mutating func responseHeadWritten() {
+        responseStarted = true
+    }
+
+    /// A scrape that fails while streaming: a short answer while nothing of the
+    /// response is out, else the connection is cut (`abort`), so the scraper sees a
+    /// broken transfer, never a short body.
+    private mutating func fail(_ answer: ShortAnswer, result: GatewayMetrics.ScrapeResult) -> Action {
+        switch state {
+        case .streaming(let head, _), .finishing(let head, _):
+            if !responseStarted { return self.answer(answer, to: head, result: result) }
+            state = .closed
+            return .abort(result)
+        default:
+            return .none
         }
     }
 
     mutating func upstreamBody(bytes: Int) -> Action {
         guard case .streaming(let head, let received) = state, head.method != .HEAD else { return .none }
         guard received + bytes <= configuration.bodySizeLimit else {
-            state = .closed
-            return .abort(.tooLarge)
+            return fail(.upstreamTooLarge, result: .tooLarge)
         }
         state = .streaming(head, upstreamBytes: received + bytes)
         return .forwardBody
@@ -255,8 +278,7 @@ struct ScrapeStateMachine {
         case .fetching(let head):
             return answer(error == .timeout ? .upstreamTimedOut : .upstreamUnavailable, to: head, result: result)
         case .streaming, .finishing:
-            state = .closed
-            return .abort(result)
+            return fail(error == .timeout ? .upstreamTimedOut : .upstreamUnavailable, result: result)
         default:
             return .none
         }
@@ -281,13 +303,7 @@ struct ScrapeStateMachine {
 
     /// The policy failed the scrape (`invalid_lines: fail_scrape`).
     mutating func filterFailed() -> Action {
-        switch state {
-        case .streaming, .finishing:
-            state = .closed
-            return .abort(.filterRejected)
-        default:
-            return .none
-        }
+        fail(.failedByPolicy, result: .filterRejected)
     }
 
     // MARK: The connection

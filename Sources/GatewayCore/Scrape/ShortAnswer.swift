@@ -25,6 +25,9 @@ enum ShortAnswer: Equatable {
     case upstreamBadFormat(reason: String)
     /// `max_buffered_bytes` is spent by scrapers that read slowly: try again soon.
     case gatewayBusy
+    /// A line the policy fails the scrape on (`invalid_lines: fail_scrape`), before
+    /// any byte of the response was out.
+    case failedByPolicy
 
     var status: HTTPResponseStatus {
         switch self {
@@ -37,7 +40,7 @@ enum ShortAnswer: Equatable {
         case .unauthorized: return .unauthorized
         case .notFound: return .notFound
         case .methodNotAllowed: return .methodNotAllowed
-        case .upstreamStatus, .upstreamTooLarge, .upstreamUnavailable, .upstreamBadFormat: return .badGateway
+        case .upstreamStatus, .upstreamTooLarge, .upstreamUnavailable, .upstreamBadFormat, .failedByPolicy: return .badGateway
         case .upstreamTimedOut: return .gatewayTimeout
         case .gatewayBusy: return .serviceUnavailable
         }
@@ -61,6 +64,7 @@ enum ShortAnswer: Equatable {
         case .upstreamUnavailable: return "upstream unavailable\n"
         case .upstreamBadFormat: return "upstream answered in a format the gateway cannot filter\n"
         case .gatewayBusy: return "gateway busy\n"
+        case .failedByPolicy: return "the scrape failed the gateway's filter policy\n"
         }
     }
 

@@ -154,6 +154,8 @@ private struct Cursor {
                 guard name == nil else { throw LineError(reason: "two metric names") }
                 name = quoted
                 quotedName = true
+                // A legacy name needs no quotes, and a legacy scraper cannot read them.
+                if LabelNames.isValidMetricName(quoted) { unusualEscape = true }
                 // Anywhere but first, strict parsers (prometheus_client's OpenMetrics
                 // one) refuse it: the line is written anew, the name first.
                 if nameCameAfterLabels { unusualEscape = true }
@@ -240,6 +242,7 @@ private struct Cursor {
             if current == UInt8(ascii: "\"") {
                 name = try quoted()
                 guard !name.isEmpty else { throw LineError(reason: "empty name") }
+                if LabelNames.isValid(name) { unusualEscape = true }  // written unquoted
                 if !strict { skipBlanks() }
                 if !atEnd, current == UInt8(ascii: ",") || current == closing {
                     guard allowsName else { throw LineError(reason: "bad label name") }

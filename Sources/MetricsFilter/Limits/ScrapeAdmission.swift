@@ -21,16 +21,19 @@ struct ScrapeAdmission {
     /// Bytes held for the rest of the scrape.
     var retainedBytes: Int { units.capacity * MemoryLayout<(SeriesTracker.UnitKey, Bool)>.stride }
 
-    /// Admits one sample of the unit `key`; `samplesSoFar` is what the scrape wrote.
-    /// A later sample of a refused unit is refused as `unit_refused`.
+    /// Admits `samples` samples of the unit `key` (a protobuf histogram is several at
+    /// once); `samplesSoFar` is what the scrape wrote. A later sample of a refused unit
+    /// is refused as `unit_refused`.
     mutating func admit(_ key: SeriesTracker.UnitKey, family: () -> [UInt8], values: [SeriesTracker.ValueKey],
-                        samplesSoFar: Int) -> Verdict {
+                        samplesSoFar: Int, samples: Int = 1) -> Verdict {
         if let admitted = units[key] {
             guard admitted else { return .refused(.unitRefused) }
-            tracker.countSample(key, firstOfScrape: false)
+            tracker.countSample(key, firstOfScrape: false, count: samples)
             return .admitted
         }
-        switch tracker.admit(key: key, family: family, values: values, samplesSoFar: samplesSoFar,
+        // The tracker refuses a new unit whose first sample would pass the limit; the
+        // unit's last one must not either.
+        switch tracker.admit(key: key, family: family, values: values, samplesSoFar: samplesSoFar + samples - 1,
                              reservedRemaining: reservedRemaining, now: now) {
         case .refused(let reason):
             units[key] = false
@@ -42,7 +45,7 @@ struct ScrapeAdmission {
             break
         }
         units[key] = true
-        tracker.countSample(key, firstOfScrape: true)
+        tracker.countSample(key, firstOfScrape: true, count: samples)
         return .admitted
     }
 }

@@ -150,11 +150,11 @@ public final class SeriesTracker: Sendable {
         }
     }
 
-    /// Counts one more sample of an admitted unit in this scrape.
-    func countSample(_ key: UnitKey, firstOfScrape: Bool) {
+    /// Counts `count` more samples of an admitted unit in this scrape.
+    func countSample(_ key: UnitKey, firstOfScrape: Bool, count: Int = 1) {
         state.withLock { state in
             guard var unit = state.units[key] else { return }
-            unit.samples = firstOfScrape ? 1 : unit.samples + 1
+            unit.samples = firstOfScrape ? count : unit.samples + count
             state.units[key] = unit
         }
     }

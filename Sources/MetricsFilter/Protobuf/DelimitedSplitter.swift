@@ -15,6 +15,8 @@ struct DelimitedSplitter {
     private var pending: [UInt8] = []
     /// Bytes still to skip of an oversized message.
     private var skipping = 0
+    /// A length that is no varint was met: nothing after it can be framed.
+    private var unframable = false
 
     init(maximumMessageLength: Int) {
         self.maximumMessageLength = maximumMessageLength
@@ -24,6 +26,7 @@ struct DelimitedSplitter {
     var retainedBytes: Int { pending.capacity }
 
     mutating func feed(_ chunk: UnsafeRawBufferPointer, _ body: (Event) -> Void) {
+        guard !unframable else { return }
         var index = 0
         while index < chunk.count {
             if skipping > 0 {
@@ -53,18 +56,20 @@ struct DelimitedSplitter {
                 if pending.count > 10 {
                     // No varint is longer: what follows cannot be framed.
                     pending.removeAll()
-                    skipping = Int.max
+                    unframable = true
                     body(.oversized)
+                    return
                 }
                 continue
             }
             if length > UInt64(maximumMessageLength) {
-                skipping = Int(clamping: length) - (pending.count - cursor)
+                skipping = Int(clamping: length)
                 pending = []
                 body(.oversized)
                 continue
             }
             let needed = cursor + Int(length)
+            if pending.count == cursor { pending.reserveCapacity(needed) }
             let taken = min(needed - pending.count, chunk.count - index)
             pending.append(contentsOf: chunk[index..<(index + taken)])
             index += taken
@@ -75,8 +80,9 @@ struct DelimitedSplitter {
         }
     }
 
-    /// The stream ended: false when it ended inside a message (or its length).
+    /// The stream ended: false when it ended inside a message (or its length); an
+    /// unframable stream was reported already.
     func finish() -> Bool {
-        pending.isEmpty && (skipping == 0 || skipping == Int.max)
+        unframable || (pending.isEmpty && skipping == 0)
     }
 }

@@ -13,6 +13,7 @@ enum MetricField {
     enum Metric {
         static let label = 1
         static let counter = 3
+        static let summary = 4
         static let histogram = 7
     }
 
@@ -23,6 +24,10 @@ enum MetricField {
 
     /// `Counter.exemplar`.
     static let counterExemplar = 2
+    /// `Summary.quantile` (repeated).
+    static let summaryQuantile = 3
+    /// `Bucket.upper_bound` (a double).
+    static let bucketUpperBound = 2
     /// `Histogram.bucket` (repeated), and `Bucket.exemplar` in it.
     static let histogramBucket = 3
     static let bucketExemplar = 3

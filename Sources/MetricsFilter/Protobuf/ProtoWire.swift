@@ -34,6 +34,8 @@ enum ProtoWire {
             guard index < bytes.count else { throw Malformed(reason: "truncated varint") }
             guard shift < 64 else { throw Malformed(reason: "varint too long") }
             let byte = bytes[index]
+            // The tenth byte holds the 64th bit only: more overflows, as Go reports.
+            guard shift < 63 || byte <= 1 else { throw Malformed(reason: "varint overflows") }
             index += 1
             value |= UInt64(byte & 0x7F) << shift
             if byte & 0x80 == 0 { return value }
@@ -42,9 +44,18 @@ enum ProtoWire {
     }
 
     /// Every field of `message`, in order. Groups (wire types 3 and 4, deprecated and
-    /// unused by the exposition) and field number 0 are refused.
+    /// unused by the exposition) and field number 0 are refused. For a message of
+    /// bounded size (a metric, at most `max_line_length`); a family is walked with
+    /// `forEachField`, which keeps nothing.
     static func fields(of message: UnsafeRawBufferPointer) throws(Malformed) -> [Field] {
         var fields: [Field] = []
+        try forEachField(of: message) { fields.append($0) }
+        return fields
+    }
+
+    /// Calls `body` with each field of `message`, in order, holding none.
+    static func forEachField(of message: UnsafeRawBufferPointer,
+                             _ body: (Field) throws(Malformed) -> Void) throws(Malformed) {
         var index = 0
         while index < message.count {
             let start = index
@@ -66,9 +77,8 @@ enum ProtoWire {
                 index += Int(length)
             }
             guard index <= message.count else { throw Malformed(reason: "truncated field") }
-            fields.append(Field(number: Int(key >> 3), wireType: wireType, start: start, valueStart: valueStart, end: index))
+            try body(Field(number: Int(key >> 3), wireType: wireType, start: start, valueStart: valueStart, end: index))
         }
-        return fields
     }
 
     static func appendVarint(_ value: UInt64, to output: inout [UInt8]) {

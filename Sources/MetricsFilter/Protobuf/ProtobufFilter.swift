@@ -26,6 +26,9 @@ public final class ProtobufFilter {
     private var piiCounts: PIICounts
     private var admission: ScrapeAdmission?
     private var seriesSeen = FingerprintSet()
+    /// Samples written so far as Prometheus counts them (`sample_limit`): a metric is
+    /// as many as the series the text formats make of it.
+    private var samplesWritten = 0
 
     /// - Parameters:
     ///   - names: how the scraper takes names that are not legacy names.
@@ -92,69 +95,85 @@ public final class ProtobufFilter {
 
     // MARK: Families
 
+    /// What a family's first walk finds: its name and type, whether it has metrics.
+    private struct FamilyHead {
+        var name: [UInt8]?
+        var type: UInt64 = 0
+        var hasMetrics = false
+    }
+
     private func filterFamily(_ family: UnsafeRawBufferPointer, into output: inout [UInt8]) {
-        let fields: [ProtoWire.Field]
+        // Walked, never listed: a family of millions of tiny fields costs no memory.
+        var head = FamilyHead()
         do {
-            fields = try ProtoWire.fields(of: family)
+            try ProtoWire.forEachField(of: family) { field throws(ProtoWire.Malformed) in
+                switch (field.number, field.wireType) {
+                case (MetricField.Family.name, .lengthDelimited):
+                    head.name = Array(family.value(of: field))
+                case (MetricField.Family.type, .varint):
+                    var index = field.valueStart
+                    head.type = try ProtoWire.varint(family, at: &index)
+                case (MetricField.Family.metric, .lengthDelimited):
+                    head.hasMetrics = true
+                case (MetricField.Family.metric, _):
+                    throw ProtoWire.Malformed(reason: "bad metric field")
+                default:
+                    break
+                }
+            }
         } catch {
             reject(unparsed: error)
             return
         }
-        guard let nameField = fields.last(where: { $0.number == MetricField.Family.name && $0.wireType == .lengthDelimited }),
-              case let name = Array(family.value(of: nameField)),
-              !name.isEmpty, name.withUnsafeBufferPointer(GoUTF8.isValid) else {
+        guard let name = head.name, !name.isEmpty, name.withUnsafeBufferPointer(GoUTF8.isValid) else {
             reject(unparsed: ProtoWire.Malformed(reason: "bad family name"))
             return
         }
         let familyName = names.metricName(name)
-        var type: UInt64 = 0
-        if let typeField = fields.last(where: { $0.number == MetricField.Family.type && $0.wireType == .varint }) {
-            var index = typeField.valueStart
-            type = (try? ProtoWire.varint(family, at: &index)) ?? 0
-        }
-        let parts = Self.partSuffixes[type] ?? []
+        let shape = MetricShape(familyType: head.type)
         var rewritten: [UInt8] = []
         var keptMetrics = 0
-        var moved: [(name: [UInt8], metrics: [[UInt8]])] = []
-        for field in fields {
-            guard field.number == MetricField.Family.metric, field.wireType == .lengthDelimited else {
+        var movedOrder: [[UInt8]] = []
+        var moved: [[UInt8]: [[UInt8]]] = [:]
+        // The first walk vouched for every field: this one cannot fail.
+        try? ProtoWire.forEachField(of: family) { field in
+            guard field.number == MetricField.Family.metric else {
                 if field.number == MetricField.Family.name && familyName != name {
                     ProtoWire.appendField(MetricField.Family.name, familyName, to: &rewritten)
                 } else {
                     rewritten.append(contentsOf: family.whole(field))
                 }
-                continue
+                return
             }
             counts.samplesIn += 1
-            switch filterMetric(family.value(of: field), family: familyName, parts: parts) {
+            switch filterMetric(family.value(of: field), family: familyName, shape: shape) {
             case .drop:
-                continue
+                return
             case .keep:
                 rewritten.append(contentsOf: family.whole(field))
             case .rewrite(let metric):
                 ProtoWire.appendField(MetricField.Family.metric, metric, to: &rewritten)
             case .move(let newName, let metric):
-                if let index = moved.firstIndex(where: { $0.name == newName }) {
-                    moved[index].metrics.append(metric)
-                } else {
-                    moved.append((newName, [metric]))
-                }
-                continue
+                if moved[newName] == nil { movedOrder.append(newName) }
+                moved[newName, default: []].append(metric)
+                return
             }
             keptMetrics += 1
         }
         // A family whose every metric is gone is not written: an empty family says nothing.
-        if keptMetrics > 0 || !fields.contains(where: { $0.number == MetricField.Family.metric }) {
+        if keptMetrics > 0 || !head.hasMetrics {
             ProtoWire.appendDelimited(rewritten, to: &output)
         }
-        for (newName, metrics) in moved {
-            var family2: [UInt8] = []
-            ProtoWire.appendField(MetricField.Family.name, newName, to: &family2)
-            for field in fields where [MetricField.Family.help, MetricField.Family.type, MetricField.Family.unit].contains(field.number) {
-                family2.append(contentsOf: family.whole(field))
+        for newName in movedOrder {
+            var movedFamily: [UInt8] = []
+            ProtoWire.appendField(MetricField.Family.name, newName, to: &movedFamily)
+            try? ProtoWire.forEachField(of: family) { field in
+                if [MetricField.Family.help, MetricField.Family.type, MetricField.Family.unit].contains(field.number) {
+                    movedFamily.append(contentsOf: family.whole(field))
+                }
             }
-            for metric in metrics { ProtoWire.appendField(MetricField.Family.metric, metric, to: &family2) }
-            ProtoWire.appendDelimited(family2, to: &output)
+            for metric in moved[newName] ?? [] { ProtoWire.appendField(MetricField.Family.metric, metric, to: &movedFamily) }
+            ProtoWire.appendDelimited(movedFamily, to: &output)
         }
     }
 
@@ -168,9 +187,15 @@ public final class ProtobufFilter {
         case move([UInt8], [UInt8])
     }
 
-    private func filterMetric(_ metric: UnsafeRawBufferPointer, family: [UInt8], parts: [[UInt8]]) -> MetricOutcome {
+    private func filterMetric(_ metric: UnsafeRawBufferPointer, family: [UInt8], shape: MetricShape) -> MetricOutcome {
+        // A metric is the protobuf's line: bounded alike, so that no one metric's
+        // labels can cost more than a line's.
+        guard metric.count <= policy.maximumLineLength else {
+            reject(.metricTooLarge)
+            return .drop
+        }
         do {
-            return try filterMetricFields(metric, family: family, parts: parts)
+            return try filterMetricFields(metric, family: family, shape: shape)
         } catch {
             reject(unparsed: error)
             return .drop
@@ -178,32 +203,26 @@ public final class ProtobufFilter {
     }
 
     private func filterMetricFields(_ metric: UnsafeRawBufferPointer, family: [UInt8],
-                                    parts: [[UInt8]]) throws(ProtoWire.Malformed) -> MetricOutcome {
+                                    shape: MetricShape) throws(ProtoWire.Malformed) -> MetricOutcome {
+        try MetricSchema.validate(metric: metric)
         let fields = try ProtoWire.fields(of: metric)
-        var read = try MetricMessages.labels(of: metric, fields: fields, number: MetricField.Metric.label)
-        var renamed = false
-        for index in read.indices {
-            let name = names.labelName(read[index].name)
-            if name != read[index].name {
-                read[index].name = name
-                renamed = true
-            }
+        let appLabels = try MetricMessages.labels(of: metric, fields: fields, number: MetricField.Metric.label)
+        let read = appLabels.map { Label(name: names.labelName($0.name), value: $0.value) }
+        let escaped = read != appLabels
+        let sortedNames = (read.map(\.name) + [LabelSet.metricNameLabel]).sorted { $0.lexicographicallyPrecedes($1) }
+        if zip(sortedNames, sortedNames.dropFirst()).contains(where: { $0.0 == $0.1 }) {
+            // Two labels of one name, or a label called `__name__` (the family's name is it).
+            guard escaped else { throw ProtoWire.Malformed(reason: "duplicate label") }
+            counts.drop(.escapedNameClash, metric: family)
+            return .drop
         }
-        for index in read.indices where read[(index + 1)...].contains(where: { $0.name == read[index].name }) {
-            if renamed {
-                counts.drop(.escapedNameClash, metric: family)
-                return .drop
-            }
-            throw ProtoWire.Malformed(reason: "duplicate label")
-        }
-        guard !read.contains(where: { $0.name == LabelSet.metricNameLabel }) else {
-            throw ProtoWire.Malformed(reason: "duplicate label")
-        }
+        let (samples, structuralLabel) = try shape.samples(of: metric, fields: fields)
         var labels = LabelSet(labels: read + [Label(name: LabelSet.metricNameLabel, value: family)])
         let before = labels
         if let relabeler {
             let kept = relabeler.apply(&labels)
-            guard partsAgree(read, family: family, parts: parts, outcome: kept ? labels : nil, relabeler: relabeler) else {
+            guard partsAgree(read, family: family, parts: shape.partSuffixes, outcome: kept ? labels : nil,
+                             relabeler: relabeler) else {
                 counts.drop(.partsRelabeledApart, metric: family)
                 return .drop
             }
@@ -225,7 +244,32 @@ public final class ProtobufFilter {
             return .drop
         }
         let output = labels.labels.filter { $0.name != LabelSet.metricNameLabel }
-        if let reason = refusal(name: name, labels: output) {
+        // Every check that can fail comes before the series is admitted and recorded.
+        let exemplars = try scrubExemplars(metric, fields: fields)
+        var rewritten: [UInt8] = []
+        let changed = labels != before || escaped || exemplars != nil
+        if changed {
+            for label in output { MetricMessages.appendLabelPair(label, field: MetricField.Metric.label, to: &rewritten) }
+            // Every field but the labels as it came (or as the exemplars' rewrite left it), in place.
+            if let exemplars {
+                let copied = exemplars.withUnsafeBytes { bytes -> Result<Void, ProtoWire.Malformed> in
+                    do throws(ProtoWire.Malformed) {
+                        try ProtoWire.forEachField(of: bytes) { field in
+                            if field.number != MetricField.Metric.label { rewritten.append(contentsOf: bytes.whole(field)) }
+                        }
+                        return .success(())
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+                try copied.get()
+            } else {
+                for field in fields where field.number != MetricField.Metric.label {
+                    rewritten.append(contentsOf: metric.whole(field))
+                }
+            }
+        }
+        if let reason = refusal(name: name, labels: output, samples: samples, structuralLabel: structuralLabel) {
             counts.drop(reason, metric: name)
             return .drop
         }
@@ -235,36 +279,11 @@ public final class ProtobufFilter {
             return .drop
         }
         seriesSeen.insert(series)
-        let exemplars = try scrubExemplars(metric, fields: fields)
         counts.samplesOut += 1
-        guard labels != before || renamed || exemplars != nil else { return .keep }
+        guard changed else { return .keep }
         counts.samplesRewritten += 1
-        var rewritten: [UInt8] = []
-        for label in output { MetricMessages.appendLabelPair(label, field: MetricField.Metric.label, to: &rewritten) }
-        // Every field but the labels as it came (or as the exemplars' rewrite left it), in place.
-        let body = exemplars ?? Array(metric)
-        let copied = body.withUnsafeBytes { bytes -> Result<Void, ProtoWire.Malformed> in
-            do throws(ProtoWire.Malformed) {
-                for field in try ProtoWire.fields(of: bytes) where field.number != MetricField.Metric.label {
-                    rewritten.append(contentsOf: bytes.whole(field))
-                }
-                return .success(())
-            } catch {
-                return .failure(error)
-            }
-        }
-        try copied.get()
         return name == family ? .rewrite(rewritten) : .move(name, rewritten)
     }
-
-    /// The series names Prometheus makes of one histogram's or summary's message, by
-    /// family type (2 summary, 4 histogram, 5 gauge histogram), beside the family's
-    /// own name: the rules see each in the text formats.
-    private static let partSuffixes: [UInt64: [[UInt8]]] = [
-        2: ["_sum", "_count"].map { Array($0.utf8) },
-        4: ["_bucket", "_sum", "_count"].map { Array($0.utf8) },
-        5: ["_bucket", "_gsum", "_gcount", "_sum", "_count"].map { Array($0.utf8) },
-    ]
 
     /// Whether the rules treat every part of a histogram or summary as they treat the
     /// whole (`outcome`: the family name's result, nil when dropped): each part is
@@ -289,19 +308,21 @@ public final class ProtobufFilter {
 
     /// Why a series the rules kept is still not written: a name the scraper cannot
     /// take, a label limit, or admission; nil when it goes out.
-    private func refusal(name: [UInt8], labels: [Label]) -> DropReason? {
+    private func refusal(name: [UInt8], labels: [Label], samples: Int, structuralLabel: Bool) -> DropReason? {
         guard names.isValidMetricName(name), labels.allSatisfy({ names.isValidLabelName($0.name) }) else {
             return .invalidName
         }
-        if let limit = policy.limits.labelLimit, labels.count > limit { return .labelLimit }
+        // The text formats count a bucket's `le` or a quantile's `quantile` too.
+        if let limit = policy.limits.labelLimit, labels.count + (structuralLabel ? 1 : 0) > limit { return .labelLimit }
         if let limit = policy.limits.labelValueLengthLimit, labels.contains(where: { $0.value.count > limit }) {
             return .labelValueLengthLimit
         }
         let values = policy.limits.valuesPerLabel == nil ? [] : labels.map(SeriesTracker.ValueKey.init)
         if case .refused(let reason)? = admission?.admit(SeriesTracker.UnitKey(name, labels), family: { name },
-                                                         values: values, samplesSoFar: counts.samplesOut) {
+                                                         values: values, samplesSoFar: samplesWritten, samples: samples) {
             return reason
         }
+        samplesWritten += samples
         return nil
     }
 
@@ -336,6 +357,8 @@ public final class ProtobufFilter {
         let fields = try ProtoWire.fields(of: exemplar)
         let read = try MetricMessages.labels(of: exemplar, fields: fields, number: MetricField.exemplarLabel)
         let escaped = read.map { Label(name: names.labelName($0.name), value: $0.value) }
+        // Names that escaping made one: the exemplar cannot be written (as on the text path).
+        guard Set(escaped.map(\.name)).count == escaped.count else { return .remove }
         var labels = LabelSet(labels: escaped)
         let before = labels
         if let scrubber, !scrubber.scrub(&labels, counts: &piiCounts) { return .remove }
