@@ -243,4 +243,11 @@ import TestSupport
         #expect(set.value(Array("route.name".utf8)) == Array("/a".utf8))
         #expect(throws: RelabelRule.Invalid.self) { try RelabelRule(fields, semantics: .prometheus2) }
     }
+
+    /// hashmod's MD5 is OpenSSL's, checked to work when a rule is made (a FIPS-only
+    /// provider refuses MD5: the rule is refused then, not run with a hash of zeros).
+    @Test func hashmodsMD5Works() {
+        #expect(Relabeler.md5Works)
+        #expect(Relabeler.md5Tail(Array("abc".utf8)) == 0xd696_3f7d_28e1_7f72)  // md5("abc") = 9001…d6963f7d28e17f72
+    }
 }

@@ -79,6 +79,10 @@ public struct RelabelRule: Sendable {
         if action == .hashmod && modulus == 0 {
             throw Invalid(message: "relabel configuration for hashmod requires non-zero modulus")
         }
+        if action == .hashmod && !Relabeler.md5Works {
+            // Else every value would hash alike, and one shard keep everything.
+            throw Invalid(message: "hashmod needs MD5, which the system's OpenSSL refuses (a FIPS-only provider?)")
+        }
         switch action {
         case .replace, .hashmod, .lowercase, .uppercase, .keepequal, .dropequal:
             if targetLabel.isEmpty {

@@ -47,7 +47,10 @@ public final class Relabeler {
         case .uppercase:
             set.set(rule.targetLabel, GoCaseMapping.uppercased(value))
         case .hashmod:
-            set.set(rule.targetLabel, Array(String(Self.md5Tail(value) % rule.modulus).utf8))
+            // A rule is only made where MD5 works; should it fail after all, the series
+            // is dropped rather than put in a shard by a hash that is not one.
+            guard let hash = Self.md5Tail(value) else { return false }
+            set.set(rule.targetLabel, Array(String(hash % rule.modulus).utf8))
         case .labelmap:
             let original = set.labels
             for label in original where matches(index, label.name) {
@@ -96,14 +99,20 @@ public final class Relabeler {
         return result
     }
 
-    /// MD5 of `value`, its last eight bytes as a big-endian integer (Prometheus's `sum64`).
-    static func md5Tail(_ value: [UInt8]) -> UInt64 {
+    /// MD5 of `value`, its last eight bytes as a big-endian integer (Prometheus's `sum64`);
+    /// nil when OpenSSL refuses MD5 (`md5Works`, checked when a hashmod rule is made).
+    static func md5Tail(_ value: [UInt8]) -> UInt64? {
         var digest = [UInt8](repeating: 0, count: 16)
-        _ = value.withUnsafeBufferPointer { buffer in
+        let done = value.withUnsafeBufferPointer { buffer in
             digest.withUnsafeMutableBufferPointer { sg_md5(buffer.baseAddress, buffer.count, $0.baseAddress) }
         }
+        guard done == 1 else { return nil }
         return digest[8..<16].reduce(0) { ($0 << 8) | UInt64($1) }
     }
+
+    /// Whether this OpenSSL computes MD5 (a FIPS-only provider refuses it): MD5 of
+    /// nothing is d41d8cd98f00b204e9800998ecf8427e.
+    static let md5Works: Bool = md5Tail([]) == 0xe980_0998_ecf8_427e
 }
 
 /// Go's `strings.ToLower`/`ToUpper`: one scalar to one scalar (simple case mapping),
