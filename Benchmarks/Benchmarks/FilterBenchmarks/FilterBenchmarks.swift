@@ -29,6 +29,21 @@ let benchmarks: @Sendable () -> Void = {
                 }
             }
         }
+        // The ceiling: copying the body in the same 64 KiB chunks, nothing else.
+        Benchmark("memcpy ceiling, \(size)") { benchmark in
+            var output = [UInt8](repeating: 0, count: 1 << 16)
+            for _ in benchmark.scaledIterations {
+                body.withUnsafeBytes { bytes in
+                    var start = 0
+                    while start < bytes.count {
+                        let end = min(start + 65536, bytes.count)
+                        output.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[start..<end])) }
+                        start = end
+                    }
+                }
+                blackHole(output)
+            }
+        }
         let protobuf = Bodies.protobuf(series: series)
         let protobufMegabytes = Double(protobuf.count) / 1_000_000
         let protobufSize = "\(series / 1000)k series, \(Int(protobufMegabytes * 10) / 10).\(Int(protobufMegabytes * 10) % 10) MB"
