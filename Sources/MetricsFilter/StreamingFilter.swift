@@ -17,7 +17,6 @@ public final class StreamingFilter {
     /// The relabel rules when they decide by names alone: then the fast path applies them.
     private let nameRelabeling: NameRelabeling?
     private let scrubber: PIIScrubber?
-    private let tracker: SeriesTracker?
     private var splitter: LineSplitter
     private var structure: ExpositionStructure
     /// No rule can change a label: samples only go through the structure check.
@@ -78,12 +77,12 @@ public final class StreamingFilter {
         self.nameRelabeling = policy.relabelRules.isEmpty ? nil : NameRelabeling(rules: policy.relabelRules)
         self.scrubber = policy.pii.isEmpty ? nil : PIIScrubber(policy: policy.pii)
         self.piiCounts = PIICounts(policy: policy.pii)
-        self.tracker = policy.limits.needsTracker ? (tracker ?? SeriesTracker(limits: policy.limits)) : nil
         self.splitter = LineSplitter(maximumLineLength: policy.maximumLineLength)
         self.structure = ExpositionStructure(format: format)
         self.isPassThrough = policy.isIdentity
         self.usesPlainPath = relabeler == nil || nameRelabeling != nil
-        self.admission = self.tracker.map(ScrapeAdmission.init)
+        self.admission = policy.limits.needsTracker
+            ? ScrapeAdmission(tracker: tracker ?? SeriesTracker(limits: policy.limits)) : nil
     }
 
     /// Filters one chunk; appends what may be sent on to `output`.
@@ -147,15 +146,12 @@ public final class StreamingFilter {
         case .success(.eof):
             sawEOF = true
         case .success(let read) where Self.isMetadata(read):
-            let escaped = names.escape(read)
-            let metadata = escaped ?? read
+            let metadata = names.escape(read)
             switch structure.metadata(metadata, into: &output) {
             case .write:
                 family = Self.metadataName(metadata)
                 appFamily = Self.metadataName(read)
-                // A quoted name is written anew: unquoted when it is a legacy name (a
-                // legacy scraper reads no quotes), its escapes the writer's own.
-                writeMetadata(metadata, original: escaped == nil && !Self.quotesItsName(line) ? line : nil, into: &output)
+                writeMetadata(metadata, into: &output)
             case .drop(let reason):
                 reject(reason)
             }
@@ -172,16 +168,6 @@ public final class StreamingFilter {
         metadataName(line) != nil
     }
 
-    /// Whether a HELP, TYPE or UNIT line writes its name quoted: the first byte after
-    /// `#`, the keyword and the blanks around them.
-    private static func quotesItsName(_ line: UnsafeRawBufferPointer) -> Bool {
-        var index = 1
-        while index < line.count, line[index] == UInt8(ascii: " ") || line[index] == UInt8(ascii: "\t") { index += 1 }
-        index += 4
-        while index < line.count, line[index] == UInt8(ascii: " ") || line[index] == UInt8(ascii: "\t") { index += 1 }
-        return index < line.count && line[index] == UInt8(ascii: "\"")
-    }
-
     private static func metadataName(_ line: ExpositionLine) -> [UInt8]? {
         switch line {
         case .help(let name, _), .type(let name, _), .unit(let name, _): return name
@@ -189,10 +175,12 @@ public final class StreamingFilter {
         }
     }
 
-    /// Metadata as read, trimmed of blanks; a text-format HELP keeps only the escapes
-    /// the text format knows (`\\`, `\n`), others get their backslash escaped. Without
-    /// `original` (its name was escaped), written anew.
-    private func writeMetadata(_ line: ExpositionLine, original: UnsafeRawBufferPointer?, into output: inout [UInt8]) {
+    /// Metadata written anew from what was read, in single spaces: its name (escaped
+    /// for the scraper, unquoted when it is a legacy name, since a legacy scraper reads
+    /// no quotes) by the writer; a text-format HELP keeps only the escapes the text
+    /// format knows (`\\`, `\n`), others get their backslash escaped; an OpenMetrics
+    /// HELP text goes as it came (`# HELP a ` keeps its space).
+    private func writeMetadata(_ line: ExpositionLine, into output: inout [UInt8]) {
         if format == .text, case .help(let name, let text) = line {
             output.append(contentsOf: "# HELP ".utf8)
             ExpositionWriter.writeName(name, into: &output)
@@ -219,22 +207,16 @@ public final class StreamingFilter {
             output.append(0x0A)
             return
         }
-        guard let original else {
-            let (keyword, name, rest): (StaticString, [UInt8], [UInt8]) = switch line {
-            case .help(let name, let text): ("# HELP ", name, text)
-            case .type(let name, let type): ("# TYPE ", name, Array(type.rawValue.utf8))
-            case .unit(let name, let unit): ("# UNIT ", name, unit)
-            default: ("", [], [])
-            }
-            output.append(contentsOf: UnsafeBufferPointer(start: keyword.utf8Start, count: keyword.utf8CodeUnitCount))
-            ExpositionWriter.writeName(name, into: &output)
-            output.append(UInt8(ascii: " "))
-            output.append(contentsOf: rest)
-            output.append(0x0A)
-            return
+        let (keyword, name, rest): (StaticString, [UInt8], [UInt8]) = switch line {
+        case .help(let name, let text): ("# HELP ", name, text)
+        case .type(let name, let type): ("# TYPE ", name, Array(type.rawValue.utf8))
+        case .unit(let name, let unit): ("# UNIT ", name, unit)
+        default: ("", [], [])
         }
-        // OpenMetrics lines are exact already (`# HELP a ` keeps its space).
-        output.append(contentsOf: format == .text ? Self.trimmed(original) : original[...])
+        output.append(contentsOf: UnsafeBufferPointer(start: keyword.utf8Start, count: keyword.utf8CodeUnitCount))
+        ExpositionWriter.writeName(name, into: &output)
+        output.append(UInt8(ascii: " "))
+        output.append(contentsOf: rest)
         output.append(0x0A)
     }
 
@@ -315,9 +297,7 @@ public final class StreamingFilter {
             counts.drop(.labelValueLengthLimit, metric: name)
             return
         }
-        if let tracker {
-            guard admit(labels, name: name, tracker: tracker) else { return }
-        }
+        guard admission == nil || admit(labels, name: name) else { return }
         let outputLabels = labels.labels.filter { $0.name != LabelSet.metricNameLabel }
         let unchanged = labels == before && exemplar == sample.exemplar && !sample.needsRewrite
         emit(sample, name: name, labels: outputLabels, exemplar: exemplar, unchanged: unchanged, original: original, into: &output)
@@ -386,9 +366,7 @@ public final class StreamingFilter {
             counts.drop(reason, metric: Array(plain.name))
             return
         }
-        if let tracker {
-            guard admit(labels, tracker: tracker) else { return }
-        }
+        guard admission == nil || admit(labels) else { return }
         let timestamp = plain.timestamp
         let verdict = structure.sample(
             name: plain.name, labels: labels, value: ExpositionStructure.number(plain.value),
@@ -465,19 +443,19 @@ public final class StreamingFilter {
 
     /// Stable admission of the series' unit (its family and labels without `le` and
     /// `quantile`); false when refused.
-    private func admit(_ labels: LabelSet, name: [UInt8], tracker: SeriesTracker) -> Bool {
+    private func admit(_ labels: LabelSet, name: [UInt8]) -> Bool {
         let familyName = Self.family(of: name, current: family)
         let unitLabels = labels.labels.filter {
             $0.name != LabelSet.metricNameLabel && !$0.name.elementsEqual("le".utf8) && !$0.name.elementsEqual("quantile".utf8)
         }
         let values = policy.limits.valuesPerLabel == nil ? [] : unitLabels.map(SeriesTracker.ValueKey.init)
         return admit(SeriesTracker.UnitKey(familyName, unitLabels), family: { familyName }, values: values,
-                     metric: { name }, tracker: tracker)
+                     metric: { name })
     }
 
     /// Admission of the plain sample's unit, as edited: the fingerprint of its family
     /// and labels without `le` and `quantile`, as on the full path.
-    private func admit(_ labels: PlainLabels, tracker: SeriesTracker) -> Bool {
+    private func admit(_ labels: PlainLabels) -> Bool {
         let name = labels.sample.name
         let current = family.flatMap { name.starts(with: $0) && Self.isFamilySuffix(name.dropFirst($0.count)) ? $0 : nil }
         let unit = current.map { $0.withUnsafeBufferPointer { labels.fingerprint(name: $0, excludingBuckets: true) } }
@@ -487,11 +465,11 @@ public final class StreamingFilter {
             labels.forEachUnitLabel { unitValues.append(SeriesTracker.ValueKey(name: $0, value: $1)) }
         }
         return admit(SeriesTracker.UnitKey(unit), family: { current ?? Array(name) }, values: unitValues,
-                     metric: { Array(name) }, tracker: tracker)
+                     metric: { Array(name) })
     }
 
     private func admit(_ key: SeriesTracker.UnitKey, family: () -> [UInt8], values: [SeriesTracker.ValueKey],
-                       metric: () -> [UInt8], tracker: SeriesTracker) -> Bool {
+                       metric: () -> [UInt8]) -> Bool {
         switch admission?.admit(key, family: family, values: values, samplesSoFar: counts.samplesOut) {
         case .refused(let reason):
             counts.drop(reason, metric: metric())

@@ -243,14 +243,12 @@ final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {
             headers.add(name: "Content-Encoding", value: "gzip")
         }
         addCommonHeaders(&headers)
-        let head = HTTPResponseHead(version: request?.version ?? .http1_1, status: .ok, headers: headers)
-        if request?.method == .HEAD {
-            machine.responseHeadWritten()
-            write(.head(head))
-        } else {
+        if request?.method != .HEAD {
             headers.add(name: "Transfer-Encoding", value: "chunked")
-            heldHead = HTTPResponseHead(version: head.version, status: .ok, headers: headers)
         }
+        heldHead = HTTPResponseHead(version: request?.version ?? .http1_1, status: .ok, headers: headers)
+        // A HEAD has no body to wait for.
+        if request?.method == .HEAD { releaseHead() }
     }
 
     /// Writes the held `200` head: the first body byte is on its way, or the body

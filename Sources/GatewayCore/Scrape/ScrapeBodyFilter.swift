@@ -27,9 +27,3 @@ package protocol ScrapeBodyTransform {
     /// (a Content-Type that lies about its body).
     var readNothing: Bool { get }
 }
-
-extension ScrapeBodyTransform {
-    package var shouldFailScrape: Bool { false }
-    package var retainedBytes: Int { 0 }
-    package var readNothing: Bool { false }
-}

@@ -144,21 +144,13 @@ extension NameEscaping {
         return true
     }
 
-    /// A HELP, TYPE or UNIT line with its name escaped; nil when it is unchanged.
-    func escape(_ metadata: ExpositionLine) -> ExpositionLine? {
-        guard !keepsUTF8 else { return nil }
+    /// A HELP, TYPE or UNIT line with its name escaped (any other line as it is).
+    func escape(_ metadata: ExpositionLine) -> ExpositionLine {
         switch metadata {
-        case .help(let name, let text):
-            let escaped = metricName(name)
-            return escaped == name ? nil : .help(name: escaped, text: text)
-        case .type(let name, let type):
-            let escaped = metricName(name)
-            return escaped == name ? nil : .type(name: escaped, type: type)
-        case .unit(let name, let unit):
-            let escaped = metricName(name)
-            return escaped == name ? nil : .unit(name: escaped, unit: unit)
-        default:
-            return nil
+        case .help(let name, let text): return .help(name: metricName(name), text: text)
+        case .type(let name, let type): return .type(name: metricName(name), type: type)
+        case .unit(let name, let unit): return .unit(name: metricName(name), unit: unit)
+        default: return metadata
         }
     }
 

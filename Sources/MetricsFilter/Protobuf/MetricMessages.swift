@@ -72,6 +72,16 @@ enum MetricMessages {
         ProtoWire.appendField(number, pair, to: &output)
     }
 
+    /// The fields of `message` but those numbered `number`, appended as they are.
+    /// For a message this filter wrote itself (or validated): walking it cannot fail.
+    static func appendFields(of message: [UInt8], except number: Int, to output: inout [UInt8]) {
+        message.withUnsafeBytes { bytes in
+            try? ProtoWire.forEachField(of: bytes) { field in
+                if field.number != number { output.append(contentsOf: bytes.whole(field)) }
+            }
+        }
+    }
+
     /// What becomes of one field of a message being rewritten.
     enum FieldEdit {
         case keep

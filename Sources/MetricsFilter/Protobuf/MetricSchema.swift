@@ -43,14 +43,19 @@ enum MetricSchema {
         .timestamp: [1: varint, 2: varint],
     ]
 
-    /// Throws when `message` is not a well-formed `Metric`.
-    static func validate(metric message: UnsafeRawBufferPointer) throws(ProtoWire.Malformed) {
-        try validate(message, .metric)
+    /// The top-level fields of `message`; throws when it is not a well-formed `Metric`.
+    @discardableResult
+    static func validate(metric message: UnsafeRawBufferPointer) throws(ProtoWire.Malformed) -> [ProtoWire.Field] {
+        var fields: [ProtoWire.Field] = []
+        try validate(message, .metric) { fields.append($0) }
+        return fields
     }
 
-    private static func validate(_ message: UnsafeRawBufferPointer, _ kind: Message) throws(ProtoWire.Malformed) {
+    private static func validate(_ message: UnsafeRawBufferPointer, _ kind: Message,
+                                 _ visit: (ProtoWire.Field) -> Void = { _ in }) throws(ProtoWire.Malformed) {
         let fields = shapes[kind] ?? [:]
         try ProtoWire.forEachField(of: message) { field throws(ProtoWire.Malformed) in
+            visit(field)
             switch fields[field.number] {
             case nil:
                 return

@@ -204,8 +204,7 @@ public final class ProtobufFilter {
 
     private func filterMetricFields(_ metric: UnsafeRawBufferPointer, family: [UInt8],
                                     shape: MetricShape) throws(ProtoWire.Malformed) -> MetricOutcome {
-        try MetricSchema.validate(metric: metric)
-        let fields = try ProtoWire.fields(of: metric)
+        let fields = try MetricSchema.validate(metric: metric)
         let appLabels = try MetricMessages.labels(of: metric, fields: fields, number: MetricField.Metric.label)
         let read = appLabels.map { Label(name: names.labelName($0.name), value: $0.value) }
         let escaped = read != appLabels
@@ -246,29 +245,6 @@ public final class ProtobufFilter {
         let output = labels.labels.filter { $0.name != LabelSet.metricNameLabel }
         // Every check that can fail comes before the series is admitted and recorded.
         let exemplars = try scrubExemplars(metric, fields: fields)
-        var rewritten: [UInt8] = []
-        let changed = labels != before || escaped || exemplars != nil
-        if changed {
-            for label in output { MetricMessages.appendLabelPair(label, field: MetricField.Metric.label, to: &rewritten) }
-            // Every field but the labels as it came (or as the exemplars' rewrite left it), in place.
-            if let exemplars {
-                let copied = exemplars.withUnsafeBytes { bytes -> Result<Void, ProtoWire.Malformed> in
-                    do throws(ProtoWire.Malformed) {
-                        try ProtoWire.forEachField(of: bytes) { field in
-                            if field.number != MetricField.Metric.label { rewritten.append(contentsOf: bytes.whole(field)) }
-                        }
-                        return .success(())
-                    } catch {
-                        return .failure(error)
-                    }
-                }
-                try copied.get()
-            } else {
-                for field in fields where field.number != MetricField.Metric.label {
-                    rewritten.append(contentsOf: metric.whole(field))
-                }
-            }
-        }
         if let reason = refusal(name: name, labels: output, samples: samples, structuralLabel: structuralLabel) {
             counts.drop(reason, metric: name)
             return .drop
@@ -280,8 +256,19 @@ public final class ProtobufFilter {
         }
         seriesSeen.insert(series)
         counts.samplesOut += 1
-        guard changed else { return .keep }
+        guard labels != before || escaped || exemplars != nil else { return .keep }
         counts.samplesRewritten += 1
+        // The new labels, then every other field as it came (or as the exemplars'
+        // rewrite left it), in place.
+        var rewritten: [UInt8] = []
+        for label in output { MetricMessages.appendLabelPair(label, field: MetricField.Metric.label, to: &rewritten) }
+        if let exemplars {
+            MetricMessages.appendFields(of: exemplars, except: MetricField.Metric.label, to: &rewritten)
+        } else {
+            for field in fields where field.number != MetricField.Metric.label {
+                rewritten.append(contentsOf: metric.whole(field))
+            }
+        }
         return name == family ? .rewrite(rewritten) : .move(name, rewritten)
     }
 
