@@ -9,7 +9,7 @@ import NIOHTTP1
 /// out its actions: asking the rate limiter and the authenticator, fetching, running
 /// the body through the filter (and gzip), writing, closing, counting.
 ///
-/// About 350 lines because it carries out every action of `ScrapeStateMachine` and
+/// About 400 lines because it carries out every action of `ScrapeStateMachine` and
 /// the I/O around them (the fetch's pace, the buffer budget); no decision is made
 /// here that the machine could make.
 final class GatewayHTTPHandler: ChannelInboundHandler, UpstreamEventReceiver {

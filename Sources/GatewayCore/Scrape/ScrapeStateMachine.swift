@@ -21,7 +21,7 @@ import NIOHTTP1
 ///   fetching/streaming/finishing ─client gone→ closed  (result: client aborted)
 /// ```
 ///
-/// About 320 lines: every state × event of a request, in one place, is the point.
+/// About 360 lines: every state × event of a request, in one place, is the point.
 struct ScrapeStateMachine {
     struct Configuration: Sendable {
         var maximumRequestLine: Int

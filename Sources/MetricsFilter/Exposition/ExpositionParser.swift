@@ -3,7 +3,7 @@
 /// trailing comma in braces); OpenMetrics as strictly as its ABNF, so a line that
 /// passes here and is written back unchanged is valid for a strict parser too.
 ///
-/// About 330 lines: both grammars share their token readers, and splitting them would
+/// About 360 lines: both grammars share their token readers, and splitting them would
 /// put the two formats' differences in two places.
 public enum ExpositionParser {
     public static func parse(_ line: UnsafeRawBufferPointer, format: ExpositionFormat) -> Result<ExpositionLine, LineError> {

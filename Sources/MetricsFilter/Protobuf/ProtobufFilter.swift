@@ -15,7 +15,10 @@
 /// or metric that is not well-formed protobuf is dropped and counted, and fails the
 /// scrape under `invalid_lines: fail_scrape`, as an unreadable line does.
 ///
-/// One per scrape; not thread-safe.
+/// One per scrape; not thread-safe. About 370 lines: a family, a metric and its
+/// exemplars are read and rewritten together (the rewrite of one needs the verdict on
+/// the others); the wire format, the schema and the parts' shape are apart
+/// (`ProtoWire`, `DelimitedSplitter`, `MetricMessages`, `MetricSchema`, `MetricShape`).
 public final class ProtobufFilter {
     public let names: NameEscaping
     private let policy: FilterPolicy
