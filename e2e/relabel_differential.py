@@ -605,7 +605,9 @@ def run_filter(work: str, case: int, rules: list[dict], body: bytes) -> dict:
         # The Prometheus here is 2.42: its semantics, not the default (3.x).
         f.write("relabel_semantics: prometheus2\n")
         f.write(render_rules(rules, case, 0))
-    p = subprocess.run([SCRAPEGUARD, "filter", f"--config.file={path}", "--format=text"], input=body,
+    # Three passes through one series memo (cold, warm, warm again): the filter exits 1
+    # if a warm pass differs from the cold one; what is compared is the last pass.
+    p = subprocess.run([SCRAPEGUARD, "filter", f"--config.file={path}", "--format=text", "--repeat=3"], input=body,
                        capture_output=True, timeout=PROCESS_TIMEOUT)
     out = p.stdout.decode("utf-8", errors="replace")
     err = p.stderr.decode("utf-8", errors="replace")

@@ -232,9 +232,10 @@ private enum ChunkPlan: CustomStringConvertible {
 /// Runs the filter; by default for a scraper that takes UTF-8 names, so that what the
 /// invariants compare is the app's names (the escaped run has its own check).
 private func runFilter(_ body: [UInt8], policy: FilterPolicy, format: ExpositionFormat, plan: ChunkPlan,
-                       plainPath: Bool = true, names: NameEscaping = .allowUTF8) -> (output: [UInt8], report: FilterReport) {
+                       plainPath: Bool = true, names: NameEscaping = .allowUTF8,
+                       memo: SeriesMemo? = nil) -> (output: [UInt8], report: FilterReport) {
     // A fresh tracker every run: admission depends only on this body.
-    let filter = StreamingFilter(policy: policy, format: format, names: names)
+    let filter = StreamingFilter(policy: policy, format: format, names: names, memo: memo)
     filter.usesPlainPath = filter.usesPlainPath && plainPath
     var output: [UInt8] = []
     var offset = 0
@@ -556,7 +557,60 @@ public func filterFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int)
 
     check(context, report: chunked.report)
     checkEscaped(context, utf8Report: whole.report)
+    checkMemo(context, fresh: whole, fullPath: full, policyIndex: Int((control >> 1) & 7))
     return 0
+}
+
+/// The series memo changes nothing but speed: through one memo, a cold pass, a warm
+/// pass in the input's chunks and a warm pass after another body (the same lines with
+/// every digit shifted: other values, other series, other order) each give exactly
+/// the fresh filter's bytes and report; so does a memo first filled under another
+/// policy (it must forget), one too small to hold the body (it refuses and forgets),
+/// and the full path's decisions remembered and replayed.
+private func checkMemo(_ context: Context, fresh: (output: [UInt8], report: FilterReport),
+                       fullPath: (output: [UInt8], report: FilterReport), policyIndex: Int) {
+    func expectFresh(_ pass: String, _ run: (output: [UInt8], report: FilterReport),
+                     _ expected: (output: [UInt8], report: FilterReport)) {
+        guard run.output == expected.output, run.report == expected.report else {
+            violated("memo: \(pass) = fresh filter", context, """
+                ----- output of the \(pass):
+                \(show(run.output))
+                report fresh: \(expected.report)
+                report \(pass): \(run.report)
+                """)
+        }
+    }
+    let shifted = context.body.map { byte -> UInt8 in
+        byte >= 0x30 && byte <= 0x38 ? byte + 1 : (byte == 0x39 ? 0x30 : byte)
+    }
+    let memo = SeriesMemo(budget: 1 << 20)
+    expectFresh("cold pass", runFilter(context.body, policy: context.policy, format: context.format, plan: .whole, memo: memo),
+                fresh)
+    expectFresh("warm pass", runFilter(context.body, policy: context.policy, format: context.format, plan: context.plan,
+                                       memo: memo), fresh)
+    _ = runFilter(shifted, policy: context.policy, format: context.format, plan: .whole, memo: memo)
+    expectFresh("warm pass after another body", runFilter(context.body, policy: context.policy, format: context.format,
+                                                          plan: .whole, memo: memo), fresh)
+
+    var other = fuzzPolicies[(policyIndex + 1) % fuzzPolicies.count].policy
+    other.maximumLineLength = context.policy.maximumLineLength
+    let changed = SeriesMemo(budget: 1 << 20)
+    _ = runFilter(context.body, policy: other, format: context.format, plan: .whole, memo: changed)
+    expectFresh("pass after a policy change", runFilter(context.body, policy: context.policy, format: context.format,
+                                                        plan: .whole, memo: changed), fresh)
+
+    let tiny = SeriesMemo(budget: 1536)
+    for pass in ["cold pass through a tiny memo", "warm pass through a tiny memo", "third pass through a tiny memo"] {
+        _ = runFilter(shifted, policy: context.policy, format: context.format, plan: .whole, memo: tiny)
+        expectFresh(pass, runFilter(context.body, policy: context.policy, format: context.format, plan: .whole,
+                                    memo: tiny), fresh)
+    }
+
+    let full = SeriesMemo(budget: 1 << 20)
+    for pass in ["cold pass of the full path", "warm pass of the full path"] {
+        expectFresh(pass, runFilter(context.body, policy: context.policy, format: context.format, plan: .whole,
+                                    plainPath: false, memo: full), fullPath)
+    }
 }
 
 /// For a scraper that did not ask for UTF-8 names: the same samples are read (what

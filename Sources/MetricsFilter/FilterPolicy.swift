@@ -1,6 +1,6 @@
 /// Everything a filter does to a scrape: a Sendable value, built from scrapeguard.yml
 /// and replaced whole on reload.
-public struct FilterPolicy: Sendable {
+public struct FilterPolicy: Sendable, Equatable {
     public enum InvalidLineAction: String, Sendable {
         /// Drop the line and count it (the default).
         case drop
@@ -18,17 +18,25 @@ public struct FilterPolicy: Sendable {
     /// text's).
     public var maximumFamilyLength: Int
     public var invalidLines: InvalidLineAction
+    /// Bytes for remembering what the policy decided about each series from one
+    /// scrape to the next (see `SeriesMemo`); 0 turns it off.
+    public var memoBudget: Int
 
     public init(relabelRules: [RelabelRule] = [], pii: PIIPolicy = PIIPolicy(), limits: SeriesLimits = SeriesLimits(),
                 maximumLineLength: Int = 64 << 10, maximumFamilyLength: Int = 16 << 20,
-                invalidLines: InvalidLineAction = .drop) {
+                invalidLines: InvalidLineAction = .drop, memoBudget: Int = FilterPolicy.defaultMemoBudget) {
         self.relabelRules = relabelRules
         self.pii = pii
         self.limits = limits
         self.maximumLineLength = maximumLineLength
         self.maximumFamilyLength = maximumFamilyLength
         self.invalidLines = invalidLines
+        self.memoBudget = memoBudget
     }
+
+    /// 32 MiB: about 100,000 series of ordinary length (a remembered series costs its
+    /// series part, its output and labels when rewritten, and about 130 bytes more).
+    public static let defaultMemoBudget = 32 << 20
 
     /// Whether protobuf bodies can be filtered to what the rules say. In protobuf a
     /// bucket's bound and a quantile are values inside a histogram or summary, not the

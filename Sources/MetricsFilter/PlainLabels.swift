@@ -38,7 +38,7 @@ struct PlainLabels: StructureLabels {
     }
 
     /// Each label as edited (the dropped left out), name and value.
-    private func forEachLabel(excludingBuckets: Bool, _ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Void) {
+    func forEachLabel(excludingBuckets: Bool, _ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Void) {
         for (index, label) in sample.labels.enumerated() {
             let labelName = sample.labelName(label)
             if excludingBuckets, ExpositionTokens.equal(labelName, "le") || ExpositionTokens.equal(labelName, "quantile") { continue }
@@ -104,6 +104,14 @@ struct PlainLabels: StructureLabels {
     /// The line with its edits: labels in their original order, less the dropped and
     /// the empty ones; the value and timestamp as they were.
     func writeEdited(into output: inout [UInt8]) {
+        writeSeriesPart(into: &output)
+        output.append(UInt8(ascii: " "))
+        output.append(contentsOf: sample.valueAndTimestamp)
+        output.append(0x0A)
+    }
+
+    /// The edited line up to its value (the space not included).
+    func writeSeriesPart(into output: inout [UInt8]) {
         output.append(contentsOf: sample.name)
         var opened = false
         for (index, label) in sample.labels.enumerated() {
@@ -128,8 +136,26 @@ struct PlainLabels: StructureLabels {
             output.append(UInt8(ascii: "\""))
         }
         if opened { output.append(UInt8(ascii: "}")) }
-        output.append(UInt8(ascii: " "))
-        output.append(contentsOf: sample.valueAndTimestamp)
-        output.append(0x0A)
+    }
+}
+
+extension PlainLabels: MemoLabelSource {
+    var emptyValuesArePresent: Bool { emptyIsPresent }
+
+    func forEachPresentLabel(_ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Void) {
+        for (index, label) in sample.labels.enumerated() {
+            switch edit(index) {
+            case .keep:
+                if emptyIsPresent || label.valueEnd > label.valueStart { body(sample.labelName(label), sample.labelValue(label)) }
+            case .replace(let value):
+                value.withUnsafeBufferPointer { body(sample.labelName(label), $0) }
+            case .drop:
+                break
+            }
+        }
+    }
+
+    func forEachUnitValue(_ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Void) {
+        forEachUnitLabel(body)
     }
 }

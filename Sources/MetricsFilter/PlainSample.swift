@@ -115,7 +115,24 @@ struct PlainSample {
         }
         // One space, the value, and maybe one space and a timestamp.
         guard index + 1 < end, line[index] == UInt8(ascii: " ") else { return false }
-        index += 1
+        return readValue(from: index + 1, strict: strict)
+    }
+
+    /// The bytes before the value's space: what `SeriesMemo` remembers a line by.
+    var seriesPart: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: line[0..<(valueStart - 1)]) }
+
+    /// Reads only the value and timestamp of `raw`, from `start` (after the space that
+    /// ends a series part the memo confirmed): what a remembered line still needs.
+    /// The name and labels are not read (`labels` is left as it was).
+    mutating func readValue(of raw: UnsafeRawBufferPointer, from start: Int, strict: Bool) -> Bool {
+        line = raw.assumingMemoryBound(to: UInt8.self)
+        return readValue(from: start, strict: strict)
+    }
+
+    private mutating func readValue(from start: Int, strict: Bool) -> Bool {
+        let end = line.count
+        var index = start
+        guard index < end else { return false }
         valueStart = index
         while index < end, line[index] != UInt8(ascii: " ") {
             guard line[index] != UInt8(ascii: "\t") else { return false }
@@ -135,5 +152,33 @@ struct PlainSample {
             index += 1
         }
         return ExpositionTokens.isTimestamp(UnsafeBufferPointer(rebasing: line[timestampStart...]), strict: strict)
+    }
+}
+
+extension PlainSample {
+    /// The labels of a series part known to be in the plain form (one a plain sample
+    /// was read from, or one checked to read as one): each name and value, without
+    /// checking again; `body` returns false to stop. Empty values are skipped unless
+    /// `emptyValuesArePresent`.
+    static func forEachLabel(ofSeriesPart bytes: UnsafeBufferPointer<UInt8>, emptyValuesArePresent: Bool,
+                             _ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Bool) {
+        var index = 0
+        let end = bytes.count
+        while index < end, bytes[index] != UInt8(ascii: "{") { index += 1 }
+        index += 1
+        while index < end, bytes[index] != UInt8(ascii: "}") {
+            let nameStart = index
+            while bytes[index] != UInt8(ascii: "=") { index += 1 }
+            let name = UnsafeBufferPointer(rebasing: bytes[nameStart..<index])
+            index += 2
+            let valueStart = index
+            while bytes[index] != UInt8(ascii: "\"") { index += 1 }
+            let value = UnsafeBufferPointer(rebasing: bytes[valueStart..<index])
+            index += 1
+            if bytes[index] == UInt8(ascii: ",") { index += 1 }
+            if emptyValuesArePresent || !value.isEmpty {
+                guard body(name, value) else { return }
+            }
+        }
     }
 }

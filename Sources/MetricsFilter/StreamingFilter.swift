@@ -4,10 +4,15 @@
 /// output of one chunk, and at most 16 bytes per series of this scrape (the duplicate
 /// check).
 ///
-/// One per scrape; not thread-safe. Long (about 500 lines) because it holds both
-/// paths a sample can take, the plain one on positions and the full one on label
-/// sets, side by side: they must decide alike (the fuzz target holds them to it), and
-/// splitting them would put the two halves of each decision in different files.
+/// With a `SeriesMemo`, a plain sample line whose series part an earlier scrape
+/// decided has that decision replayed (see "The series memo" in
+/// docs/ARCHITECTURE.md); the others are filtered in full and their decisions
+/// written down.
+///
+/// One per scrape; not thread-safe. Long (about 700 lines) because it holds the three
+/// ways a sample can take, the plain one on positions, the full one on label sets and
+/// the memo's replay, side by side: they must decide alike (the fuzz target holds them
+/// to it), and splitting them would put the parts of each decision in different files.
 public final class StreamingFilter {
     public let format: ExpositionFormat
     /// How names that are not legacy names reach the scraper.
@@ -37,6 +42,14 @@ public final class StreamingFilter {
     /// The plain sample's unit labels, for `valuesPerLabel`.
     private var unitValues: [SeriesTracker.ValueKey] = []
 
+    /// The series decisions of earlier scrapes (see `SeriesMemo`), when given.
+    private let memo: SeriesMemo?
+    /// The decision being written down for the memo, while a line it did not know is
+    /// filtered in full (`recording`), with the PII counts from before that line.
+    private var draft = MemoDraft()
+    private var recording = false
+    private var piiBefore: PIICounts?
+
 
     /// Whether an unreadable line failed the scrape (`invalid_lines: fail_scrape`).
     public var failed: Bool { counts.failed }
@@ -52,6 +65,7 @@ public final class StreamingFilter {
     /// What this scrape's filter did so far.
     public var report: FilterReport {
         var report = counts
+        if let dropRun { report.drop(dropRun.reason, metric: dropRun.metric, count: dropRun.count) }
         if let scrubber { piiCounts.add(to: &report, scrubber: scrubber) }
         return report
     }
@@ -62,14 +76,25 @@ public final class StreamingFilter {
     /// are escaped against it.
     private var appFamily: [UInt8]?
     private var admission: ScrapeAdmission?
+    /// Whether there is admission (asked per line: cheaper than looking at the optional).
+    private let admits: Bool
+    /// Whether admission counts label values (`values_per_label`).
+    private let countsValues: Bool
+    /// Drops of one reason and metric in a row, counted into `counts` when another
+    /// comes (or the report is read): a steady scrape's drops come in runs, and
+    /// counting each alone makes a string and hashes it twice.
+    private var dropRun: (reason: DropReason, metric: [UInt8], count: Int)?
+    private var lastFamilyFingerprint: (name: [UInt8], fingerprint: SeriesFingerprint)?
 
     /// - Parameters:
     ///   - names: how the scraper takes names that are not legacy names: as they are,
     ///     or escaped (the `escaping=` it asked for).
     ///   - tracker: the admission memory shared by the scrapes of this policy; needed
     ///     when the policy has a sample, series or label-value limit.
+    ///   - memo: the series decisions remembered from earlier scrapes; this scrape
+    ///     uses and adds to them (one scrape at a time).
     public init(policy: FilterPolicy, format: ExpositionFormat, names: NameEscaping = .unspecified,
-                tracker: SeriesTracker? = nil) {
+                tracker: SeriesTracker? = nil, memo: SeriesMemo? = nil) {
         self.policy = policy
         self.format = format
         self.names = names
@@ -83,6 +108,10 @@ public final class StreamingFilter {
         self.usesPlainPath = relabeler == nil || nameRelabeling != nil
         self.admission = policy.limits.needsTracker
             ? ScrapeAdmission(tracker: tracker ?? SeriesTracker(limits: policy.limits)) : nil
+        self.admits = policy.limits.needsTracker
+        self.countsValues = policy.limits.needsTracker && policy.limits.valuesPerLabel != nil
+        self.memo = memo.flatMap { $0.budget > 0 ? $0 : nil }
+        self.memo?.beginScrape(policy: policy, format: format, names: names)
     }
 
     /// Filters one chunk; appends what may be sent on to `output`.
@@ -133,11 +162,19 @@ public final class StreamingFilter {
             if !line.isEmpty { reject(.textAfterEof) }
             return
         }
-        if usesPlainPath, plain.read(line, strict: format == .openMetrics) {
+        if let memo {
+            if filterThroughMemo(line, memo: memo, into: &output) { return }
+        } else if usesPlainPath, plain.read(line, strict: format == .openMetrics) {
             counts.samplesIn += 1
             filterPlainSample(into: &output)
             return
         }
+        parseAndFilter(line, into: &output)
+    }
+
+    /// A line as the full parser reads it: metadata, a sample off the fast path,
+    /// or what is refused.
+    private func parseAndFilter(_ line: UnsafeRawBufferPointer, into output: inout [UInt8]) {
         switch ExpositionParser.parse(line, format: format) {
         case .failure(let error):
             reject(unparsed: error.reason)
@@ -162,6 +199,163 @@ public final class StreamingFilter {
         case .success:
             break
         }
+    }
+
+    // MARK: The memo
+
+    /// A plain sample line through the memo: the line the memo predicts, or one it
+    /// finds by hash, has its decision replayed; any other plain sample is filtered in
+    /// full and its decision remembered. False for a line that is no plain sample
+    /// (left to the full parser, unremembered).
+    private func filterThroughMemo(_ line: UnsafeRawBufferPointer, memo: SeriesMemo, into output: inout [UInt8]) -> Bool {
+        let bytes = line.assumingMemoryBound(to: UInt8.self)
+        let strict = format == .openMetrics
+        let predicted = memo.predicted
+        if predicted >= 0, memo.lineStarts(with: predicted, bytes),
+            plain.readValue(of: line, from: Int(memo.entry(predicted).keyLength) + 1, strict: strict) {
+            counts.samplesIn += 1
+            replay(predicted, memo: memo, line: bytes, into: &output)
+            return true
+        }
+        guard plain.read(line, strict: strict) else { return false }
+        counts.samplesIn += 1
+        let key = plain.seriesPart
+        let hash = memo.hash(of: key)
+        if let found = memo.find(key, hash: hash) {
+            replay(found, memo: memo, line: bytes, into: &output)
+            return true
+        }
+        draft.start(key: key)
+        piiBefore = scrubber == nil ? nil : piiCounts
+        recording = true
+        defer { recording = false }
+        if usesPlainPath {
+            filterPlainSample(into: &output)
+        } else if case .success(.sample(let sample)) = ExpositionParser.parse(line, format: format) {
+            // The parser reads a plain sample as a sample, always.
+            handle(sample, original: line, into: &output)
+        } else {
+            counts.samplesIn -= 1
+            parseAndFilter(line, into: &output)
+            return true
+        }
+        if draft.decided { memo.remember(key: key, hash: hash, draft: &draft) }
+        return true
+    }
+
+    /// The PII counts the line being recorded added.
+    private var piiDelta: PIICounts.Delta {
+        piiBefore.map { piiCounts.delta(since: $0) } ?? .none
+    }
+
+    /// A series dropped before admission: counted, and written down when recording.
+    private func dropSeries(_ reason: DropReason, metric: [UInt8]) {
+        counts.drop(reason, metric: metric)
+        if recording { metric.withUnsafeBufferPointer { draft.drop(reason, metric: $0, pii: piiDelta) } }
+    }
+
+    private func dropSeries(_ reason: DropReason, metric: UnsafeBufferPointer<UInt8>) {
+        counts.drop(reason, metric: Array(metric))
+        if recording { draft.drop(reason, metric: metric, pii: piiDelta) }
+    }
+
+    /// A series that goes on to admission and the structure check, written down when
+    /// recording: `writeOutput` nil when the line is written as it came.
+    private func rememberWrite(name: [UInt8], labels: [Label], rewritten: Bool) {
+        guard recording else { return }
+        name.withUnsafeBufferPointer { buffer in
+            rememberWrite(name: buffer, labels: labels, rewritten: rewritten,
+                          writeOutput: rewritten ? { ExpositionWriter.writeSeries(name: name, labels: labels, into: &$0) } : nil)
+        }
+    }
+
+    private func rememberWrite<Labels: MemoLabelSource>(name: UnsafeBufferPointer<UInt8>, labels: Labels, rewritten: Bool,
+                                                        writeOutput: ((inout [UInt8]) -> Void)?) {
+        guard recording else { return }
+        draft.write(name: name, labels: labels, rewritten: rewritten, pii: piiDelta,
+                    valueKeys: countsValues, writeOutput: writeOutput)
+    }
+
+    /// Does for a remembered series what filtering it in full did: the same counts,
+    /// the same drop, or admission and the structure check fed from the memo, and
+    /// the remembered bytes with this line's value and timestamp.
+    private func replay(_ number: Int32, memo: SeriesMemo, line: UnsafeBufferPointer<UInt8>, into output: inout [UInt8]) {
+        memo.touch(number)
+        let remembered = memo.bytes(number)
+        let entry = remembered.entry
+        remembered.forEachPIICount { piiCounts.add(index: $0, count: $1) }
+        let name = remembered.name
+        if let reason = entry.dropReason {
+            countDrop(reason, metric: name)
+            return
+        }
+        let labels = MemoLabels(bytes: remembered)
+        if admits {
+            let familyName = Self.family(of: name, current: family)
+            let unit = familyFingerprint(familyName) &+ entry.unitSum
+            unitValues.removeAll(keepingCapacity: true)
+            remembered.forEachValueKey { unitValues.append($0) }
+            switch admission!.admit(SeriesTracker.UnitKey(unit), family: { Array(familyName) }, values: unitValues,
+                                    samplesSoFar: counts.samplesOut) {
+            case .refused(let reason):
+                countDrop(reason, metric: name)
+                return
+            case .admitted:
+                break
+            }
+        }
+        let timestamp = plain.timestamp
+        let keyLength = Int(entry.keyLength)
+        let verdict = structure.sample(
+            name: name, labels: labels, value: format == .openMetrics ? ExpositionStructure.number(plain.value) : nil,
+            time: timestamp.flatMap { ExpositionStructure.number($0) }, hasTimestamp: timestamp != nil,
+            hasExemplar: false, rewritten: entry.rewritten,
+            render: { _, buffer in
+                buffer.append(contentsOf: remembered.output)
+                buffer.append(contentsOf: UnsafeBufferPointer(rebasing: line[keyLength...]))
+                buffer.append(0x0A)
+            },
+            into: &output)
+        countDroppedGroups()
+        switch verdict {
+        case .write:
+            counts.samplesOut += 1
+            if entry.rewritten { counts.samplesRewritten += 1 }
+        case .drop(let reason):
+            let key = remembered.key
+            var nameEnd = 0
+            while nameEnd < key.count, ExpositionTokens.isMetricNameByte(key[nameEnd]) { nameEnd += 1 }
+            countDrop(reason, metric: UnsafeBufferPointer(rebasing: key[0..<nameEnd]))
+        }
+    }
+
+    /// The fingerprint of a family's name alone, kept for the next line: a family's
+    /// lines come together.
+    private func familyFingerprint(_ name: UnsafeBufferPointer<UInt8>) -> SeriesFingerprint {
+        if let last = lastFamilyFingerprint, last.name.withUnsafeBufferPointer({ ExpositionTokens.equal($0, name) }) {
+            return last.fingerprint
+        }
+        let fingerprint = SeriesFingerprint(name: name)
+        lastFamilyFingerprint = (Array(name), fingerprint)
+        return fingerprint
+    }
+
+    /// Counts a dropped series as part of a run (see `dropRun`).
+    private func countDrop(_ reason: DropReason, metric: UnsafeBufferPointer<UInt8>) {
+        if let run = dropRun, run.reason == reason, run.metric.withUnsafeBufferPointer({ ExpositionTokens.equal($0, metric) }) {
+            dropRun!.count += 1
+            return
+        }
+        if let run = dropRun { counts.drop(run.reason, metric: run.metric, count: run.count) }
+        dropRun = (reason, Array(metric), 1)
+    }
+
+    /// The family a sample belongs to (see `family(of:current:)`), in place.
+    private static func family(of name: UnsafeBufferPointer<UInt8>, current: [UInt8]?) -> UnsafeBufferPointer<UInt8> {
+        guard let current, name.count >= current.count,
+            current.withUnsafeBufferPointer({ ExpositionTokens.equal(UnsafeBufferPointer(rebasing: name[0..<$0.count]), $0) }),
+            isFamilySuffix(UnsafeBufferPointer(rebasing: name[current.count...])) else { return name }
+        return UnsafeBufferPointer(rebasing: name[0..<current.count])
     }
 
     private static func isMetadata(_ line: ExpositionLine) -> Bool {
@@ -231,6 +425,7 @@ public final class StreamingFilter {
     }
 
     private func countDroppedGroups() {
+        guard structure.hasDroppedGroups else { return }
         for dropped in structure.takeDroppedGroups() {
             counts.samplesOut -= dropped.samples
             counts.samplesRewritten -= dropped.rewritten
@@ -241,11 +436,12 @@ public final class StreamingFilter {
     private func handle(_ read: Sample, original: UnsafeRawBufferPointer, into output: inout [UInt8]) {
         var sample = read
         guard names.escape(&sample, family: appFamily) else {
-            counts.drop(.escapedNameClash, metric: sample.name)
+            dropSeries(.escapedNameClash, metric: sample.name)
             return
         }
         if isPassThrough {
             // Nothing can change the labels: the structure check is all there is.
+            rememberWrite(name: sample.name, labels: sample.labels, rewritten: sample.needsRewrite)
             emit(sample, name: sample.name, labels: sample.labels, exemplar: sample.exemplar,
                  unchanged: !sample.needsRewrite, original: original, into: &output)
             return
@@ -254,7 +450,7 @@ public final class StreamingFilter {
         let before = labels
         if let relabeler {
             guard relabeler.apply(&labels) else {
-                counts.drop(.relabel, metric: sample.name)
+                dropSeries(.relabel, metric: sample.name)
                 return
             }
         }
@@ -270,36 +466,37 @@ public final class StreamingFilter {
             }
         }
         if labels.isEmpty {
-            counts.drop(.relabel, metric: sample.name)
+            dropSeries(.relabel, metric: sample.name)
             return
         }
         guard let name = labels.metricName else {
-            counts.drop(.missingMetricName, metric: sample.name)
+            dropSeries(.missingMetricName, metric: sample.name)
             return
         }
         // What the scraper's name validation takes: one name it refuses fails its scrape.
         let valid = names.isValidMetricName(name)
             && labels.labels.allSatisfy { $0.name == LabelSet.metricNameLabel || names.isValidLabelName($0.name) }
         guard valid else {
-            counts.drop(.invalidName, metric: sample.name)
+            dropSeries(.invalidName, metric: sample.name)
             return
         }
         if format == .openMetrics && name != sample.name {
             // A renamed sample would leave its family, which OpenMetrics forbids.
-            counts.drop(.renamedInOpenmetrics, metric: sample.name)
+            dropSeries(.renamedInOpenmetrics, metric: sample.name)
             return
         }
         if let limit = policy.limits.labelLimit, labels.labels.count - 1 > limit {
-            counts.drop(.labelLimit, metric: name)
+            dropSeries(.labelLimit, metric: name)
             return
         }
         if let limit = policy.limits.labelValueLengthLimit, labels.labels.contains(where: { $0.value.count > limit }) {
-            counts.drop(.labelValueLengthLimit, metric: name)
+            dropSeries(.labelValueLengthLimit, metric: name)
             return
         }
-        guard admission == nil || admit(labels, name: name) else { return }
         let outputLabels = labels.labels.filter { $0.name != LabelSet.metricNameLabel }
         let unchanged = labels == before && exemplar == sample.exemplar && !sample.needsRewrite
+        rememberWrite(name: name, labels: outputLabels, rewritten: !unchanged)
+        guard !admits || admit(labels, name: name) else { return }
         emit(sample, name: name, labels: outputLabels, exemplar: exemplar, unchanged: unchanged, original: original, into: &output)
     }
 
@@ -309,7 +506,7 @@ public final class StreamingFilter {
     /// anew with its labels in their original order, less the dropped and empty ones.
     private func filterPlainSample(into output: inout [UInt8]) {
         if let nameRelabeling, !nameRelabeling.keepsSeries(named: plain.name) {
-            counts.drop(.relabel, metric: Array(plain.name))
+            dropSeries(.relabel, metric: plain.name)
             return
         }
         var changed = false
@@ -356,20 +553,24 @@ public final class StreamingFilter {
                     changed = true
                 case .dropSeries(let rule):
                     count(rule, .dropSeries)
-                    counts.drop(.pii, metric: Array(plain.name))
+                    dropSeries(.pii, metric: plain.name)
                     return
                 }
             }
         }
         let labels = PlainLabels(sample: plain, edits: plainEdits, emptyIsPresent: isPassThrough)
         if let reason = labels.limitProblem(policy.limits) {
-            counts.drop(reason, metric: Array(plain.name))
+            dropSeries(reason, metric: plain.name)
             return
         }
-        guard admission == nil || admit(labels) else { return }
+        if recording {
+            rememberWrite(name: plain.name, labels: labels, rewritten: changed,
+                          writeOutput: changed ? { labels.writeSeriesPart(into: &$0) } : nil)
+        }
+        guard !admits || admit(labels) else { return }
         let timestamp = plain.timestamp
         let verdict = structure.sample(
-            name: plain.name, labels: labels, value: ExpositionStructure.number(plain.value),
+            name: plain.name, labels: labels, value: format == .openMetrics ? ExpositionStructure.number(plain.value) : nil,
             time: timestamp.flatMap { ExpositionStructure.number($0) }, hasTimestamp: timestamp != nil,
             hasExemplar: false, rewritten: changed,
             render: { _, buffer in
@@ -431,7 +632,7 @@ public final class StreamingFilter {
     /// Applies the PII policy; false when the series is dropped.
     private func scrub(_ labels: inout LabelSet, with scrubber: PIIScrubber, metric: [UInt8], exemplar: Bool = false) -> Bool {
         guard scrubber.scrub(&labels, counts: &piiCounts) else {
-            if !exemplar { counts.drop(.pii, metric: metric) }
+            if !exemplar { dropSeries(.pii, metric: metric) }
             return false
         }
         return true

@@ -27,6 +27,13 @@ struct FilterCommand: ParsableCommand {
         """)
     var escaping: String = NameEscaping.unspecified.rawValue
 
+    @Option(help: """
+        Filter the input N times through one memo of series decisions (filter.memo_budget), \
+        as N scrapes of the same series: the first pass and the later ones are timed apart on \
+        stderr, with what the memo held, and the last pass is written to stdout.
+        """)
+    var `repeat`: Int = 1
+
     func run() throws {
         let filterFormat: ExpositionFormat?
         if format == "protobuf" {
@@ -46,6 +53,12 @@ struct FilterCommand: ParsableCommand {
         } catch {
             printError("filter: \(error)")
             throw ExitCode.failure
+        }
+        guard `repeat` >= 1 else { throw ValidationError("--repeat: at least 1") }
+        if `repeat` > 1 {
+            guard let filterFormat else { throw ValidationError("--repeat: text or openmetrics") }
+            try runRepeated(policy: configuration.filter, format: filterFormat, names: names)
+            return
         }
         let filter: any ScrapeFilterEngine = filterFormat.map {
             StreamingFilter(policy: configuration.filter, format: $0, names: names)
@@ -67,6 +80,84 @@ struct FilterCommand: ParsableCommand {
             printError("filter: the policy fails this scrape (invalid_lines: fail_scrape)")
             throw ExitCode.failure
         }
+    }
+
+    /// `--repeat`: the whole input read first, then filtered `repeat` times in 64 KiB
+    /// chunks through one memo, each pass timed; every pass must give the first pass's
+    /// output and report.
+    private func runRepeated(policy: FilterPolicy, format: ExpositionFormat, names: NameEscaping) throws {
+        var input: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            input.append(contentsOf: chunk[0..<count])
+        }
+        let memo = SeriesMemo(budget: policy.memoBudget)
+        // Admission memory across the passes too, as the gateway keeps it across scrapes.
+        let tracker = policy.limits.needsTracker ? SeriesTracker(limits: policy.limits) : nil
+        var first: (output: [UInt8], report: FilterReport)?
+        var later: [Double] = []
+        for pass in 1...`repeat` {
+            let before = memo.statistics
+            let start = ContinuousClock.now
+            let filter = StreamingFilter(policy: policy, format: format, names: names, tracker: tracker, memo: memo)
+            var output: [UInt8] = []
+            output.reserveCapacity(input.count + 4096)
+            var offset = 0
+            input.withUnsafeBytes { body in
+                while offset < body.count {
+                    let end = min(offset + (1 << 16), body.count)
+                    filter.process(UnsafeRawBufferPointer(rebasing: body[offset..<end]), into: &output)
+                    offset = end
+                }
+            }
+            let report = filter.finish(into: &output)
+            let elapsed = start.duration(to: .now)
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let after = memo.statistics
+            printError("""
+                pass \(pass)\(pass == 1 ? " (first scrape)" : ""): \(Self.decimal(seconds * 1000, places: 2)) ms, \
+                \(Self.decimal(Double(input.count) / seconds / 1e6, places: 0)) MB/s; memo: \(after.hits - before.hits) hits, \
+                \(after.misses - before.misses) remembered, \(after.refused - before.refused) not remembered, \
+                \(memo.usedBytes) of \(memo.budget) bytes held
+                """)
+            if let first {
+                guard first.output == output, first.report == report else {
+                    printError("filter: pass \(pass) differs from the first: the memo changed the result")
+                    throw ExitCode.failure
+                }
+                later.append(seconds)
+            } else {
+                first = (output, report)
+            }
+            if pass == `repeat` {
+                writeAll(output, to: STDOUT_FILENO)
+                printError(Self.summary(report))
+            }
+        }
+        if !later.isEmpty {
+            let median = later.sorted()[later.count / 2]
+            printError("""
+                steady state (median of passes 2-\(`repeat`)): \(Self.decimal(median * 1000, places: 2)) ms, \
+                \(Self.decimal(Double(input.count) / median / 1e6, places: 0)) MB/s
+                """)
+        }
+        if first?.report.failed == true {
+            printError("filter: the policy fails this scrape (invalid_lines: fail_scrape)")
+            throw ExitCode.failure
+        }
+    }
+
+    /// A non-negative number with a fixed count of decimals (without Foundation).
+    static func decimal(_ value: Double, places: Int) -> String {
+        var scale = 1
+        for _ in 0..<places { scale *= 10 }
+        let scaled = Int((value * Double(scale)).rounded())
+        guard places > 0 else { return "\(scaled)" }
+        let fraction = String(scaled % scale)
+        return "\(scaled / scale).\(String(repeating: "0", count: places - fraction.count))\(fraction)"
     }
 
     static func summary(_ report: FilterReport) -> String {

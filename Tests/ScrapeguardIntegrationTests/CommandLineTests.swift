@@ -55,6 +55,8 @@ import Testing
          "server.max_unauthenticated_connections: must be between 1 and max_connections (512)"),
         ("gateway", "upstream:\n  url: http://127.0.0.1:8000/metrics\nfilter:\n  max_family_length: 2GiB\n",
          "filter.max_family_length: must be between 1KiB and 1GiB"),
+        ("gateway", "upstream:\n  url: http://127.0.0.1:8000/metrics\nfilter:\n  memo_budget: 4KiB\n",
+         "filter.memo_budget: must be 0 (off) or between 64KiB and 1GiB"),
         ("gateway", "server:\n  socket_send_buffer: 1KiB\n",
          "server.socket_send_buffer: must be 0 (the kernel's autotuning) or between 4KiB and 64MiB"),
         ("gateway", "server:\n  max_unauthenticated_connections_per_source: 0\n",

@@ -39,21 +39,12 @@ import TestSupport
             this line is garbage
 
             """.utf8)
-        let upstream = TestUpstream(body: body)
-        let upstreamPort = try await upstream.start()
-        let gateway = try await TestGateway.start(
-            upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics",
-            serverExtra: """
-                metric_relabel_configs:
-                  - action: labeldrop
-                    regex: pod_uid
-                pii:
-                  detectors:
-                    - detector: email
-                      action: redact
-                    - detector: ipv4
-                      action: drop
-                """)
+        let (upstream, gateway) = try await Self.start(body: body, detectors: """
+                - detector: email
+                  action: redact
+                - detector: ipv4
+                  action: drop
+            """)
         let response = try await Curl().get("\(gateway.baseURL)/metrics")
         #expect(response.status == 200)
         #expect(response.bodyText == """
@@ -68,5 +59,51 @@ import TestSupport
         #expect(metrics.contains("scrapeguard_filter_lines_rejected_total{reason=\"bad_value\"} 1"))
         await gateway.stop()
         await upstream.stop()
+    }
+
+    /// The series memo in the gateway: the second scrape replays what the first
+    /// decided (the same bytes), and the gateway counts both.
+    @Test func theSecondScrapeReplaysWhatTheFirstDecided() async throws {
+        let body = Array("""
+            # TYPE app_http_requests_total counter
+            app_http_requests_total{user_email="alice@example.com",route="/a"} 41
+            app_http_requests_total{user_email="bob@example.org",route="/b"} 13
+            app_http_requests_total{user_email="carol@example.net",route="/c",pod_uid="3"} 7
+
+            """.utf8)
+        let (upstream, gateway) = try await Self.start(body: body, detectors: """
+                - detector: email
+                  action: redact
+            """)
+        let first = try await Curl().get("\(gateway.baseURL)/metrics")
+        let second = try await Curl().get("\(gateway.baseURL)/metrics")
+        #expect(first.status == 200 && second.status == 200)
+        #expect(first.bodyText == second.bodyText)
+        #expect(second.bodyText.contains("app_http_requests_total{user_email=\"redacted\",route=\"/c\"} 7"), "\(second.bodyText)")
+        let metrics = try await Curl().get("\(gateway.baseURL)/gateway/metrics").bodyText
+        #expect(metrics.contains("scrapeguard_filter_memo_lines_total{result=\"remembered\"} 3"), "\(metrics)")
+        #expect(metrics.contains("scrapeguard_filter_memo_lines_total{result=\"hit\"} 3"), "\(metrics)")
+        #expect(metrics.contains("scrapeguard_filter_pii_actions_total{rule=\"email\",action=\"redact\"} 6"), "\(metrics)")
+        #expect(!metrics.contains("scrapeguard_filter_memo_bytes 0\n"), "\(metrics)")
+        await gateway.stop()
+        await upstream.stop()
+    }
+
+    /// An upstream serving `body` and a gateway in front of it that drops `pod_uid` and
+    /// applies the PII `detectors` (a YAML list, indented under `detectors:`).
+    private static func start(body: [UInt8], detectors: String) async throws -> (TestUpstream, TestGateway) {
+        let upstream = TestUpstream(body: body)
+        let upstreamPort = try await upstream.start()
+        let gateway = try await TestGateway.start(
+            upstreamURL: "http://127.0.0.1:\(upstreamPort)/metrics",
+            serverExtra: """
+                metric_relabel_configs:
+                  - action: labeldrop
+                    regex: pod_uid
+                pii:
+                  detectors:
+                \(detectors)
+                """)
+        return (upstream, gateway)
     }
 }

@@ -154,9 +154,11 @@ def run(argv, data, timeout):
 def run_filter(binary, policy, fmt, data, timeout):
     # OpenMetrics as a Prometheus 3 scraper asks for it (UTF-8 names kept, so the
     # samples compare with the input's); text as promtool 2.x reads it (names escaped).
+    # Three passes through one series memo (cold, warm, warm again): the filter exits 1
+    # if a warm pass differs from the cold one; the last pass's output is checked.
     escaping = "allow-utf-8" if fmt == "openmetrics" else "underscores"
-    return run([binary, "filter", "--config.file=" + policy, "--format=" + fmt, "--escaping=" + escaping],
-               data, timeout)
+    return run([binary, "filter", "--config.file=" + policy, "--format=" + fmt, "--escaping=" + escaping,
+                "--repeat=3"], data, timeout)
 
 
 # ---------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ enum FilterConfiguration {
             try section.finish()
         }
         if var section = try root.mapping("filter") {
-            try section.refuseUnknownKeys(allowed: ["max_line_length", "max_family_length", "invalid_lines"])
+            try section.refuseUnknownKeys(allowed: ["max_line_length", "max_family_length", "invalid_lines", "memo_budget"])
             if let length = try section.byteSize("max_line_length") {
                 guard length >= 1024 else { throw section.error(.invalidValue, "max_line_length", "must be at least 1KiB") }
                 policy.maximumLineLength = length
@@ -49,6 +49,12 @@ enum FilterConfiguration {
                     throw section.error(.invalidValue, "max_family_length", "must be between 1KiB and 1GiB")
                 }
                 policy.maximumFamilyLength = length
+            }
+            if let budget = try section.byteSize("memo_budget") {
+                guard budget == 0 || (64 << 10...1 << 30).contains(budget) else {
+                    throw section.error(.invalidValue, "memo_budget", "must be 0 (off) or between 64KiB and 1GiB")
+                }
+                policy.memoBudget = budget
             }
             if let text = try section.string("invalid_lines") {
                 guard let action = FilterPolicy.InvalidLineAction(rawValue: text) else {

@@ -130,7 +130,7 @@ package final class GatewayServer: Service, Sendable {
             upstream: upstream,
             fetcher: upstream,
             filter: PolicyScrapeFilter(policy: gateway.filter, metrics: metrics,
-                                       previous: (previous?.policy.filter as? PolicyScrapeFilter)?.tracker),
+                                       previous: previous?.policy.filter as? PolicyScrapeFilter),
             metricsPath: gateway.metricsPath,
             maximumRequestLine: gateway.limits.maximumRequestLine,
             responseHeaders: web.headers.map { ($0.name, $0.value) },

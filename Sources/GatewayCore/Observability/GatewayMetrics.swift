@@ -136,6 +136,17 @@ package final class GatewayMetrics: Sendable {
         filterRewritten.increment(by: Int64(report.samplesRewritten))
     }
 
+    /// What one scrape's lines found in the series memo, and what the memo holds.
+    func memoUsed(_ lines: SeriesMemo.Statistics, heldBytes: Int) {
+        for (result, count) in [("hit", lines.hits), ("remembered", lines.misses), ("not_remembered", lines.refused)] {
+            registry.makeCounter(descriptor: name("filter_memo_lines", "total",
+                                                  "Sample lines by what the series memo did: hit (the decision replayed), remembered, not_remembered (its budget spent)."),
+                                 labels: [("result", result)]).increment(by: Int64(count))
+        }
+        registry.makeGauge(descriptor: name("filter_memo", "bytes", "Bytes the series memo holds (filter.memo_budget bounds them)."))
+            .set(Double(heldBytes))
+    }
+
     /// Records the expiry of the certificates a context uses.
     func certificatesInUse(_ context: TLSContext) {
         serverCertificateExpiry.set(Double(context.certificateNotAfter))

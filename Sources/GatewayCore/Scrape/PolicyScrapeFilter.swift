@@ -9,10 +9,15 @@ struct PolicyScrapeFilter: ScrapeBodyFilter {
     let metrics: GatewayMetrics
     /// Admission memory, kept across scrapes (and across reloads that keep the limits).
     let tracker: SeriesTracker?
+    /// The series decisions of earlier scrapes of the text formats, kept across
+    /// reloads that keep the budget (the memo forgets them when the policy changed).
+    let memos: SeriesMemoStore
 
-    init(policy: FilterPolicy, metrics: GatewayMetrics, previous: SeriesTracker? = nil) {
+    init(policy: FilterPolicy, metrics: GatewayMetrics, previous: PolicyScrapeFilter? = nil) {
         self.policy = policy
         self.metrics = metrics
+        self.memos = previous?.memos.budget == policy.memoBudget ? previous!.memos : SeriesMemoStore(budget: policy.memoBudget)
+        let previous = previous?.tracker
         if policy.limits.needsTracker {
             self.tracker = previous?.limits == policy.limits ? previous : SeriesTracker(limits: policy.limits)
         } else {
@@ -25,8 +30,10 @@ struct PolicyScrapeFilter: ScrapeBodyFilter {
     func makeTransform(format: ScrapeFormat, names: NameEscaping) -> any ScrapeBodyTransform {
         switch format {
         case .exposition(let format):
-            return Transform(filter: StreamingFilter(policy: policy, format: format, names: names, tracker: tracker),
-                             metrics: metrics, tracker: tracker)
+            let lease = memos.lease()
+            return Transform(filter: StreamingFilter(policy: policy, format: format, names: names, tracker: tracker,
+                                                     memo: lease?.memo),
+                             metrics: metrics, tracker: tracker, lease: lease)
         case .protobuf:
             return Transform(filter: ProtobufFilter(policy: policy, names: names, tracker: tracker),
                              metrics: metrics, tracker: tracker)
@@ -39,14 +46,20 @@ struct PolicyScrapeFilter: ScrapeBodyFilter {
         let filter: Filter
         let metrics: GatewayMetrics
         let tracker: SeriesTracker?
+        /// Holds the memo for this scrape; it goes back when the transform goes.
+        let lease: SeriesMemoStore.Lease?
+        /// The memo's counts as this scrape began.
+        private let memoBefore: SeriesMemo.Statistics
         private(set) var shouldFailScrape = false
         private(set) var readNothing = false
         var retainedBytes: Int { filter.retainedBytes }
 
-        init(filter: Filter, metrics: GatewayMetrics, tracker: SeriesTracker?) {
+        init(filter: Filter, metrics: GatewayMetrics, tracker: SeriesTracker?, lease: SeriesMemoStore.Lease? = nil) {
             self.filter = filter
             self.metrics = metrics
             self.tracker = tracker
+            self.lease = lease
+            memoBefore = lease?.memo.statistics ?? .init()
         }
 
         mutating func process(_ chunk: ByteBuffer) -> ByteBuffer? {
@@ -63,6 +76,12 @@ struct PolicyScrapeFilter: ScrapeBodyFilter {
             shouldFailScrape = report.failed
             readNothing = report.samplesIn == 0 && !report.linesRejected.isEmpty
             metrics.filtered(report, admitted: tracker?.admittedPerFamily)
+            if let lease {
+                let now = lease.memo.statistics
+                metrics.memoUsed(.init(hits: now.hits - memoBefore.hits, misses: now.misses - memoBefore.misses,
+                                       refused: now.refused - memoBefore.refused),
+                                 heldBytes: lease.memo.usedBytes)
+            }
             return output.isEmpty ? nil : ByteBuffer(bytes: output)
         }
     }

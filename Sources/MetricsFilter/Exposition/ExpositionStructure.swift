@@ -246,6 +246,8 @@ struct ExpositionStructure {
     /// Histogram groups dropped since last asked.
     private var droppedGroups: [DroppedGroup] = []
 
+    var hasDroppedGroups: Bool { !droppedGroups.isEmpty }
+
     mutating func takeDroppedGroups() -> [DroppedGroup] {
         defer { droppedGroups.removeAll() }
         return droppedGroups

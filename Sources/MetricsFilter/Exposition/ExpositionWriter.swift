@@ -3,22 +3,7 @@
 public enum ExpositionWriter {
     public static func write(name: [UInt8], labels: [Label], value: [UInt8], timestamp: [UInt8]?, exemplar: Exemplar?,
                              into output: inout [UInt8]) {
-        if LabelNames.isValidMetricName(name) {
-            output.append(contentsOf: name)
-            if !labels.isEmpty {
-                writeLabels(labels, into: &output)
-            }
-        } else {
-            // A Prometheus 3 UTF-8 name goes inside the braces, quoted.
-            output.append(contentsOf: "{\"".utf8)
-            escape(name, into: &output)
-            output.append(UInt8(ascii: "\""))
-            if !labels.isEmpty {
-                output.append(UInt8(ascii: ","))
-                writeLabelList(labels, into: &output)
-            }
-            output.append(UInt8(ascii: "}"))
-        }
+        writeSeries(name: name, labels: labels, into: &output)
         output.append(UInt8(ascii: " "))
         output.append(contentsOf: value)
         if let timestamp {
@@ -36,6 +21,26 @@ public enum ExpositionWriter {
             }
         }
         output.append(0x0A)
+    }
+
+    /// A sample's name and labels: what comes before its value.
+    static func writeSeries(name: [UInt8], labels: [Label], into output: inout [UInt8]) {
+        if LabelNames.isValidMetricName(name) {
+            output.append(contentsOf: name)
+            if !labels.isEmpty {
+                writeLabels(labels, into: &output)
+            }
+        } else {
+            // A Prometheus 3 UTF-8 name goes inside the braces, quoted.
+            output.append(contentsOf: "{\"".utf8)
+            escape(name, into: &output)
+            output.append(UInt8(ascii: "\""))
+            if !labels.isEmpty {
+                output.append(UInt8(ascii: ","))
+                writeLabelList(labels, into: &output)
+            }
+            output.append(UInt8(ascii: "}"))
+        }
     }
 
     /// A metric name as metadata writes it: plain, or quoted when it is not a valid

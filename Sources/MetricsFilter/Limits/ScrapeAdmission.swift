@@ -9,17 +9,22 @@ struct ScrapeAdmission {
     }
 
     let tracker: SeriesTracker
-    private var units: [SeriesTracker.UnitKey: Bool] = [:]
+    private var units: HashedKeyTable<SeriesTracker.UnitKey, Bool>
     private var reservedRemaining: Int
     private let now = ContinuousClock.now
+    private let refreshBefore: ContinuousClock.Instant
 
     init(tracker: SeriesTracker) {
         self.tracker = tracker
+        tracker.expireIfDue(now: now)
+        refreshBefore = tracker.refreshTime(for: now)
         reservedRemaining = tracker.reservedSamples()
+        // Sized for the units admitted so far: a steady scrape meets them all again.
+        units = HashedKeyTable(capacity: tracker.admittedUnits, placeholder: false)
     }
 
     /// Bytes held for the rest of the scrape.
-    var retainedBytes: Int { units.capacity * MemoryLayout<(SeriesTracker.UnitKey, Bool)>.stride }
+    var retainedBytes: Int { units.retainedBytes }
 
     /// Admits `samples` samples of the unit `key` (a protobuf histogram is several at
     /// once); `samplesSoFar` is what the scrape wrote. A later sample of a refused unit
@@ -28,13 +33,14 @@ struct ScrapeAdmission {
                         samplesSoFar: Int, samples: Int = 1) -> Verdict {
         if let admitted = units[key] {
             guard admitted else { return .refused(.unitRefused) }
-            tracker.countSample(key, firstOfScrape: false, count: samples)
+            tracker.countSample(key, count: samples)
             return .admitted
         }
         // The tracker refuses a new unit whose first sample would pass the limit; the
         // unit's last one must not either.
         switch tracker.admit(key: key, family: family, values: values, samplesSoFar: samplesSoFar + samples - 1,
-                             reservedRemaining: reservedRemaining, now: now) {
+                             reservedRemaining: reservedRemaining, samples: samples, now: now,
+                             refreshBefore: refreshBefore) {
         case .refused(let reason):
             units[key] = false
             return .refused(reason)
@@ -45,7 +51,6 @@ struct ScrapeAdmission {
             break
         }
         units[key] = true
-        tracker.countSample(key, firstOfScrape: true, count: samples)
         return .admitted
     }
 }

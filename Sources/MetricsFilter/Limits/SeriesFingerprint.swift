@@ -104,3 +104,27 @@ struct FingerprintSet {
         }
     }
 }
+
+extension SeriesFingerprint {
+    /// The fingerprint of a name alone (`__name__` and the name): a label set's
+    /// fingerprint is this plus the sum of its labels' (see `SeriesMemo`).
+    init(name: UnsafeBufferPointer<UInt8>) {
+        self.init()
+        LabelSet.metricNameLabel.withUnsafeBufferPointer { add($0, name) }
+    }
+
+    /// Sums of per-label hashes add and subtract as the labels they stand for.
+    static func &+ (lhs: SeriesFingerprint, rhs: SeriesFingerprint) -> SeriesFingerprint {
+        var sum = lhs
+        sum.high &+= rhs.high
+        sum.low &+= rhs.low
+        return sum
+    }
+
+    static func &- (lhs: SeriesFingerprint, rhs: SeriesFingerprint) -> SeriesFingerprint {
+        var difference = lhs
+        difference.high &-= rhs.high
+        difference.low &-= rhs.low
+        return difference
+    }
+}

@@ -62,6 +62,11 @@ public final class SeriesTracker: Sendable {
         var label: UInt64
         var value: UInt64
 
+        init(label: UInt64, value: UInt64) {
+            self.label = label
+            self.value = value
+        }
+
         init(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
             label = ByteKey.fnv1a(name)
             self.value = ByteKey.fnv1a(value)
@@ -75,30 +80,47 @@ public final class SeriesTracker: Sendable {
     }
 
     struct Unit {
-        var family: [UInt8]
+        /// Its family's number in `State.families`.
+        var family: Int
         var lastSeen: ContinuousClock.Instant
         var samples: Int
+        /// When its label values were last marked seen (see `valueRefresh`).
+        var valuesSeen: ContinuousClock.Instant
     }
 
     struct State {
-        var units: [UnitKey: Unit] = [:]
-        var perFamily: [ByteKey: Int] = [:]
-        var values: [ValueKey: ContinuousClock.Instant] = [:]
-        var perLabel: [UInt64: Int] = [:]
+        var units = HashedKeyTable<UnitKey, Unit>(
+            placeholder: Unit(family: 0, lastSeen: .now, samples: 0, valuesSeen: .now))
+        /// Family names, numbered as units refer to them, with their admitted units.
+        var families: [ByteKey] = []
+        var familyNumbers: [ByteKey: Int] = [:]
+        var perFamily: [Int] = []
+        var values = HashedKeyTable<ValueKey, ContinuousClock.Instant>(placeholder: .now)
+        var perLabel = HashedKeyTable<UInt64, Int>(placeholder: 0)
         var lastExpiry = ContinuousClock.now
     }
 
     public let limits: SeriesLimits
     private let state = Mutex(State())
+    /// How often a known unit marks its label values seen: an eighth of the idle
+    /// timeout, so that a steady scrape does not touch every value of every series.
+    /// Values are then kept for the timeout plus this after their last unit was
+    /// seen (never forgotten before the timeout: the limit errs on the strict side).
+    private let valueRefresh: Duration
 
     public init(limits: SeriesLimits) {
         self.limits = limits
+        valueRefresh = limits.idleTimeout / 8
     }
 
     /// Admitted units now, by family name.
     public var admittedPerFamily: [String: Int] {
         state.withLock { state in
-            Dictionary(uniqueKeysWithValues: state.perFamily.map { (String(decoding: $0.key.bytes, as: UTF8.self), $0.value) })
+            var result: [String: Int] = [:]
+            for (number, count) in state.perFamily.enumerated() where count > 0 {
+                result[String(decoding: state.families[number].bytes, as: UTF8.self)] = count
+            }
+            return result
         }
     }
 
@@ -107,7 +129,11 @@ public final class SeriesTracker: Sendable {
     /// Samples expected from units admitted before this scrape: the reservation that
     /// keeps `sampleLimit` from letting a new series take an old one's place.
     func reservedSamples() -> Int {
-        state.withLock { state in state.units.values.reduce(0) { $0 + $1.samples } }
+        state.withLock { state in
+            var total = 0
+            state.units.forEach { total += $1.samples }
+            return total
+        }
     }
 
     enum Admission: Equatable {
@@ -117,25 +143,40 @@ public final class SeriesTracker: Sendable {
         case refused(reason: DropReason)
     }
 
-    /// Admits a unit, or says why not. `values` are its labels (but `le` and
-    /// `quantile`), needed when `valuesPerLabel` is set. `family()` gives the family
-    /// name; it is asked only for a unit not admitted before.
+    /// Admits a unit with the first `samples` samples of this scrape, or says why
+    /// not. `values` are its labels (but `le` and `quantile`), needed when
+    /// `valuesPerLabel` is set. `family()` gives the family name; it is asked only for
+    /// a unit not admitted before.
+    ///
+    /// `now` is the scrape's start, `refreshBefore` that less `valueRefresh`
+    /// (`refreshTime(for:)`): a scrape's instants are reckoned once.
     func admit(key: UnitKey, family: () -> [UInt8], values: [ValueKey], samplesSoFar: Int, reservedRemaining: Int,
-               now: ContinuousClock.Instant) -> Admission {
+               samples: Int, now: ContinuousClock.Instant, refreshBefore: ContinuousClock.Instant) -> Admission {
         state.withLock { state in
-            expireIfDue(&state, now: now)
-            if var unit = state.units[key] {
-                let previous = unit.samples
-                unit.lastSeen = now
-                state.units[key] = unit
-                touchValues(&state, values, now: now)
+            if let slot = state.units.slot(of: key) {
+                let (previous, touch) = state.units.update(slot: slot) { unit in
+                    let touch = unit.valuesSeen <= refreshBefore
+                    defer {
+                        unit.lastSeen = now
+                        unit.samples = samples
+                        if touch { unit.valuesSeen = now }
+                    }
+                    return (unit.samples, touch)
+                }
+                if touch { touchValues(&state, values, now: now) }
                 return .known(previousSamples: previous)
             }
             if let limit = limits.sampleLimit, samplesSoFar + reservedRemaining >= limit {
                 return .refused(reason: .sampleLimit)
             }
             let familyName = ByteKey(family())
-            if let limit = limits.seriesPerMetric, state.perFamily[familyName, default: 0] >= limit {
+            let familyNumber = state.familyNumbers[familyName] ?? {
+                state.families.append(familyName)
+                state.perFamily.append(0)
+                state.familyNumbers[familyName] = state.families.count - 1
+                return state.families.count - 1
+            }()
+            if let limit = limits.seriesPerMetric, state.perFamily[familyNumber] >= limit {
                 return .refused(reason: .seriesLimit)
             }
             if let limit = limits.valuesPerLabel {
@@ -143,43 +184,74 @@ public final class SeriesTracker: Sendable {
                     return .refused(reason: .labelValueLimit)
                 }
             }
-            state.units[key] = Unit(family: familyName.bytes, lastSeen: now, samples: 0)
-            state.perFamily[familyName, default: 0] += 1
+            state.units.insert(key, Unit(family: familyNumber, lastSeen: now, samples: samples, valuesSeen: now))
+            state.perFamily[familyNumber] += 1
             touchValues(&state, values, now: now)
             return .new
         }
     }
 
-    /// Counts `count` more samples of an admitted unit in this scrape.
-    func countSample(_ key: UnitKey, firstOfScrape: Bool, count: Int = 1) {
+    /// Counts `count` more samples of a unit admitted earlier in this scrape.
+    func countSample(_ key: UnitKey, count: Int = 1) {
         state.withLock { state in
-            guard var unit = state.units[key] else { return }
-            unit.samples = firstOfScrape ? count : unit.samples + count
-            state.units[key] = unit
+            guard let slot = state.units.slot(of: key) else { return }
+            state.units.update(slot: slot) { $0.samples += count }
         }
     }
 
     private func touchValues(_ state: inout State, _ values: [ValueKey], now: ContinuousClock.Instant) {
         guard limits.valuesPerLabel != nil else { return }
-        for value in values where state.values.updateValue(now, forKey: value) == nil {
-            state.perLabel[value.label, default: 0] += 1
+        for value in values {
+            if let slot = state.values.slot(of: value) {
+                state.values.update(slot: slot) { $0 = now }
+            } else {
+                state.values.insert(value, now)
+                state.perLabel[value.label, default: 0] += 1
+            }
         }
     }
 
-    /// Forgets units and values idle for longer than the timeout; at most once a second.
+    /// Before a known unit marks its values seen again (see `valueRefresh`).
+    func refreshTime(for now: ContinuousClock.Instant) -> ContinuousClock.Instant {
+        now - valueRefresh
+    }
+
+    /// Forgets units and values idle for longer than the timeout, at most once a
+    /// second: called as a scrape begins.
+    func expireIfDue(now: ContinuousClock.Instant) {
+        state.withLock { expireIfDue(&$0, now: now) }
+    }
+
     private func expireIfDue(_ state: inout State, now: ContinuousClock.Instant) {
         guard now - state.lastExpiry >= .seconds(1) else { return }
         state.lastExpiry = now
         let cutoff = now - limits.idleTimeout
-        for (key, unit) in state.units where unit.lastSeen < cutoff {
-            state.units.removeValue(forKey: key)
-            state.perFamily[ByteKey(unit.family), default: 1] -= 1
-            if state.perFamily[ByteKey(unit.family)] == 0 { state.perFamily.removeValue(forKey: ByteKey(unit.family)) }
+        var idleUnits: [(UnitKey, Int)] = []
+        state.units.forEach { key, unit in
+            if unit.lastSeen < cutoff { idleUnits.append((key, unit.family)) }
         }
-        for (key, seen) in state.values where seen < cutoff {
-            state.values.removeValue(forKey: key)
-            state.perLabel[key.label, default: 1] -= 1
-            if state.perLabel[key.label] == 0 { state.perLabel.removeValue(forKey: key.label) }
+        for (key, family) in idleUnits {
+            state.units.remove(key)
+            state.perFamily[family] -= 1
+        }
+        var idleValues: [ValueKey] = []
+        state.values.forEach { key, seen in
+            if seen < cutoff - valueRefresh { idleValues.append(key) }
+        }
+        for key in idleValues {
+            state.values.remove(key)
+            let left = state.perLabel[key.label, default: 1] - 1
+            state.perLabel[key.label] = left > 0 ? left : nil
         }
     }
+}
+
+extension SeriesTracker.UnitKey: HashedKey {
+    var slotBits: UInt64 { low }
+    static var vacant: Self { Self(SeriesFingerprint()) }
+}
+
+extension SeriesTracker.ValueKey: HashedKey {
+    var slotBits: UInt64 { (label &* 0x9E37_79B9_7F4A_7C15 ^ value).slotBits }
+    static var vacant: Self { Self(label: 0, value: 0) }
 }

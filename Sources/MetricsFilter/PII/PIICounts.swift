@@ -13,6 +13,25 @@ struct PIICounts {
         counts[rule * Self.actions.count + Self.actions.firstIndex(of: action)!] += 1
     }
 
+    /// What was counted between two moments of one scrape: (index, count) pairs.
+    struct Delta {
+        static let none = Delta(changes: [])
+        var changes: [(Int, Int)]
+    }
+
+    func delta(since before: PIICounts) -> Delta {
+        var changes: [(Int, Int)] = []
+        for index in counts.indices where counts[index] != before.counts[index] {
+            changes.append((index, counts[index] - before.counts[index]))
+        }
+        return Delta(changes: changes)
+    }
+
+    /// Adds what a `Delta` took down.
+    mutating func add(index: Int, count: Int) {
+        counts[index] += count
+    }
+
     /// Adds the counts to `report` under the rules' names.
     func add(to report: inout FilterReport, scrubber: PIIScrubber) {
         for (index, count) in counts.enumerated() where count > 0 {

@@ -28,8 +28,8 @@ public enum PIIDetector: String, Sendable, Hashable, CaseIterable {
 
 /// PII rules: by label name (exact or regex) and by value (detectors), applied after
 /// relabeling to every label but `__name__`, and to exemplar labels too.
-public struct PIIPolicy: Sendable {
-    public struct LabelRule: Sendable {
+public struct PIIPolicy: Sendable, Equatable {
+    public struct LabelRule: Sendable, Equatable {
         /// Shown in counters: `scrapeguard_filter_values_hashed_total{rule=...}`.
         public var name: String
         public var labelNames: Set<[UInt8]>
@@ -44,7 +44,7 @@ public struct PIIPolicy: Sendable {
         }
     }
 
-    public struct DetectorRule: Sendable {
+    public struct DetectorRule: Sendable, Equatable {
         public var name: String
         public var detector: PIIDetector
         public var action: PIIAction
@@ -78,6 +78,12 @@ public struct PIIPolicy: Sendable {
     }
 
     public var isEmpty: Bool { labelRules.isEmpty && detectorRules.isEmpty }
+
+    /// Every stored field but the pseudonymizer, which is made from `hashKey`.
+    public static func == (lhs: PIIPolicy, rhs: PIIPolicy) -> Bool {
+        lhs.labelRules == rhs.labelRules && lhs.detectorRules == rhs.detectorRules
+            && lhs.detectorExemptLabels == rhs.detectorExemptLabels && lhs.marker == rhs.marker && lhs.hashKey == rhs.hashKey
+    }
 
     /// `h_` and the first 16 hex digits of HMAC-SHA256(key, value). If OpenSSL
     /// fails, the value is redacted rather than passed on.

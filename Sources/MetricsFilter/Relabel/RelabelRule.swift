@@ -4,7 +4,7 @@ public enum RelabelAction: String, Sendable, Hashable, CaseIterable {
 }
 
 /// One `metric_relabel_configs` entry, validated as Prometheus validates it.
-public struct RelabelRule: Sendable {
+public struct RelabelRule: Sendable, Equatable {
     public var action: RelabelAction
     public var sourceLabels: [[UInt8]]
     public var separator: [UInt8]

@@ -180,3 +180,10 @@ public final class RelabelRegex: Sendable {
         return CompileError(code: codes[code - 1], argument: argument)
     }
 }
+
+extension RelabelRegex: Equatable {
+    /// The same pattern under the same semantics compiles to the same program.
+    public static func == (lhs: RelabelRegex, rhs: RelabelRegex) -> Bool {
+        lhs === rhs || (lhs.pattern == rhs.pattern && lhs.semantics == rhs.semantics)
+    }
+}

@@ -1,0 +1,330 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What the filter decided about each series, remembered from one scrape to the next.
+///
+/// Prometheus scrapes the same series again and again, and between two scrapes a
+/// line mostly differs only in its value. Everything the policy decides about a
+/// sample line (relabeling, PII pseudonyms and detectors, the label limits, name
+/// validity) depends only on its series part: the bytes before the value. The memo
+/// keeps, per series part, that decision: dropped (and why), or written, with the
+/// bytes to write before the value and what admission and the structure check read
+/// of its labels. A line whose series part is remembered is verified byte for byte
+/// against it (a hash alone never decides), and only its value and timestamp are
+/// read and checked anew. Admission and the structure check (duplicates, order,
+/// histogram groups, OpenMetrics families) depend on the rest of the scrape and run
+/// on every line, fed from the memo.
+///
+/// Lines come in the same order scrape after scrape, so each entry also remembers
+/// which entry followed it: the next line is first compared with that one, without
+/// hashing, and its bytes are read in the order they were written.
+///
+/// Bounded by a byte budget (entries, their bytes and the hash index): a series that
+/// does not fit is filtered without the memo. When a scrape found the memo full, the
+/// next one begins by forgetting every series the last scrape did not see (the least
+/// recently seen). Everything is forgotten when the policy, the format or the name
+/// escaping differs from the last scrape's.
+///
+/// Used by one scrape at a time (`SeriesMemoStore` hands it over); not thread-safe.
+/// Its memory is reserved (not committed) up front, twice the budget of address
+/// space, and committed as entries are written, so that it never grows by copying.
+public final class SeriesMemo: @unchecked Sendable {
+    // @unchecked: one scrape uses it at a time, handed over under SeriesMemoStore's lock.
+
+    /// What one remembered series costs besides its bytes: the entry and its share of
+    /// the index.
+    static let entryOverhead = MemoryLayout<Entry>.stride + 2 * MemoryLayout<Int32>.stride
+
+    /// A hash of a series part. The default reads 8 bytes at a time; tests inject a
+    /// colliding one.
+    public typealias Hash = @Sendable (UnsafeRawBufferPointer) -> UInt64
+
+    /// What the filter's hits and misses were in the scrapes so far.
+    public struct Statistics: Sendable, Hashable {
+        /// Lines whose series part was remembered.
+        public var hits = 0
+        /// Lines filtered in full and remembered.
+        public var misses = 0
+        /// Lines filtered in full and not remembered: the budget was spent.
+        public var refused = 0
+
+        public init(hits: Int = 0, misses: Int = 0, refused: Int = 0) {
+            self.hits = hits
+            self.misses = misses
+            self.refused = refused
+        }
+    }
+
+    public let budget: Int
+    let hash: Hash
+    public private(set) var statistics = Statistics()
+
+    // What the entries were decided under.
+    private var policy: FilterPolicy?
+    private var format: ExpositionFormat?
+    private var names: NameEscaping?
+
+    /// The entries, in the order their series were first seen.
+    private let entries: UnsafeMutablePointer<Entry>
+    private let entryCapacity: Int
+    private(set) var count = 0
+    /// The entries' bytes, each entry's in one block, in the entries' order.
+    private let arena: UnsafeMutableRawPointer
+    private var arenaUsed = 0
+    /// Open addressing over entry numbers; -1 is free. At most half full.
+    private var index: [Int32] = []
+
+    /// The scrape now running (entries seen in it have `lastSeen == generation`).
+    private var generation: UInt32 = 0
+    /// The first remembered line of the last scrape: the prediction for the first line.
+    private(set) var first: Int32 = -1
+    /// The entry of the remembered line before the one being filtered.
+    private var previous: Int32 = -1
+    /// An entry was refused for the budget in this scrape.
+    private var full = false
+
+    /// - Parameters:
+    ///   - budget: bytes the memo may hold; 0 turns it off.
+    ///   - hash: the hash of series parts; the default is meant for production.
+    public init(budget: Int, hash: Hash? = nil) {
+        self.budget = max(0, budget)
+        self.hash = hash ?? SeriesMemo.defaultHash
+        entryCapacity = max(1, self.budget / Self.entryOverhead)
+        entries = Self.reserve(entryCapacity * MemoryLayout<Entry>.stride).bindMemory(to: Entry.self, capacity: entryCapacity)
+        arena = Self.reserve(max(1, self.budget))
+    }
+
+    deinit {
+        munmap(UnsafeMutableRawPointer(entries), entryCapacity * MemoryLayout<Entry>.stride)
+        munmap(arena, max(1, budget))
+    }
+
+    /// Address space the kernel commits only as it is written.
+    private static func reserve(_ bytes: Int) -> UnsafeMutableRawPointer {
+        guard let region = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+            region != MAP_FAILED else {
+            fatalError("SeriesMemo: cannot reserve \(bytes) bytes of address space")
+        }
+        return region
+    }
+
+    /// Bytes the memo holds: its entries, their bytes, its index.
+    public var usedBytes: Int {
+        count * MemoryLayout<Entry>.stride + arenaUsed + index.count * MemoryLayout<Int32>.stride
+    }
+
+    /// A scrape begins: the memo is cleared if the policy, format or escaping changed,
+    /// and made room in if the last scrape found it full.
+    func beginScrape(policy: FilterPolicy, format: ExpositionFormat, names: NameEscaping) {
+        if self.policy != policy || self.format != format || self.names != names {
+            removeAll()
+            self.policy = policy
+            self.format = format
+            self.names = names
+        } else if full {
+            forgetSeriesNotSeenLastScrape()
+        }
+        full = false
+        generation &+= 1
+        previous = -1
+    }
+
+    /// Forgets everything.
+    public func removeAll() {
+        if count > 0 {
+            madvise(UnsafeMutableRawPointer(entries), count * MemoryLayout<Entry>.stride, MADV_DONTNEED)
+            madvise(arena, arenaUsed, MADV_DONTNEED)
+        }
+        count = 0
+        arenaUsed = 0
+        index = []
+        first = -1
+        previous = -1
+    }
+
+    // MARK: Lookup
+
+    /// The entry predicted for the next line: the one that followed the last line's
+    /// entry in the last scrape that saw both (the first line's, for the first).
+    var predicted: Int32 {
+        previous < 0 ? first : entries[Int(previous)].next
+    }
+
+    /// Whether `line` starts with entry `number`'s series part followed by a space.
+    func lineStarts(with number: Int32, _ line: UnsafeBufferPointer<UInt8>) -> Bool {
+        let entry = entries[Int(number)]
+        let length = Int(entry.keyLength)
+        guard line.count > length + 1, line[length] == UInt8(ascii: " ") else { return false }
+        return memcmp(line.baseAddress!, arena + Int(entry.offset), length) == 0
+    }
+
+    /// The entry remembered for a series part, if any: found by hash, confirmed byte
+    /// for byte.
+    func find(_ key: UnsafeBufferPointer<UInt8>, hash: UInt64) -> Int32? {
+        guard !index.isEmpty else { return nil }
+        let mask = index.count - 1
+        var slot = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let number = index[slot]
+            if number < 0 { return nil }
+            let entry = entries[Int(number)]
+            if entry.hash == hash, Int(entry.keyLength) == key.count,
+                key.isEmpty || memcmp(key.baseAddress!, arena + Int(entry.offset), key.count) == 0 {
+                return number
+            }
+            slot = (slot + 1) & mask
+        }
+    }
+
+    func hash(of key: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        hash(UnsafeRawBufferPointer(key))
+    }
+
+    /// The entry's line was met in this scrape, after the previous one.
+    func touch(_ number: Int32) {
+        entries[Int(number)].lastSeen = generation
+        follow(with: number)
+        statistics.hits += 1
+    }
+
+    /// Links the entry after the previous line's, as the prediction for next time.
+    private func follow(with number: Int32) {
+        if previous < 0 {
+            first = number
+        } else {
+            entries[Int(previous)].next = number
+        }
+        previous = number
+    }
+
+    func entry(_ number: Int32) -> Entry {
+        entries[Int(number)]
+    }
+
+    /// A view of entry `number`'s bytes, valid until the memo next changes.
+    func bytes(_ number: Int32) -> EntryBytes {
+        let entry = entries[Int(number)]
+        return EntryBytes(entry: entry, base: UnsafeRawPointer(arena + Int(entry.offset)))
+    }
+
+    // MARK: Remembering
+
+    /// Remembers a decision about the series part `key`, from `draft` (its bytes,
+    /// laid out as `EntryBytes` reads them). Returns the entry, or nil when the budget
+    /// is spent (the scrape goes on without remembering it).
+    @discardableResult
+    func remember(key: UnsafeBufferPointer<UInt8>, hash: UInt64, draft: inout MemoDraft) -> Int32? {
+        let block = draft.bytes.count
+        let indexCount = Self.indexSize(for: count + 1)
+        let needed = (count + 1) * MemoryLayout<Entry>.stride + arenaUsed + block + indexCount * MemoryLayout<Int32>.stride
+        guard budget > 0, needed <= budget, count < Int32.max, count + 1 <= entryCapacity else {
+            full = budget > 0
+            statistics.refused += 1
+            return nil
+        }
+        draft.bytes.withUnsafeBytes { arena.advanced(by: arenaUsed).copyMemory(from: $0.baseAddress!, byteCount: block) }
+        var entry = draft.entry
+        entry.offset = Int32(arenaUsed)
+        entry.hash = hash
+        entry.lastSeen = generation
+        entry.next = -1
+        let number = Int32(count)
+        (entries + count).initialize(to: entry)
+        count += 1
+        arenaUsed += block
+        if indexCount != index.count {
+            rebuildIndex(size: indexCount)
+        } else {
+            insertIntoIndex(number, hash: hash)
+        }
+        follow(with: number)
+        statistics.misses += 1
+        return number
+    }
+
+    private static func indexSize(for entries: Int) -> Int {
+        var size = 1024
+        while size < entries * 2 { size *= 2 }
+        return size
+    }
+
+    private func rebuildIndex(size: Int) {
+        index = Array(repeating: -1, count: size)
+        for number in 0..<count { insertIntoIndex(Int32(number), hash: entries[number].hash) }
+    }
+
+    private func insertIntoIndex(_ number: Int32, hash: UInt64) {
+        let mask = index.count - 1
+        var slot = Int(truncatingIfNeeded: hash) & mask
+        while index[slot] >= 0 { slot = (slot + 1) & mask }
+        index[slot] = number
+    }
+
+    /// Keeps only the entries the last scrape saw, moved down in place, in order.
+    private func forgetSeriesNotSeenLastScrape() {
+        var renumbered = [Int32](repeating: -1, count: count)
+        var kept = 0
+        var cursor = 0
+        for number in 0..<count {
+            var entry = entries[number]
+            guard entry.lastSeen == generation else { continue }
+            let size = entry.blockSize
+            if cursor != Int(entry.offset) {
+                (arena + cursor).copyMemory(from: arena + Int(entry.offset), byteCount: size)
+            }
+            entry.offset = Int32(cursor)
+            entries[kept] = entry
+            renumbered[number] = Int32(kept)
+            cursor += size
+            kept += 1
+        }
+        for number in 0..<kept where entries[number].next >= 0 {
+            entries[number].next = renumbered[Int(entries[number].next)]
+        }
+        first = first >= 0 ? renumbered[Int(first)] : -1
+        // Give the pages no longer used back to the kernel.
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let arenaTail = (cursor + page - 1) / page * page
+        if arenaTail < arenaUsed { madvise(arena + arenaTail, arenaUsed - arenaTail, MADV_DONTNEED) }
+        let entriesStart = UnsafeMutableRawPointer(entries)
+        let entriesTail = (kept * MemoryLayout<Entry>.stride + page - 1) / page * page
+        if entriesTail < count * MemoryLayout<Entry>.stride {
+            madvise(entriesStart + entriesTail, count * MemoryLayout<Entry>.stride - entriesTail, MADV_DONTNEED)
+        }
+        count = kept
+        arenaUsed = cursor
+        rebuildIndex(size: Self.indexSize(for: count))
+    }
+
+    // MARK: Hash
+
+    /// Eight bytes at a time, each folded in with a multiply; the last partial word
+    /// read byte by byte; mixed at the end (the index takes the low bits).
+    public static let defaultHash: Hash = { bytes in
+        var hash: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(bytes.count)
+        var offset = 0
+        while offset + 8 <= bytes.count {
+            let word = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            hash = (hash ^ (word &* 0xBF58_476D_1CE4_E5B9))
+            hash = ((hash << 27) | (hash >> 37)) &* 0x94D0_49BB_1331_11EB
+            offset += 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while offset < bytes.count {
+            tail |= UInt64(bytes[offset]) << shift
+            shift += 8
+            offset += 1
+        }
+        hash ^= tail &* 0xBF58_476D_1CE4_E5B9
+        hash ^= hash >> 31
+        hash &*= 0xD6E8_FEB8_6659_FD93
+        hash ^= hash >> 32
+        return hash
+    }
+}
