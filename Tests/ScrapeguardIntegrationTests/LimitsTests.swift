@@ -126,7 +126,8 @@ import Testing
     }
 
     /// Twenty scrapers that never read, against a 1 MiB `max_buffered_bytes`: the
-    /// bytes held for them stay within the budget plus one chunk each, a new scrape is
+    /// bytes held for them stay within the budget plus one chunk and its filter's
+    /// state each, a new scrape is
     /// either served whole or refused with 503 (as the budget stands at that moment),
     /// and nothing stays counted once they are gone.
     @Test func theBufferBudgetBoundsWhatStalledScrapersHold() async throws {
@@ -135,7 +136,11 @@ import Testing
             try await Task.sleep(for: .seconds(2))  // whatever was on its way has come
             let held = gateway.server.outbound.bytesInUse
             #expect(held >= 512 << 10, "the stalled scrapers hold bytes: \(held)")
-            #expect(held <= (1 << 20) + 20 * (64 << 10), "within the budget plus one chunk a scrape: \(held)")
+            // Each scrape may pass the budget by the chunk it was filtering when the
+            // budget ran out, and by its filter's state (charged in the budget too: the
+            // duplicate check's table, 8 KiB at first, which may double on that chunk).
+            #expect(held <= (1 << 20) + 20 * ((64 << 10) + (16 << 10)),
+                    "within the budget plus one chunk and the filter's state a scrape: \(held)")
             // They hold about the budget: a new scrape is served whole while it is not
             // quite spent, and refused with 503 once it is. Either, nothing else.
             let meanwhile = try await Curl().get("\(gateway.baseURL)/metrics")

@@ -120,6 +120,35 @@ import TestSupport
         #expect(memo.usedBytes <= 7 << 10)
     }
 
+    /// A memo given back goes to the next scrape, with what it remembers; scrapes at
+    /// once each get one, up to four, all within one budget.
+    @Test func scrapesAtOnceShareTheStoresBudget() throws {
+        let body = (0..<100).map { "series_with_a_longer_name{n=\"\($0)\"} \($0)" }.joined(separator: "\n") + "\n"
+        let store = SeriesMemoStore(budget: 24 << 10)
+        var lease = store.lease()
+        _ = Self.filter(body, FilterPolicy(), memo: try #require(lease).memo)
+        let remembered = try #require(lease).memo.statistics.misses
+        #expect(remembered == 100)
+        lease = nil
+        lease = store.lease()
+        let memo = try #require(lease).memo
+        #expect(Self.filter(body, FilterPolicy(), memo: memo) == Self.filter(body, FilterPolicy(), memo: nil))
+        #expect(memo.statistics.hits == remembered)
+
+        var leases = [try #require(lease)] + (1..<SeriesMemoStore.maximumMemos).compactMap { _ in store.lease() }
+        lease = nil
+        #expect(leases.count == SeriesMemoStore.maximumMemos)
+        #expect(store.lease() == nil)
+        for lease in leases {
+            #expect(Self.filter(body, FilterPolicy(), memo: lease.memo) == Self.filter(body, FilterPolicy(), memo: nil))
+        }
+        #expect(store.usedBytes <= 24 << 10)
+        #expect(leases.dropFirst().map(\.memo.statistics.misses).reduce(0, +) < 100, "the others share what the first left")
+        leases.removeAll()
+        #expect(store.lease() != nil)
+        #expect(SeriesMemoStore(budget: 0).lease() == nil)
+    }
+
     /// A budget of 0 is no memo at all.
     @Test func aZeroBudgetRemembersNothing() {
         let memo = SeriesMemo(budget: 0)

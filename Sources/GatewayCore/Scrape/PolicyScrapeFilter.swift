@@ -30,7 +30,7 @@ struct PolicyScrapeFilter: ScrapeBodyFilter {
     func makeTransform(format: ScrapeFormat, names: NameEscaping) -> any ScrapeBodyTransform {
         switch format {
         case .exposition(let format):
-            let lease = memos.lease()
+            let lease = memos.lease(format: format, names: names)
             return Transform(filter: StreamingFilter(policy: policy, format: format, names: names, tracker: tracker,
                                                      memo: lease?.memo),
                              metrics: metrics, tracker: tracker, lease: lease)

@@ -11,9 +11,15 @@ protocol HashedKey: Equatable {
 /// `Dictionary` would hash such keys again with SipHash, which made admission the
 /// largest cost of a scrape with limits.
 struct HashedKeyTable<Key: HashedKey, Value> {
-    private var keys: [Key]
-    /// `placeholder` in free slots: no optional, whose checks cost in generic code.
-    private var values: [Value]
+    /// A key and its value side by side: a lookup reads one place in memory.
+    private struct Entry {
+        var key: Key
+        var value: Value
+    }
+
+    /// Free slots hold `Key.vacant` and `placeholder` (no optional: its checks cost in
+    /// generic code).
+    private var slots: [Entry]
     private let placeholder: Value
     /// The value of the key equal to `Key.vacant`, which has no slot.
     private var vacantValue: Value?
@@ -24,25 +30,24 @@ struct HashedKeyTable<Key: HashedKey, Value> {
         fileprivate var number: Int
     }
 
-    init(capacity: Int = 16, placeholder: Value) {
+    init(capacity: Int = 512, placeholder: Value) {
         var size = 16
         while size < capacity * 2 { size *= 2 }
         self.placeholder = placeholder
-        keys = Array(repeating: Key.vacant, count: size)
-        values = Array(repeating: placeholder, count: size)
+        slots = Array(repeating: Entry(key: Key.vacant, value: placeholder), count: size)
     }
 
-    /// Bytes the table's arrays hold.
-    var retainedBytes: Int { keys.capacity * MemoryLayout<Key>.stride + values.capacity * MemoryLayout<Value>.stride }
+    /// Bytes the table holds.
+    var retainedBytes: Int { slots.capacity * MemoryLayout<Entry>.stride }
 
-    private var mask: Int { keys.count - 1 }
+    private var mask: Int { slots.count - 1 }
 
     /// The slot of `key`, or nil.
     func slot(of key: Key) -> Slot? {
         if key == Key.vacant { return vacantValue == nil ? nil : Slot(number: -1) }
         var slot = Int(truncatingIfNeeded: key.slotBits) & mask
         while true {
-            let present = keys[slot]
+            let present = slots[slot].key
             if present == key { return Slot(number: slot) }
             if present == Key.vacant { return nil }
             slot = (slot + 1) & mask
@@ -64,11 +69,11 @@ struct HashedKeyTable<Key: HashedKey, Value> {
     /// The value in a slot `slot(of:)` gave, changed in place.
     mutating func update<Result>(slot: Slot, _ body: (inout Value) -> Result) -> Result {
         if slot.number < 0 { return body(&vacantValue!) }
-        return body(&values[slot.number])
+        return body(&slots[slot.number].value)
     }
 
     func value(slot: Slot) -> Value {
-        slot.number < 0 ? vacantValue! : values[slot.number]
+        slot.number < 0 ? vacantValue! : slots[slot.number].value
     }
 
     /// Inserts or replaces.
@@ -79,14 +84,13 @@ struct HashedKeyTable<Key: HashedKey, Value> {
             return
         }
         if let slot = slot(of: key) {
-            values[slot.number] = value
+            slots[slot.number].value = value
             return
         }
-        if (count + 1) * 2 > keys.count { resize(to: keys.count * 2) }
+        if (count + 1) * 2 > slots.count { resize(to: slots.count * 2) }
         var slot = Int(truncatingIfNeeded: key.slotBits) & mask
-        while keys[slot] != Key.vacant { slot = (slot + 1) & mask }
-        keys[slot] = key
-        values[slot] = value
+        while slots[slot].key != Key.vacant { slot = (slot + 1) & mask }
+        slots[slot] = Entry(key: key, value: value)
         count += 1
     }
 
@@ -97,21 +101,18 @@ struct HashedKeyTable<Key: HashedKey, Value> {
             vacantValue = nil
             return
         }
+        let free = Entry(key: Key.vacant, value: placeholder)
         var hole = found.number
-        keys[hole] = Key.vacant
-        values[hole] = placeholder
+        slots[hole] = free
         // Shift back the entries after the hole that probed past it.
         var slot = (hole + 1) & mask
-        while keys[slot] != Key.vacant {
-            let moving = keys[slot]
-            let home = Int(truncatingIfNeeded: moving.slotBits) & mask
+        while slots[slot].key != Key.vacant {
+            let home = Int(truncatingIfNeeded: slots[slot].key.slotBits) & mask
             // It stays when its home is within (hole, slot], cyclically.
             let stays = hole <= slot ? (home > hole && home <= slot) : (home > hole || home <= slot)
             if !stays {
-                keys[hole] = moving
-                values[hole] = values[slot]
-                keys[slot] = Key.vacant
-                values[slot] = placeholder
+                slots[hole] = slots[slot]
+                slots[slot] = free
                 hole = slot
             }
             slot = (slot + 1) & mask
@@ -121,22 +122,19 @@ struct HashedKeyTable<Key: HashedKey, Value> {
     /// Every key and value; `body` may not change the table.
     func forEach(_ body: (Key, Value) -> Void) {
         if let vacantValue { body(Key.vacant, vacantValue) }
-        for slot in keys.indices where keys[slot] != Key.vacant {
-            body(keys[slot], values[slot])
+        for entry in slots where entry.key != Key.vacant {
+            body(entry.key, entry.value)
         }
     }
 
     private mutating func resize(to size: Int) {
-        let oldKeys = keys
-        let oldValues = values
-        keys = Array(repeating: Key.vacant, count: size)
-        values = Array(repeating: placeholder, count: size)
+        let old = slots
+        slots = Array(repeating: Entry(key: Key.vacant, value: placeholder), count: size)
         let mask = size - 1
-        for slot in oldKeys.indices where oldKeys[slot] != Key.vacant {
-            var target = Int(truncatingIfNeeded: oldKeys[slot].slotBits) & mask
-            while keys[target] != Key.vacant { target = (target + 1) & mask }
-            keys[target] = oldKeys[slot]
-            values[target] = oldValues[slot]
+        for entry in old where entry.key != Key.vacant {
+            var target = Int(truncatingIfNeeded: entry.key.slotBits) & mask
+            while slots[target].key != Key.vacant { target = (target + 1) & mask }
+            slots[target] = entry
         }
     }
 }

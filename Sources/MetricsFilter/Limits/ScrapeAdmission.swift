@@ -11,16 +11,19 @@ struct ScrapeAdmission {
     let tracker: SeriesTracker
     private var units: HashedKeyTable<SeriesTracker.UnitKey, Bool>
     private var reservedRemaining: Int
-    private let now = ContinuousClock.now
-    private let refreshBefore: ContinuousClock.Instant
+    private let now: SeriesTracker.Ticks
+    private let refreshBefore: SeriesTracker.Ticks
 
     init(tracker: SeriesTracker) {
         self.tracker = tracker
-        tracker.expireIfDue(now: now)
+        let start = ContinuousClock.now
+        tracker.expireIfDue(now: start)
+        now = tracker.ticks(start)
         refreshBefore = tracker.refreshTime(for: now)
         reservedRemaining = tracker.reservedSamples()
-        // Sized for the units admitted so far: a steady scrape meets them all again.
-        units = HashedKeyTable(capacity: tracker.admittedUnits, placeholder: false)
+        // Grows with the units met: a scraper that stalls holds (and is charged in
+        // the buffer budget for) only what its scrape reached.
+        units = HashedKeyTable(placeholder: false)
     }
 
     /// Bytes held for the rest of the scrape.
@@ -29,7 +32,7 @@ struct ScrapeAdmission {
     /// Admits `samples` samples of the unit `key` (a protobuf histogram is several at
     /// once); `samplesSoFar` is what the scrape wrote. A later sample of a refused unit
     /// is refused as `unit_refused`.
-    mutating func admit(_ key: SeriesTracker.UnitKey, family: () -> [UInt8], values: [SeriesTracker.ValueKey],
+    mutating func admit(_ key: SeriesTracker.UnitKey, family: UnsafeBufferPointer<UInt8>, values: [SeriesTracker.ValueKey],
                         samplesSoFar: Int, samples: Int = 1) -> Verdict {
         if let admitted = units[key] {
             guard admitted else { return .refused(.unitRefused) }

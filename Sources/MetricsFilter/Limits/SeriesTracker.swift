@@ -79,23 +79,29 @@ public final class SeriesTracker: Sendable {
         }
     }
 
+    /// An instant as nanoseconds since the tracker was made: compared and stored as
+    /// a plain integer (`ContinuousClock.Instant`'s comparison cost as much as a
+    /// table lookup per series).
+    typealias Ticks = Int64
+
     struct Unit {
         /// Its family's number in `State.families`.
         var family: Int
-        var lastSeen: ContinuousClock.Instant
+        var lastSeen: Ticks
         var samples: Int
         /// When its label values were last marked seen (see `valueRefresh`).
-        var valuesSeen: ContinuousClock.Instant
+        var valuesSeen: Ticks
     }
 
     struct State {
-        var units = HashedKeyTable<UnitKey, Unit>(
-            placeholder: Unit(family: 0, lastSeen: .now, samples: 0, valuesSeen: .now))
+        var units = HashedKeyTable<UnitKey, Unit>(placeholder: Unit(family: 0, lastSeen: 0, samples: 0, valuesSeen: 0))
         /// Family names, numbered as units refer to them, with their admitted units.
         var families: [ByteKey] = []
         var familyNumbers: [ByteKey: Int] = [:]
         var perFamily: [Int] = []
-        var values = HashedKeyTable<ValueKey, ContinuousClock.Instant>(placeholder: .now)
+        /// The family last looked up, by number: a family's units come together.
+        var lastFamily: Int?
+        var values = HashedKeyTable<ValueKey, Ticks>(placeholder: 0)
         var perLabel = HashedKeyTable<UInt64, Int>(placeholder: 0)
         var lastExpiry = ContinuousClock.now
     }
@@ -106,11 +112,22 @@ public final class SeriesTracker: Sendable {
     /// timeout, so that a steady scrape does not touch every value of every series.
     /// Values are then kept for the timeout plus this after their last unit was
     /// seen (never forgotten before the timeout: the limit errs on the strict side).
-    private let valueRefresh: Duration
+    private let valueRefresh: Ticks
+    private let origin = ContinuousClock.now
 
     public init(limits: SeriesLimits) {
         self.limits = limits
-        valueRefresh = limits.idleTimeout / 8
+        valueRefresh = Self.nanoseconds(limits.idleTimeout / 8)
+    }
+
+    private static func nanoseconds(_ duration: Duration) -> Ticks {
+        let (seconds, attoseconds) = duration.components
+        return seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000
+    }
+
+    /// An instant as this tracker's ticks.
+    func ticks(_ instant: ContinuousClock.Instant) -> Ticks {
+        Self.nanoseconds(instant - origin)
     }
 
     /// Admitted units now, by family name.
@@ -145,14 +162,14 @@ public final class SeriesTracker: Sendable {
 
     /// Admits a unit with the first `samples` samples of this scrape, or says why
     /// not. `values` are its labels (but `le` and `quantile`), needed when
-    /// `valuesPerLabel` is set. `family()` gives the family name; it is asked only for
-    /// a unit not admitted before.
+    /// `valuesPerLabel` is set; `family` is its family's name.
     ///
-    /// `now` is the scrape's start, `refreshBefore` that less `valueRefresh`
+    /// `now` is the scrape's start in ticks, `refreshBefore` that less `valueRefresh`
     /// (`refreshTime(for:)`): a scrape's instants are reckoned once.
-    func admit(key: UnitKey, family: () -> [UInt8], values: [ValueKey], samplesSoFar: Int, reservedRemaining: Int,
-               samples: Int, now: ContinuousClock.Instant, refreshBefore: ContinuousClock.Instant) -> Admission {
-        state.withLock { state in
+    func admit(key: UnitKey, family: UnsafeBufferPointer<UInt8>, values: [ValueKey], samplesSoFar: Int,
+               reservedRemaining: Int, samples: Int, now: Ticks, refreshBefore: Ticks) -> Admission {
+        let family = BorrowedBytes(bytes: family)
+        return state.withLock { state in
             if let slot = state.units.slot(of: key) {
                 let (previous, touch) = state.units.update(slot: slot) { unit in
                     let touch = unit.valuesSeen <= refreshBefore
@@ -169,13 +186,7 @@ public final class SeriesTracker: Sendable {
             if let limit = limits.sampleLimit, samplesSoFar + reservedRemaining >= limit {
                 return .refused(reason: .sampleLimit)
             }
-            let familyName = ByteKey(family())
-            let familyNumber = state.familyNumbers[familyName] ?? {
-                state.families.append(familyName)
-                state.perFamily.append(0)
-                state.familyNumbers[familyName] = state.families.count - 1
-                return state.families.count - 1
-            }()
+            let familyNumber = number(of: family, in: &state)
             if let limit = limits.seriesPerMetric, state.perFamily[familyNumber] >= limit {
                 return .refused(reason: .seriesLimit)
             }
@@ -191,6 +202,22 @@ public final class SeriesTracker: Sendable {
         }
     }
 
+    /// A family's number, given it when new.
+    private func number(of family: BorrowedBytes, in state: inout State) -> Int {
+        if let last = state.lastFamily, state.families[last].bytes.withUnsafeBufferPointer({ ExpositionTokens.equal($0, family.bytes) }) {
+            return last
+        }
+        let name = ByteKey(copying: family.bytes)
+        let number = state.familyNumbers[name] ?? {
+            state.families.append(name)
+            state.perFamily.append(0)
+            state.familyNumbers[name] = state.families.count - 1
+            return state.families.count - 1
+        }()
+        state.lastFamily = number
+        return number
+    }
+
     /// Counts `count` more samples of a unit admitted earlier in this scrape.
     func countSample(_ key: UnitKey, count: Int = 1) {
         state.withLock { state in
@@ -199,7 +226,7 @@ public final class SeriesTracker: Sendable {
         }
     }
 
-    private func touchValues(_ state: inout State, _ values: [ValueKey], now: ContinuousClock.Instant) {
+    private func touchValues(_ state: inout State, _ values: [ValueKey], now: Ticks) {
         guard limits.valuesPerLabel != nil else { return }
         for value in values {
             if let slot = state.values.slot(of: value) {
@@ -212,7 +239,7 @@ public final class SeriesTracker: Sendable {
     }
 
     /// Before a known unit marks its values seen again (see `valueRefresh`).
-    func refreshTime(for now: ContinuousClock.Instant) -> ContinuousClock.Instant {
+    func refreshTime(for now: Ticks) -> Ticks {
         now - valueRefresh
     }
 
@@ -225,7 +252,7 @@ public final class SeriesTracker: Sendable {
     private func expireIfDue(_ state: inout State, now: ContinuousClock.Instant) {
         guard now - state.lastExpiry >= .seconds(1) else { return }
         state.lastExpiry = now
-        let cutoff = now - limits.idleTimeout
+        let cutoff = ticks(now) - Self.nanoseconds(limits.idleTimeout)
         var idleUnits: [(UnitKey, Int)] = []
         state.units.forEach { key, unit in
             if unit.lastSeen < cutoff { idleUnits.append((key, unit.family)) }
@@ -254,4 +281,10 @@ extension SeriesTracker.UnitKey: HashedKey {
 extension SeriesTracker.ValueKey: HashedKey {
     var slotBits: UInt64 { (label &* 0x9E37_79B9_7F4A_7C15 ^ value).slotBits }
     static var vacant: Self { Self(label: 0, value: 0) }
+}
+
+/// The caller's bytes, read (never kept) while the tracker's lock is held: what tells
+/// region checking that they do not join the tracker's state.
+private struct BorrowedBytes: @unchecked Sendable {
+    let bytes: UnsafeBufferPointer<UInt8>
 }

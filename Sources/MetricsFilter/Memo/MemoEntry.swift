@@ -37,6 +37,8 @@ extension SeriesMemo {
         /// Set when the series is dropped before admission.
         var dropReason: DropReason?
         var rewritten = false
+        /// The name is the key's first `nameLength` bytes, not stored apart.
+        var nameInKey = false
         /// Where the output labels are read: from the key or the output when these
         /// are in the plain form (`name{a="b",...}`, no escapes), else from a list of
         /// their own (`labelsLength` bytes).
@@ -49,11 +51,11 @@ extension SeriesMemo {
             case key, output, list
         }
 
-        static let piiStride = 8
+        static let piiStride = 4
         static let valueStride = 16
 
         var blockSize: Int {
-            Int(keyLength) + Int(max(outputLength, 0)) + Int(nameLength) + Int(labelsLength)
+            Int(keyLength) + Int(max(outputLength, 0)) + (nameInKey ? 0 : Int(nameLength)) + Int(labelsLength)
                 + Int(piiCount) * Self.piiStride + Int(valuesCount) * Self.valueStride
         }
     }
@@ -69,7 +71,7 @@ struct EntryBytes {
     }
 
     private var outputEnd: Int { Int(entry.keyLength) + Int(max(entry.outputLength, 0)) }
-    private var labelsStart: Int { outputEnd + Int(entry.nameLength) }
+    private var labelsStart: Int { outputEnd + (entry.nameInKey ? 0 : Int(entry.nameLength)) }
     private var piiStart: Int { labelsStart + Int(entry.labelsLength) }
     private var valuesStart: Int { piiStart + Int(entry.piiCount) * SeriesMemo.Entry.piiStride }
 
@@ -80,7 +82,7 @@ struct EntryBytes {
         entry.outputLength < 0 ? key : slice(Int(entry.keyLength), Int(entry.outputLength))
     }
     /// The output name; for a drop, the name the drop is counted under.
-    var name: UnsafeBufferPointer<UInt8> { slice(outputEnd, Int(entry.nameLength)) }
+    var name: UnsafeBufferPointer<UInt8> { slice(entry.nameInKey ? 0 : outputEnd, Int(entry.nameLength)) }
 
     /// Each output label, name and value; `body` returns false to stop.
     func forEachLabel(_ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Bool) {
@@ -111,8 +113,8 @@ struct EntryBytes {
     func forEachPIICount(_ body: (Int, Int) -> Void) {
         for item in 0..<Int(entry.piiCount) {
             let offset = piiStart + item * SeriesMemo.Entry.piiStride
-            body(Int(base.loadUnaligned(fromByteOffset: offset, as: Int32.self)),
-                 Int(base.loadUnaligned(fromByteOffset: offset + 4, as: Int32.self)))
+            body(Int(base.loadUnaligned(fromByteOffset: offset, as: UInt16.self)),
+                 Int(base.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self)))
         }
     }
 
@@ -133,23 +135,25 @@ struct MemoDraft {
     var bytes: [UInt8] = []
     /// Set once the decision is made; a line whose filtering ended otherwise (say a
     /// name the escaping could not write) is not remembered.
-    private(set) var decided = false
+    var decided: Bool { madeDecision && !unrememberable }
+    private var madeDecision = false
+    private var unrememberable = false
 
     mutating func start(key: UnsafeBufferPointer<UInt8>) {
         entry = SeriesMemo.Entry()
         entry.keyLength = Int32(key.count)
         bytes.removeAll(keepingCapacity: true)
         bytes.append(contentsOf: key)
-        decided = false
+        madeDecision = false
+        unrememberable = false
     }
 
     /// The series is dropped before admission, counted under `metric`.
     mutating func drop(_ reason: DropReason, metric: UnsafeBufferPointer<UInt8>, pii: PIICounts.Delta) {
         entry.dropReason = reason
-        entry.nameLength = Int32(metric.count)
-        bytes.append(contentsOf: metric)
+        append(name: metric)
         append(pii)
-        decided = true
+        madeDecision = true
     }
 
     /// The series is written: `writeOutput` writes what goes before the value (nil:
@@ -164,8 +168,7 @@ struct MemoDraft {
             writeOutput(&bytes)
             entry.outputLength = Int32(bytes.count - start)
         }
-        entry.nameLength = Int32(name.count)
-        bytes.append(contentsOf: name)
+        append(name: name)
         entry.emptyValuesArePresent = labels.emptyValuesArePresent
         if !rewritten {
             entry.labelSource = .key
@@ -195,7 +198,7 @@ struct MemoDraft {
                 entry.valuesCount += 1
             }
         }
-        decided = true
+        madeDecision = true
     }
 
     /// Whether written bytes before a value are in the plain form, read as a plain
@@ -207,10 +210,23 @@ struct MemoDraft {
         return line.withUnsafeBytes { reader.read($0, strict: false) } && reader.valueStart == bytes.count + 1
     }
 
+    /// The name, as a length when the key starts with it.
+    private mutating func append(name: UnsafeBufferPointer<UInt8>) {
+        entry.nameLength = Int32(name.count)
+        entry.nameInKey = name.count <= Int(entry.keyLength) && bytes.prefix(name.count).elementsEqual(name)
+        if !entry.nameInKey { bytes.append(contentsOf: name) }
+    }
+
+    /// Two 16-bit numbers a count; a decision with more (never met: a rule per count
+    /// and a handful of labels a line) is not remembered.
     private mutating func append(_ pii: PIICounts.Delta) {
         for (index, count) in pii.changes {
-            withUnsafeBytes(of: Int32(index).littleEndian) { bytes.append(contentsOf: $0) }
-            withUnsafeBytes(of: Int32(count).littleEndian) { bytes.append(contentsOf: $0) }
+            guard let index = UInt16(exactly: index), let count = UInt16(exactly: count) else {
+                unrememberable = true
+                return
+            }
+            withUnsafeBytes(of: index.littleEndian) { bytes.append(contentsOf: $0) }
+            withUnsafeBytes(of: count.littleEndian) { bytes.append(contentsOf: $0) }
             entry.piiCount += 1
         }
     }

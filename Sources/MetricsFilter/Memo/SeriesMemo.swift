@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -31,6 +33,8 @@ import Darwin
 /// escaping differs from the last scrape's.
 ///
 /// Used by one scrape at a time (`SeriesMemoStore` hands it over); not thread-safe.
+/// Its state is `@exclusivity(unchecked)`, as `StreamingFilter`'s is: its methods make
+/// every access, none calls out while one is open.
 /// Its memory is reserved (not committed) up front, twice the budget of address
 /// space, and committed as entries are written, so that it never grows by copying.
 public final class SeriesMemo: @unchecked Sendable {
@@ -61,38 +65,49 @@ public final class SeriesMemo: @unchecked Sendable {
     }
 
     public let budget: Int
+    /// Where the bytes come from: this memo's own budget, or one the memos of a store
+    /// share.
+    private let shared: MemoBudget
+    /// The bytes taken from `shared`: `usedBytes`, as last counted.
+    @exclusivity(unchecked) private var held = 0
     let hash: Hash
-    public private(set) var statistics = Statistics()
+    @exclusivity(unchecked) public private(set) var statistics = Statistics()
 
     // What the entries were decided under.
-    private var policy: FilterPolicy?
-    private var format: ExpositionFormat?
-    private var names: NameEscaping?
+    @exclusivity(unchecked) private var policy: FilterPolicy?
+    @exclusivity(unchecked) private var format: ExpositionFormat?
+    @exclusivity(unchecked) private var names: NameEscaping?
 
     /// The entries, in the order their series were first seen.
     private let entries: UnsafeMutablePointer<Entry>
     private let entryCapacity: Int
-    private(set) var count = 0
+    @exclusivity(unchecked) private(set) var count = 0
     /// The entries' bytes, each entry's in one block, in the entries' order.
     private let arena: UnsafeMutableRawPointer
-    private var arenaUsed = 0
+    @exclusivity(unchecked) private var arenaUsed = 0
     /// Open addressing over entry numbers; -1 is free. At most half full.
-    private var index: [Int32] = []
+    @exclusivity(unchecked) private var index: [Int32] = []
 
     /// The scrape now running (entries seen in it have `lastSeen == generation`).
-    private var generation: UInt32 = 0
+    @exclusivity(unchecked) private var generation: UInt32 = 0
     /// The first remembered line of the last scrape: the prediction for the first line.
-    private(set) var first: Int32 = -1
+    @exclusivity(unchecked) private(set) var first: Int32 = -1
     /// The entry of the remembered line before the one being filtered.
-    private var previous: Int32 = -1
+    @exclusivity(unchecked) private var previous: Int32 = -1
     /// An entry was refused for the budget in this scrape.
-    private var full = false
+    @exclusivity(unchecked) private var full = false
 
     /// - Parameters:
     ///   - budget: bytes the memo may hold; 0 turns it off.
     ///   - hash: the hash of series parts; the default is meant for production.
-    public init(budget: Int, hash: Hash? = nil) {
-        self.budget = max(0, budget)
+    public convenience init(budget: Int, hash: Hash? = nil) {
+        self.init(sharing: MemoBudget(limit: budget), hash: hash)
+    }
+
+    /// A memo whose bytes count in `sharing`, with other memos' (a store's).
+    init(sharing budget: MemoBudget, hash: Hash? = nil) {
+        self.budget = max(0, budget.limit)
+        shared = budget
         self.hash = hash ?? SeriesMemo.defaultHash
         entryCapacity = max(1, self.budget / Self.entryOverhead)
         entries = Self.reserve(entryCapacity * MemoryLayout<Entry>.stride).bindMemory(to: Entry.self, capacity: entryCapacity)
@@ -100,6 +115,7 @@ public final class SeriesMemo: @unchecked Sendable {
     }
 
     deinit {
+        shared.give(held)
         munmap(UnsafeMutableRawPointer(entries), entryCapacity * MemoryLayout<Entry>.stride)
         munmap(arena, max(1, budget))
     }
@@ -134,6 +150,11 @@ public final class SeriesMemo: @unchecked Sendable {
         previous = -1
     }
 
+    /// Whether its entries were decided for this format and escaping.
+    func serves(format: ExpositionFormat?, names: NameEscaping?) -> Bool {
+        self.format == format && self.names == names
+    }
+
     /// Forgets everything.
     public func removeAll() {
         if count > 0 {
@@ -145,6 +166,8 @@ public final class SeriesMemo: @unchecked Sendable {
         index = []
         first = -1
         previous = -1
+        shared.give(held)
+        held = 0
     }
 
     // MARK: Lookup
@@ -222,11 +245,12 @@ public final class SeriesMemo: @unchecked Sendable {
         let block = draft.bytes.count
         let indexCount = Self.indexSize(for: count + 1)
         let needed = (count + 1) * MemoryLayout<Entry>.stride + arenaUsed + block + indexCount * MemoryLayout<Int32>.stride
-        guard budget > 0, needed <= budget, count < Int32.max, count + 1 <= entryCapacity else {
+        guard budget > 0, needed <= budget, count < Int32.max, count + 1 <= entryCapacity, shared.take(needed - held) else {
             full = budget > 0
             statistics.refused += 1
             return nil
         }
+        held = needed
         draft.bytes.withUnsafeBytes { arena.advanced(by: arenaUsed).copyMemory(from: $0.baseAddress!, byteCount: block) }
         var entry = draft.entry
         entry.offset = Int32(arenaUsed)
@@ -299,6 +323,8 @@ public final class SeriesMemo: @unchecked Sendable {
         count = kept
         arenaUsed = cursor
         rebuildIndex(size: Self.indexSize(for: count))
+        shared.give(held - usedBytes)
+        held = usedBytes
     }
 
     // MARK: Hash
@@ -326,5 +352,33 @@ public final class SeriesMemo: @unchecked Sendable {
         hash &*= 0xD6E8_FEB8_6659_FD93
         hash ^= hash >> 32
         return hash
+    }
+}
+
+/// Bytes that memos may hold together: one memo's own, or the memos of a store's
+/// (one per scrape running at once) sharing `filter.memo_budget`.
+final class MemoBudget: Sendable {
+    let limit: Int
+    private let used = Atomic<Int>(0)
+
+    init(limit: Int) {
+        self.limit = max(0, limit)
+    }
+
+    var usedBytes: Int { used.load(ordering: .relaxed) }
+
+    /// Takes `bytes` if they fit; a negative amount gives back.
+    func take(_ bytes: Int) -> Bool {
+        var current = used.load(ordering: .relaxed)
+        while true {
+            guard current + bytes <= limit else { return false }
+            let (exchanged, original) = used.compareExchange(expected: current, desired: current + bytes, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+    }
+
+    func give(_ bytes: Int) {
+        used.subtract(bytes, ordering: .relaxed)
     }
 }

@@ -45,7 +45,7 @@ public final class ProtobufFilter {
         splitter = DelimitedSplitter(maximumMessageLength: policy.maximumFamilyLength)
         piiCounts = PIICounts(policy: policy.pii)
         let tracker = policy.limits.needsTracker ? (tracker ?? SeriesTracker(limits: policy.limits)) : nil
-        admission = tracker.map(ScrapeAdmission.init)
+        admission = tracker.map { ScrapeAdmission(tracker: $0) }
     }
 
     /// Whether an unreadable family or metric failed the scrape (`invalid_lines: fail_scrape`).
@@ -308,10 +308,11 @@ public final class ProtobufFilter {
             return .labelValueLengthLimit
         }
         let values = policy.limits.valuesPerLabel == nil ? [] : labels.map(SeriesTracker.ValueKey.init)
-        if case .refused(let reason)? = admission?.admit(SeriesTracker.UnitKey(name, labels), family: { name },
-                                                         values: values, samplesSoFar: samplesWritten, samples: samples) {
-            return reason
+        let verdict = name.withUnsafeBufferPointer {
+            admission?.admit(SeriesTracker.UnitKey(name, labels), family: $0, values: values, samplesSoFar: samplesWritten,
+                             samples: samples)
         }
+        if case .refused(let reason)? = verdict { return reason }
         samplesWritten += samples
         return nil
     }
