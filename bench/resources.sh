@@ -7,6 +7,7 @@
 # Environment: STALLED="10 30 60 100" (stalled scrapers held at once, in turn),
 #              STALLED_SERIES=130000 (about 20 MB of exposition),
 #              SOCKET_SEND_BUFFER=0 (server.socket_send_buffer; unset: the default),
+#              MEMO_BUDGET=0 (filter.memo_budget; unset: the default),
 #              STRANGERS="64 512" (bare TCP connections held at once, in turn)
 # Needs: a release build (make release), curl, openssl, python3, ss (iproute2).
 set -euo pipefail
@@ -48,6 +49,9 @@ app_port=$(free_port)
 port=$(free_port)
 bench_web_config prometheus "$hash" >"$work/web.yml"
 printf 'upstream:\n  url: http://127.0.0.1:%s/metrics\n  body_size_limit: 256MiB\n' "$app_port" >"$work/gw.yml"
+if [[ -n ${MEMO_BUDGET:-} ]]; then
+    printf 'filter:\n  memo_budget: %s\n' "$MEMO_BUDGET" >>"$work/gw.yml"
+fi
 if [[ -n ${SOCKET_SEND_BUFFER:-} ]]; then
     printf 'server:\n  socket_send_buffer: %s\n' "$SOCKET_SEND_BUFFER" >>"$work/gw.yml"
 fi

@@ -34,9 +34,12 @@ public struct FilterPolicy: Sendable, Equatable {
         self.memoBudget = memoBudget
     }
 
-    /// 32 MiB: about 100,000 series of ordinary length (a remembered series costs its
-    /// series part, its output and labels when rewritten, and about 130 bytes more).
-    public static let defaultMemoBudget = 32 << 20
+    /// 16 MiB: about 60,000 series passed as they are, or 37,000 rewritten by a PII
+    /// policy (a remembered series costs its series part, its output when rewritten,
+    /// and about 115 bytes: the entry and its share of the index). Chosen so that
+    /// deploy/'s 128 MiB limit holds the idle process (35 MiB), a full buffer budget
+    /// (32 MiB), sixty stalled scrapers' sockets (35 MiB) and a full memo.
+    public static let defaultMemoBudget = 16 << 20
 
     /// Whether protobuf bodies can be filtered to what the rules say. In protobuf a
     /// bucket's bound and a quantile are values inside a histogram or summary, not the

@@ -86,7 +86,11 @@ public final class SeriesMemo: @unchecked Sendable {
     private let arena: UnsafeMutableRawPointer
     @exclusivity(unchecked) private var arenaUsed = 0
     /// Open addressing over entry numbers; -1 is free. At most half full.
-    @exclusivity(unchecked) private var index: [Int32] = []
+    /// Its slots are reserved like the arena; `indexCount` of them are in use (0 or a
+    /// power of two).
+    private let index: UnsafeMutablePointer<Int32>
+    private let indexCapacity: Int
+    @exclusivity(unchecked) private var indexCount = 0
 
     /// The scrape now running (entries seen in it have `lastSeen == generation`).
     @exclusivity(unchecked) private var generation: UInt32 = 0
@@ -112,12 +116,15 @@ public final class SeriesMemo: @unchecked Sendable {
         entryCapacity = max(1, self.budget / Self.entryOverhead)
         entries = Self.reserve(entryCapacity * MemoryLayout<Entry>.stride).bindMemory(to: Entry.self, capacity: entryCapacity)
         arena = Self.reserve(max(1, self.budget))
+        indexCapacity = Self.indexSize(for: entryCapacity)
+        index = Self.reserve(indexCapacity * MemoryLayout<Int32>.stride).bindMemory(to: Int32.self, capacity: indexCapacity)
     }
 
     deinit {
         shared.give(held)
         munmap(UnsafeMutableRawPointer(entries), entryCapacity * MemoryLayout<Entry>.stride)
         munmap(arena, max(1, budget))
+        munmap(UnsafeMutableRawPointer(index), indexCapacity * MemoryLayout<Int32>.stride)
     }
 
     /// Address space the kernel commits only as it is written.
@@ -131,7 +138,7 @@ public final class SeriesMemo: @unchecked Sendable {
 
     /// Bytes the memo holds: its entries, their bytes, its index.
     public var usedBytes: Int {
-        count * MemoryLayout<Entry>.stride + arenaUsed + index.count * MemoryLayout<Int32>.stride
+        count * MemoryLayout<Entry>.stride + arenaUsed + indexCount * MemoryLayout<Int32>.stride
     }
 
     /// A scrape begins: the memo is cleared if the policy, format or escaping changed,
@@ -163,7 +170,8 @@ public final class SeriesMemo: @unchecked Sendable {
         }
         count = 0
         arenaUsed = 0
-        index = []
+        if indexCount > 0 { madvise(UnsafeMutableRawPointer(index), indexCount * MemoryLayout<Int32>.stride, MADV_DONTNEED) }
+        indexCount = 0
         first = -1
         previous = -1
         shared.give(held)
@@ -189,8 +197,8 @@ public final class SeriesMemo: @unchecked Sendable {
     /// The entry remembered for a series part, if any: found by hash, confirmed byte
     /// for byte.
     func find(_ key: UnsafeBufferPointer<UInt8>, hash: UInt64) -> Int32? {
-        guard !index.isEmpty else { return nil }
-        let mask = index.count - 1
+        guard indexCount > 0 else { return nil }
+        let mask = indexCount - 1
         var slot = Int(truncatingIfNeeded: hash) & mask
         while true {
             let number = index[slot]
@@ -245,7 +253,8 @@ public final class SeriesMemo: @unchecked Sendable {
         let block = draft.bytes.count
         let indexCount = Self.indexSize(for: count + 1)
         let needed = (count + 1) * MemoryLayout<Entry>.stride + arenaUsed + block + indexCount * MemoryLayout<Int32>.stride
-        guard budget > 0, needed <= budget, count < Int32.max, count + 1 <= entryCapacity, shared.take(needed - held) else {
+        guard budget > 0, needed <= budget, count < Int32.max, count + 1 <= entryCapacity, indexCount <= indexCapacity,
+            shared.take(needed - held) else {
             full = budget > 0
             statistics.refused += 1
             return nil
@@ -261,7 +270,7 @@ public final class SeriesMemo: @unchecked Sendable {
         (entries + count).initialize(to: entry)
         count += 1
         arenaUsed += block
-        if indexCount != index.count {
+        if indexCount != self.indexCount {
             rebuildIndex(size: indexCount)
         } else {
             insertIntoIndex(number, hash: hash)
@@ -278,12 +287,16 @@ public final class SeriesMemo: @unchecked Sendable {
     }
 
     private func rebuildIndex(size: Int) {
-        index = Array(repeating: -1, count: size)
+        if size < indexCount {
+            madvise(UnsafeMutableRawPointer(index + size), (indexCount - size) * MemoryLayout<Int32>.stride, MADV_DONTNEED)
+        }
+        index.update(repeating: -1, count: size)
+        indexCount = size
         for number in 0..<count { insertIntoIndex(Int32(number), hash: entries[number].hash) }
     }
 
     private func insertIntoIndex(_ number: Int32, hash: UInt64) {
-        let mask = index.count - 1
+        let mask = indexCount - 1
         var slot = Int(truncatingIfNeeded: hash) & mask
         while index[slot] >= 0 { slot = (slot + 1) & mask }
         index[slot] = number
