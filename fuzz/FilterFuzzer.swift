@@ -673,8 +673,8 @@ private func normalizedSamples(_ output: [UInt8], _ format: ExpositionFormat) ->
 // MARK: Protobuf
 
 private func runProtobuf(_ body: [UInt8], policy: FilterPolicy, names: NameEscaping,
-                         plan: ChunkPlan) -> (output: [UInt8], report: FilterReport) {
-    let filter = ProtobufFilter(policy: policy, names: names)
+                         plan: ChunkPlan, memo: SeriesMemo? = nil) -> (output: [UInt8], report: FilterReport) {
+    let filter = ProtobufFilter(policy: policy, names: names, memo: memo)
     var output: [UInt8] = []
     var offset = 0
     for size in plan.sizes(body.count) {
@@ -728,6 +728,32 @@ private func checkProtobuf(_ body: [UInt8], policy: FilterPolicy, policyName: St
     }
     guard problems.isEmpty, splitter.finish() else {
         fail("the output is well-formed protobuf", "\(problems)\n----- output:\n\(show(whole.output))")
+    }
+    // The series memo changes nothing: cold, warm in the input's chunks, warm after
+    // another body (every byte of the body's digits shifted), after a policy change,
+    // and through a memo too small to hold it.
+    let shifted = body.map { $0 >= 0x30 && $0 <= 0x38 ? $0 + 1 : ($0 == 0x39 ? 0x30 : $0) }
+    let memo = SeriesMemo(budget: 1 << 20)
+    for (pass, plan) in [("cold", ChunkPlan.whole), ("warm", plan)] {
+        let run = runProtobuf(body, policy: policy, names: names, plan: plan, memo: memo)
+        guard run.output == whole.output, run.report == whole.report else {
+            fail("memo: \(pass) pass = fresh filter", "memo: \(run.report)\nfresh: \(whole.report)\n----- output:\n\(show(run.output))")
+        }
+    }
+    _ = runProtobuf(shifted, policy: policy, names: names, plan: .whole, memo: memo)
+    var other = FilterPolicy(pii: PIIPolicy(labelRules: [.init(name: "all", labelRegex: regex(".+"), action: .hash)],
+                                            hashKey: Array("another-key".utf8)))
+    other.maximumFamilyLength = policy.maximumFamilyLength
+    let changed = SeriesMemo(budget: 1 << 20)
+    _ = runProtobuf(body, policy: other, names: names, plan: .whole, memo: changed)
+    let tiny = SeriesMemo(budget: 1200)
+    _ = runProtobuf(shifted, policy: policy, names: names, plan: .whole, memo: tiny)
+    for (pass, memo) in [("warm pass after another body", memo), ("pass after a policy change", changed),
+                         ("pass through a tiny memo", tiny), ("second pass through a tiny memo", tiny)] {
+        let run = runProtobuf(body, policy: policy, names: names, plan: .whole, memo: memo)
+        guard run.output == whole.output, run.report == whole.report else {
+            fail("memo: \(pass) = fresh filter", "memo: \(run.report)\nfresh: \(whole.report)\n----- output:\n\(show(run.output))")
+        }
     }
     let identity = FilterPolicy(maximumLineLength: 1 << 30, maximumFamilyLength: 1 << 30)
     let again = runProtobuf(whole.output, policy: identity, names: names, plan: .whole)

@@ -140,8 +140,6 @@ struct PlainLabels: StructureLabels {
 }
 
 extension PlainLabels: MemoLabelSource {
-    var emptyValuesArePresent: Bool { emptyIsPresent }
-
     func forEachPresentLabel(_ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Void) {
         for (index, label) in sample.labels.enumerated() {
             switch edit(index) {

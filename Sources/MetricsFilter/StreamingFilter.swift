@@ -268,19 +268,22 @@ public final class StreamingFilter {
 
     /// A series that goes on to admission and the structure check, written down when
     /// recording: `writeOutput` nil when the line is written as it came.
-    private func rememberWrite(name: [UInt8], labels: [Label], rewritten: Bool) {
+    /// For the full path's labels: a label set's (no empty values), or the labels as
+    /// parsed on the pass-through path (`emptyValuesArePresent`: `a=""` is one there).
+    private func rememberWrite(name: [UInt8], labels: [Label], rewritten: Bool, emptyValuesArePresent: Bool) {
         guard recording else { return }
         name.withUnsafeBufferPointer { buffer in
-            rememberWrite(name: buffer, labels: labels, rewritten: rewritten,
+            rememberWrite(name: buffer, labels: labels, rewritten: rewritten, emptyValuesArePresent: emptyValuesArePresent,
                           writeOutput: rewritten ? { ExpositionWriter.writeSeries(name: name, labels: labels, into: &$0) } : nil)
         }
     }
 
     private func rememberWrite<Labels: MemoLabelSource>(name: UnsafeBufferPointer<UInt8>, labels: Labels, rewritten: Bool,
+                                                        emptyValuesArePresent: Bool,
                                                         writeOutput: ((inout [UInt8]) -> Void)?) {
         guard recording else { return }
-        draft.write(name: name, labels: labels, rewritten: rewritten, pii: piiDelta,
-                    valueKeys: countsValues, writeOutput: writeOutput)
+        draft.write(name: name, labels: labels, rewritten: rewritten, emptyValuesArePresent: emptyValuesArePresent,
+                    pii: piiDelta, valueKeys: countsValues ? .unitLabels : .none, writeOutput: writeOutput)
     }
 
     /// Does for a remembered series what filtering it in full did: the same counts,
@@ -448,7 +451,8 @@ public final class StreamingFilter {
         }
         if isPassThrough {
             // Nothing can change the labels: the structure check is all there is.
-            rememberWrite(name: sample.name, labels: sample.labels, rewritten: sample.needsRewrite)
+            rememberWrite(name: sample.name, labels: sample.labels, rewritten: sample.needsRewrite,
+                          emptyValuesArePresent: true)
             emit(sample, name: sample.name, labels: sample.labels, exemplar: sample.exemplar,
                  unchanged: !sample.needsRewrite, original: original, into: &output)
             return
@@ -502,7 +506,7 @@ public final class StreamingFilter {
         }
         let outputLabels = labels.labels.filter { $0.name != LabelSet.metricNameLabel }
         let unchanged = labels == before && exemplar == sample.exemplar && !sample.needsRewrite
-        rememberWrite(name: name, labels: outputLabels, rewritten: !unchanged)
+        rememberWrite(name: name, labels: outputLabels, rewritten: !unchanged, emptyValuesArePresent: false)
         guard !admits || admit(labels, name: name) else { return }
         emit(sample, name: name, labels: outputLabels, exemplar: exemplar, unchanged: unchanged, original: original, into: &output)
     }
@@ -571,7 +575,7 @@ public final class StreamingFilter {
             return
         }
         if recording {
-            rememberWrite(name: plain.name, labels: labels, rewritten: changed,
+            rememberWrite(name: plain.name, labels: labels, rewritten: changed, emptyValuesArePresent: labels.emptyIsPresent,
                           writeOutput: changed ? { labels.writeSeriesPart(into: &$0) } : nil)
         }
         guard !admits || admit(labels) else { return }

@@ -56,7 +56,6 @@ struct FilterCommand: ParsableCommand {
         }
         guard `repeat` >= 1 else { throw ValidationError("--repeat: at least 1") }
         if `repeat` > 1 {
-            guard let filterFormat else { throw ValidationError("--repeat: text or openmetrics") }
             try runRepeated(policy: configuration.filter, format: filterFormat, names: names)
             return
         }
@@ -85,7 +84,7 @@ struct FilterCommand: ParsableCommand {
     /// `--repeat`: the whole input read first, then filtered `repeat` times in 64 KiB
     /// chunks through one memo, each pass timed; every pass must give the first pass's
     /// output and report.
-    private func runRepeated(policy: FilterPolicy, format: ExpositionFormat, names: NameEscaping) throws {
+    private func runRepeated(policy: FilterPolicy, format: ExpositionFormat?, names: NameEscaping) throws {
         var input: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
@@ -109,7 +108,9 @@ struct FilterCommand: ParsableCommand {
             var chunkOutput: [UInt8] = []
             chunkOutput.reserveCapacity(1 << 17)
             var start = ContinuousClock.now
-            let filter = StreamingFilter(policy: policy, format: format, names: names, tracker: tracker, memo: memo)
+            let filter: any ScrapeFilterEngine = format.map {
+                StreamingFilter(policy: policy, format: $0, names: names, tracker: tracker, memo: memo)
+            } ?? ProtobufFilter(policy: policy, names: names, tracker: tracker, memo: memo)
             var offset = 0
             while offset < input.count {
                 let end = min(offset + (1 << 16), input.count)

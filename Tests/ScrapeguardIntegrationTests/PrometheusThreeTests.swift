@@ -96,6 +96,12 @@ import Testing
         let response = try await Curl().get("\(gateway.baseURL)/metrics", extra: ["-H", "Accept: \(nativeScraper.accept)"])
         #expect(response.status == 200, "\(response.bodyText)")
         #expect(response.headers.lowercased().contains("content-type: \(contentType.lowercased())"), "\(response.headers)")
+        // The second scrape replays the first's decisions from the series memo: the
+        // same bytes.
+        let second = try await Curl().get("\(gateway.baseURL)/metrics", extra: ["-H", "Accept: \(nativeScraper.accept)"])
+        #expect(second.status == 200 && second.body == response.body, "the second scrape differs: \(second.body.count) bytes")
+        let metrics = try await Curl().get("\(gateway.baseURL)/gateway/metrics").bodyText
+        #expect(!metrics.contains("scrapeguard_filter_memo_lines_total{result=\"hit\"} 0\n"), "\(metrics)")
         let appFile = gateway.folder.appendingPathComponent("app.bin")
         let gatewayFile = gateway.folder.appendingPathComponent("gateway.bin")
         try sample.stdout.write(to: appFile)

@@ -304,4 +304,18 @@ import TestSupport
             }
         }
     }
+
+    /// An idle timeout of centuries is "never": the tracker's integer clock saturates
+    /// instead of wrapping (which would forget every series at once) or trapping, and
+    /// admission stays stable across an expiry pass.
+    @Test func aCenturiesLongIdleTimeoutNeitherWrapsNorTraps() async throws {
+        let limits = SeriesLimits(sampleLimit: 3, valuesPerLabel: 5, idleTimeout: .seconds(877 * 365 * 24 * 3600))
+        let tracker = SeriesTracker(limits: limits)
+        let body = "a{k=\"1\"} 1\na{k=\"2\"} 1\na{k=\"3\"} 1\na{k=\"4\"} 1\n"
+        let first = FilterHarness.run(body, FilterPolicy(limits: limits), tracker: tracker)
+        try await Task.sleep(for: .milliseconds(1100))  // past the tracker's once-a-second expiry pass
+        let second = FilterHarness.run(body, FilterPolicy(limits: limits), tracker: tracker)
+        #expect(first.0 == second.0 && first.1.samplesOut == 3, "\(first.0)\n\(second.0)")
+        #expect(tracker.admittedUnits == 3)
+    }
 }

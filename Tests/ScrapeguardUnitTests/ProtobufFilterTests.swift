@@ -8,11 +8,13 @@ import Testing
     typealias P = ProtoBuilder
 
     /// Runs `input` through a `ProtobufFilter` in one chunk, then at every chunk size
-    /// (up to 600 bytes of input): every split must give the same bytes and report.
+    /// (up to 600 bytes of input): every split must give the same bytes and report; and
+    /// cold, warm and warm again through a series memo, and through one too small for
+    /// it: the same again.
     static func run(_ input: [UInt8], _ policy: FilterPolicy = FilterPolicy(), names: NameEscaping = .allowUTF8)
         -> ([UInt8], FilterReport) {
-        func once(_ size: Int) -> ([UInt8], FilterReport) {
-            let filter = ProtobufFilter(policy: policy, names: names)
+        func once(_ size: Int, memo: SeriesMemo? = nil) -> ([UInt8], FilterReport) {
+            let filter = ProtobufFilter(policy: policy, names: names, memo: memo)
             var output: [UInt8] = []
             var start = 0
             while start < input.count {
@@ -28,6 +30,16 @@ import Testing
                 if split.0 != whole.0 || split.1 != whole.1 {
                     Issue.record("chunks of \(size) bytes changed the result")
                     break
+                }
+            }
+        }
+        for budget in [1 << 20, 1200] {
+            let memo = SeriesMemo(budget: budget)
+            for pass in ["cold", "warm", "warm again"] {
+                let remembered = once(max(input.count, 1), memo: memo)
+                if remembered.0 != whole.0 || remembered.1 != whole.1 {
+                    Issue.record("the \(pass) pass through a memo of \(budget) bytes changed the result: \(remembered.1) vs \(whole.1)")
+                    return whole
                 }
             }
         }

@@ -71,6 +71,15 @@ let benchmarks: @Sendable () -> Void = {
                     blackHole(Bodies.filter(protobuf, ProtobufFilter(policy: policy, tracker: tracker)))
                 }
             }
+            Benchmark("steady protobuf \(name), \(protobufSize)") { benchmark in
+                let memo = SeriesMemo(budget: Bodies.steadyMemoBudget)
+                let tracker = policy.limits.needsTracker ? SeriesTracker(limits: policy.limits) : nil
+                blackHole(Bodies.filter(protobuf, ProtobufFilter(policy: policy, tracker: tracker, memo: memo)))
+                benchmark.startMeasurement()
+                for _ in benchmark.scaledIterations {
+                    blackHole(Bodies.filter(protobuf, ProtobufFilter(policy: policy, tracker: tracker, memo: memo)))
+                }
+            }
         }
     }
     regexBenchmarks()

@@ -9,8 +9,8 @@ struct PolicyScrapeFilter: ScrapeBodyFilter {
     let metrics: GatewayMetrics
     /// Admission memory, kept across scrapes (and across reloads that keep the limits).
     let tracker: SeriesTracker?
-    /// The series decisions of earlier scrapes of the text formats, kept across
-    /// reloads that keep the budget (the memo forgets them when the policy changed).
+    /// The series decisions of earlier scrapes, kept across reloads that keep the
+    /// budget (a memo forgets them when the policy changed).
     let memos: SeriesMemoStore
 
     init(policy: FilterPolicy, metrics: GatewayMetrics, previous: PolicyScrapeFilter? = nil) {
@@ -35,8 +35,9 @@ struct PolicyScrapeFilter: ScrapeBodyFilter {
                                                      memo: lease?.memo),
                              metrics: metrics, tracker: tracker, lease: lease)
         case .protobuf:
-            return Transform(filter: ProtobufFilter(policy: policy, names: names, tracker: tracker),
-                             metrics: metrics, tracker: tracker)
+            let lease = memos.lease(format: nil, names: names)
+            return Transform(filter: ProtobufFilter(policy: policy, names: names, tracker: tracker, memo: lease?.memo),
+                             metrics: metrics, tracker: tracker, lease: lease)
         }
     }
 

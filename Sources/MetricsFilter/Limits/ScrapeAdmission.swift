@@ -21,8 +21,9 @@ struct ScrapeAdmission {
         now = tracker.ticks(start)
         refreshBefore = tracker.refreshTime(for: now)
         reservedRemaining = tracker.reservedSamples()
-        // Grows with the units met: a scraper that stalls holds (and is charged in
-        // the buffer budget for) only what its scrape reached.
+        // Starts small (1024 slots) and grows with the units met: a scraper that
+        // stalls holds (and is charged in the buffer budget for) only what its scrape
+        // reached.
         units = HashedKeyTable(placeholder: false)
     }
 

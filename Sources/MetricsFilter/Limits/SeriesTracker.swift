@@ -99,6 +99,8 @@ public final class SeriesTracker: Sendable {
         var families: [ByteKey] = []
         var familyNumbers: [ByteKey: Int] = [:]
         var perFamily: [Int] = []
+        /// Numbers of families whose last unit was forgotten, to give again.
+        var freeFamilyNumbers: [Int] = []
         /// The family last looked up, by number: a family's units come together.
         var lastFamily: Int?
         var values = HashedKeyTable<ValueKey, Ticks>(placeholder: 0)
@@ -120,9 +122,14 @@ public final class SeriesTracker: Sendable {
         valueRefresh = Self.nanoseconds(limits.idleTimeout / 8)
     }
 
+    /// Saturating: a timeout of centuries is "never" (`Ticks.max / 4`, so that sums
+    /// and differences of ticks stay far from overflowing).
     private static func nanoseconds(_ duration: Duration) -> Ticks {
         let (seconds, attoseconds) = duration.components
-        return seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000
+        let limit = Ticks.max / 4
+        guard seconds < limit / 1_000_000_000 else { return limit }
+        guard seconds > -(limit / 1_000_000_000) else { return -limit }
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 
     /// An instant as this tracker's ticks.
@@ -174,9 +181,10 @@ public final class SeriesTracker: Sendable {
                 let (previous, touch) = state.units.update(slot: slot) { unit in
                     let touch = unit.valuesSeen <= refreshBefore
                     defer {
-                        unit.lastSeen = now
+                        // A slower scrape that began earlier never moves a time back.
+                        unit.lastSeen = max(unit.lastSeen, now)
                         unit.samples = samples
-                        if touch { unit.valuesSeen = now }
+                        if touch { unit.valuesSeen = max(unit.valuesSeen, now) }
                     }
                     return (unit.samples, touch)
                 }
@@ -186,8 +194,8 @@ public final class SeriesTracker: Sendable {
             if let limit = limits.sampleLimit, samplesSoFar + reservedRemaining >= limit {
                 return .refused(reason: .sampleLimit)
             }
-            let familyNumber = number(of: family, in: &state)
-            if let limit = limits.seriesPerMetric, state.perFamily[familyNumber] >= limit {
+            let known = knownNumber(of: family, in: &state)
+            if let limit = limits.seriesPerMetric, known.map({ state.perFamily[$0] }) ?? 0 >= limit {
                 return .refused(reason: .seriesLimit)
             }
             if let limit = limits.valuesPerLabel {
@@ -195,6 +203,9 @@ public final class SeriesTracker: Sendable {
                     return .refused(reason: .labelValueLimit)
                 }
             }
+            // A family gets a number with its first admitted unit, and gives it back with
+            // its last (a refused family's name is never kept).
+            let familyNumber = known ?? newNumber(for: family, in: &state)
             state.units.insert(key, Unit(family: familyNumber, lastSeen: now, samples: samples, valuesSeen: now))
             state.perFamily[familyNumber] += 1
             touchValues(&state, values, now: now)
@@ -202,18 +213,28 @@ public final class SeriesTracker: Sendable {
         }
     }
 
-    /// A family's number, given it when new.
-    private func number(of family: BorrowedBytes, in state: inout State) -> Int {
+    /// A family's number, if it has admitted units.
+    private func knownNumber(of family: BorrowedBytes, in state: inout State) -> Int? {
         if let last = state.lastFamily, state.families[last].bytes.withUnsafeBufferPointer({ ExpositionTokens.equal($0, family.bytes) }) {
             return last
         }
+        guard let number = state.familyNumbers[ByteKey(copying: family.bytes)] else { return nil }
+        state.lastFamily = number
+        return number
+    }
+
+    private func newNumber(for family: BorrowedBytes, in state: inout State) -> Int {
         let name = ByteKey(copying: family.bytes)
-        let number = state.familyNumbers[name] ?? {
+        let number: Int
+        if let free = state.freeFamilyNumbers.popLast() {
+            number = free
+            state.families[number] = name
+        } else {
+            number = state.families.count
             state.families.append(name)
             state.perFamily.append(0)
-            state.familyNumbers[name] = state.families.count - 1
-            return state.families.count - 1
-        }()
+        }
+        state.familyNumbers[name] = number
         state.lastFamily = number
         return number
     }
@@ -230,7 +251,7 @@ public final class SeriesTracker: Sendable {
         guard limits.valuesPerLabel != nil else { return }
         for value in values {
             if let slot = state.values.slot(of: value) {
-                state.values.update(slot: slot) { $0 = now }
+                state.values.update(slot: slot) { $0 = max($0, now) }
             } else {
                 state.values.insert(value, now)
                 state.perLabel[value.label, default: 0] += 1
@@ -260,6 +281,12 @@ public final class SeriesTracker: Sendable {
         for (key, family) in idleUnits {
             state.units.remove(key)
             state.perFamily[family] -= 1
+            if state.perFamily[family] == 0 {
+                state.familyNumbers[state.families[family]] = nil
+                state.families[family] = ByteKey([])
+                state.freeFamilyNumbers.append(family)
+                if state.lastFamily == family { state.lastFamily = nil }
+            }
         }
         var idleValues: [ValueKey] = []
         state.values.forEach { key, seen in

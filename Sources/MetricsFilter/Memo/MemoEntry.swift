@@ -39,6 +39,9 @@ extension SeriesMemo {
         var rewritten = false
         /// The name is the key's first `nameLength` bytes, not stored apart.
         var nameInKey = false
+        /// Protobuf: whether the decision took the metric's bucket or quantile into
+        /// account (`label_limit` counts one): 0 not at all, 1 without, 2 with.
+        var structural: UInt8 = 0
         /// Where the output labels are read: from the key or the output when these
         /// are in the plain form (`name{a="b",...}`, no escapes), else from a list of
         /// their own (`labelsLength` bytes).
@@ -156,12 +159,24 @@ struct MemoDraft {
         madeDecision = true
     }
 
+    /// Which admission value keys an entry keeps.
+    enum ValueKeys {
+        case none
+        /// The labels of the series' unit, with a value (the text formats').
+        case unitLabels
+        /// These (the protobuf exposition's: every output label).
+        case these([SeriesTracker.ValueKey])
+    }
+
     /// The series is written: `writeOutput` writes what goes before the value (nil:
     /// the key as it came), under `name`, with `labels` as the structure check reads
-    /// them; `valueKeys` when admission counts label values.
+    /// them (kept unless `keepsLabels` is false: the protobuf path reads none), where a
+    /// label with an empty value is one when `emptyValuesArePresent` (the labels as
+    /// parsed, on the pass-through paths; a label set has none); `valueKeys` as
+    /// admission counts label values.
     mutating func write<Labels: MemoLabelSource>(name: UnsafeBufferPointer<UInt8>, labels: Labels, rewritten: Bool,
-                                                 pii: PIICounts.Delta, valueKeys: Bool,
-                                                 writeOutput: ((inout [UInt8]) -> Void)?) {
+                                                 emptyValuesArePresent: Bool, pii: PIICounts.Delta, valueKeys: ValueKeys,
+                                                 keepsLabels: Bool = true, writeOutput: ((inout [UInt8]) -> Void)?) {
         entry.rewritten = rewritten
         if let writeOutput {
             let start = bytes.count
@@ -169,8 +184,10 @@ struct MemoDraft {
             entry.outputLength = Int32(bytes.count - start)
         }
         append(name: name)
-        entry.emptyValuesArePresent = labels.emptyValuesArePresent
-        if !rewritten {
+        entry.emptyValuesArePresent = emptyValuesArePresent
+        if !keepsLabels {
+            entry.labelSource = .list
+        } else if !rewritten {
             entry.labelSource = .key
         } else if Self.isPlainSeriesPart(bytes[Int(entry.keyLength)..<(Int(entry.keyLength) + Int(entry.outputLength))]) {
             entry.labelSource = .output
@@ -190,13 +207,15 @@ struct MemoDraft {
         entry.unitSum = labels.fingerprint(name: empty, excludingBuckets: true)
         entry.bucketSum = labels.fingerprint(name: empty, excludingBuckets: false) &- entry.unitSum
         append(pii)
-        if valueKeys {
+        switch valueKeys {
+        case .none:
+            break
+        case .unitLabels:
             labels.forEachUnitValue { labelName, value in
-                let key = SeriesTracker.ValueKey(name: labelName, value: value)
-                appendWord(key.label)
-                appendWord(key.value)
-                entry.valuesCount += 1
+                append(SeriesTracker.ValueKey(name: labelName, value: value))
             }
+        case .these(let keys):
+            for key in keys { append(key) }
         }
         madeDecision = true
     }
@@ -235,17 +254,16 @@ struct MemoDraft {
         withUnsafeBytes(of: UInt32(length).littleEndian) { bytes.append(contentsOf: $0) }
     }
 
-    private mutating func appendWord(_ word: UInt64) {
-        withUnsafeBytes(of: word.littleEndian) { bytes.append(contentsOf: $0) }
+    private mutating func append(_ key: SeriesTracker.ValueKey) {
+        withUnsafeBytes(of: key.label.littleEndian) { bytes.append(contentsOf: $0) }
+        withUnsafeBytes(of: key.value.littleEndian) { bytes.append(contentsOf: $0) }
+        entry.valuesCount += 1
     }
 }
 
 /// Labels a decision is written down from: the fast path's `PlainLabels` and the
 /// full path's label list.
 protocol MemoLabelSource: StructureLabels {
-    /// Whether a label with an empty value is one (see `SeriesMemo.Entry`).
-    var emptyValuesArePresent: Bool { get }
-
     /// Each label the structure check sees (the name left out): name and value.
     func forEachPresentLabel(_ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Void)
     /// Each label of the series' unit (not `le` nor `quantile`) with a value, as
@@ -254,9 +272,6 @@ protocol MemoLabelSource: StructureLabels {
 }
 
 extension Array: MemoLabelSource where Element == Label {
-    /// The structure check takes every label of a list (a label set has no empty ones).
-    var emptyValuesArePresent: Bool { true }
-
     func forEachPresentLabel(_ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Void) {
         for label in self {
             label.name.withUnsafeBufferPointer { name in label.value.withUnsafeBufferPointer { body(name, $0) } }

@@ -35,8 +35,10 @@ import Darwin
 /// Used by one scrape at a time (`SeriesMemoStore` hands it over); not thread-safe.
 /// Its state is `@exclusivity(unchecked)`, as `StreamingFilter`'s is: its methods make
 /// every access, none calls out while one is open.
-/// Its memory is reserved (not committed) up front, twice the budget of address
-/// space, and committed as entries are written, so that it never grows by copying.
+/// Its memory is reserved (not committed) up front, about 2.1 times the budget of
+/// address space (a store's four memos: about 8.5 times), and committed as entries are
+/// written, so that it never grows by copying; where a strict overcommit policy will
+/// not reserve that, the memo is off.
 public final class SeriesMemo: @unchecked Sendable {
     // @unchecked: one scrape uses it at a time, handed over under SeriesMemoStore's lock.
 
@@ -75,7 +77,9 @@ public final class SeriesMemo: @unchecked Sendable {
 
     // What the entries were decided under.
     @exclusivity(unchecked) private var policy: FilterPolicy?
+    /// nil for the protobuf exposition (and for a memo that served nothing yet).
     @exclusivity(unchecked) private var format: ExpositionFormat?
+    @exclusivity(unchecked) private var servedAnything = false
     @exclusivity(unchecked) private var names: NameEscaping?
 
     /// The entries, in the order their series were first seen.
@@ -109,16 +113,32 @@ public final class SeriesMemo: @unchecked Sendable {
     }
 
     /// A memo whose bytes count in `sharing`, with other memos' (a store's).
+    /// Where the address space cannot be had (a strict overcommit policy counts it),
+    /// the memo is off: its budget 0, a page reserved for each part.
     init(sharing budget: MemoBudget, hash: Hash? = nil) {
-        self.budget = max(0, budget.limit)
         shared = budget
         self.hash = hash ?? SeriesMemo.defaultHash
-        entryCapacity = max(1, self.budget / Self.entryOverhead)
-        entries = Self.reserve(entryCapacity * MemoryLayout<Entry>.stride).bindMemory(to: Entry.self, capacity: entryCapacity)
-        arena = Self.reserve(max(1, self.budget))
+        var wanted = min(max(0, budget.limit), Self.maximumBudget)
+        var reserved: (UnsafeMutableRawPointer, UnsafeMutableRawPointer, UnsafeMutableRawPointer)?
+        while reserved == nil {
+            let entryCapacity = max(1, wanted / Self.entryOverhead)
+            reserved = Self.reserve(entryCapacity * MemoryLayout<Entry>.stride, max(1, wanted),
+                                    Self.indexSize(for: entryCapacity) * MemoryLayout<Int32>.stride)
+            if reserved == nil {
+                guard wanted > 0 else { fatalError("SeriesMemo: cannot reserve three pages of address space") }
+                wanted = 0
+            }
+        }
+        self.budget = wanted
+        entryCapacity = max(1, wanted / Self.entryOverhead)
         indexCapacity = Self.indexSize(for: entryCapacity)
-        index = Self.reserve(indexCapacity * MemoryLayout<Int32>.stride).bindMemory(to: Int32.self, capacity: indexCapacity)
+        entries = reserved!.0.bindMemory(to: Entry.self, capacity: entryCapacity)
+        arena = reserved!.1
+        index = reserved!.2.bindMemory(to: Int32.self, capacity: indexCapacity)
     }
+
+    /// A budget's offsets are 32-bit: `filter.memo_budget` is at most 1 GiB.
+    static let maximumBudget = 1 << 30
 
     deinit {
         shared.give(held)
@@ -127,13 +147,26 @@ public final class SeriesMemo: @unchecked Sendable {
         munmap(UnsafeMutableRawPointer(index), indexCapacity * MemoryLayout<Int32>.stride)
     }
 
-    /// Address space the kernel commits only as it is written.
-    private static func reserve(_ bytes: Int) -> UnsafeMutableRawPointer {
-        guard let region = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
-            region != MAP_FAILED else {
-            fatalError("SeriesMemo: cannot reserve \(bytes) bytes of address space")
+    /// Address space the kernel commits only as it is written: all three parts, or
+    /// none.
+    private static func reserve(_ first: Int, _ second: Int, _ third: Int)
+        -> (UnsafeMutableRawPointer, UnsafeMutableRawPointer, UnsafeMutableRawPointer)? {
+        func region(_ bytes: Int) -> UnsafeMutableRawPointer? {
+            guard let region = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+                region != MAP_FAILED else { return nil }
+            return region
         }
-        return region
+        guard let a = region(first) else { return nil }
+        guard let b = region(second) else {
+            munmap(a, first)
+            return nil
+        }
+        guard let c = region(third) else {
+            munmap(a, first)
+            munmap(b, second)
+            return nil
+        }
+        return (a, b, c)
     }
 
     /// Bytes the memo holds: its entries, their bytes, its index.
@@ -143,8 +176,10 @@ public final class SeriesMemo: @unchecked Sendable {
 
     /// A scrape begins: the memo is cleared if the policy, format or escaping changed,
     /// and made room in if the last scrape found it full.
-    func beginScrape(policy: FilterPolicy, format: ExpositionFormat, names: NameEscaping) {
-        if self.policy != policy || self.format != format || self.names != names {
+    /// `format` nil: the protobuf exposition.
+    func beginScrape(policy: FilterPolicy, format: ExpositionFormat?, names: NameEscaping) {
+        if !servedAnything || self.policy != policy || self.format != format || self.names != names {
+            servedAnything = true
             removeAll()
             self.policy = policy
             self.format = format
@@ -157,13 +192,13 @@ public final class SeriesMemo: @unchecked Sendable {
         previous = -1
     }
 
-    /// Whether its entries were decided for this format and escaping.
+    /// Whether its entries were decided for this format (nil: protobuf) and escaping.
     func serves(format: ExpositionFormat?, names: NameEscaping?) -> Bool {
-        self.format == format && self.names == names
+        servedAnything && self.format == format && self.names == names
     }
 
     /// Forgets everything.
-    public func removeAll() {
+    func removeAll() {
         if count > 0 {
             madvise(UnsafeMutableRawPointer(entries), count * MemoryLayout<Entry>.stride, MADV_DONTNEED)
             madvise(arena, arenaUsed, MADV_DONTNEED)
@@ -288,7 +323,11 @@ public final class SeriesMemo: @unchecked Sendable {
 
     private func rebuildIndex(size: Int) {
         if size < indexCount {
-            madvise(UnsafeMutableRawPointer(index + size), (indexCount - size) * MemoryLayout<Int32>.stride, MADV_DONTNEED)
+            // From the first whole page past what stays in use.
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            let start = (size * MemoryLayout<Int32>.stride + page - 1) / page * page
+            let end = indexCount * MemoryLayout<Int32>.stride
+            if start < end { madvise(UnsafeMutableRawPointer(index) + start, end - start, MADV_DONTNEED) }
         }
         index.update(repeating: -1, count: size)
         indexCount = size

@@ -13,7 +13,14 @@ public final class SeriesMemoStore: Sendable {
     private struct Pool {
         var free: [SeriesMemo] = []
         var made = 0
+        /// Leases so far, and the count at each free memo's last.
+        var leases = 0
+        var lastLeased: [ObjectIdentifier: Int] = [:]
     }
+
+    /// A free memo not lent for this many leases is emptied: the bytes it held (of a
+    /// scraper that stopped, or asked otherwise once) go back to the shared budget.
+    static let idleLeases = 64
 
     private let pool = Mutex(Pool())
     private let shared: MemoBudget
@@ -28,18 +35,29 @@ public final class SeriesMemoStore: Sendable {
 
     /// A memo for one scrape, or nil when every memo is lent; it comes back when the
     /// lease ends (the scrape ended or was cut). The last given back of those that
-    /// served `format` and `names` (scrapers that ask differently do not make one
-    /// memo forget for the other), else the last given back.
+    /// served `format` (nil: protobuf) and `names`; else a new one while there are
+    /// fewer than `maximumMemos` (so that scrapers that ask differently do not make one
+    /// memo forget for the other); else the last given back.
     public func lease(format: ExpositionFormat? = nil, names: NameEscaping? = nil) -> Lease? {
         guard shared.limit > 0 else { return nil }
         let memo: SeriesMemo? = pool.withLock { pool in
-            if let index = pool.free.lastIndex(where: { $0.serves(format: format, names: names) }) {
-                return pool.free.remove(at: index)
+            pool.leases += 1
+            for idle in pool.free where pool.leases - (pool.lastLeased[ObjectIdentifier(idle)] ?? 0) > Self.idleLeases {
+                idle.removeAll()
             }
-            if let memo = pool.free.popLast() { return memo }
-            guard pool.made < Self.maximumMemos else { return nil }
-            pool.made += 1
-            return SeriesMemo(sharing: shared)
+            let chosen: SeriesMemo
+            if let index = pool.free.lastIndex(where: { $0.serves(format: format, names: names) }) {
+                chosen = pool.free.remove(at: index)
+            } else if pool.made < Self.maximumMemos {
+                pool.made += 1
+                chosen = SeriesMemo(sharing: shared)
+            } else if let memo = pool.free.popLast() {
+                chosen = memo
+            } else {
+                return nil
+            }
+            pool.lastLeased[ObjectIdentifier(chosen)] = pool.leases
+            return chosen
         }
         return memo.map { Lease(memo: $0, store: self) }
     }

@@ -15,10 +15,14 @@
 /// or metric that is not well-formed protobuf is dropped and counted, and fails the
 /// scrape under `invalid_lines: fail_scrape`, as an unreadable line does.
 ///
-/// One per scrape; not thread-safe. About 370 lines: a family, a metric and its
+/// With a `SeriesMemo`, a metric whose family, type and label fields an earlier
+/// scrape decided has that decision replayed (`filterRemembered`).
+///
+/// One per scrape; not thread-safe. About 500 lines: a family, a metric and its
 /// exemplars are read and rewritten together (the rewrite of one needs the verdict on
-/// the others); the wire format, the schema and the parts' shape are apart
-/// (`ProtoWire`, `DelimitedSplitter`, `MetricMessages`, `MetricSchema`, `MetricShape`).
+/// the others), and the memo's replay sits beside the full path it must agree with;
+/// the wire format, the schema and the parts' shape are apart (`ProtoWire`,
+/// `DelimitedSplitter`, `MetricMessages`, `MetricSchema`, `MetricShape`).
 public final class ProtobufFilter {
     public let names: NameEscaping
     private let policy: FilterPolicy
@@ -33,11 +37,23 @@ public final class ProtobufFilter {
     /// as many as the series the text formats make of it.
     private var samplesWritten = 0
 
+    /// The decisions of earlier scrapes per metric (see `filterRemembered`), when given.
+    private let memo: SeriesMemo?
+    private var draft = MemoDraft()
+    /// A metric's memo key: its family's (escaped) name and type, whether it has a
+    /// bucket or quantile, and its label fields as they came.
+    private var key: [UInt8] = []
+    /// While a metric the memo did not know is filtered: its decision is written down.
+    private var recording = false
+    private var piiBefore: PIICounts?
+
     /// - Parameters:
     ///   - names: how the scraper takes names that are not legacy names.
     ///   - tracker: the admission memory shared by the scrapes of this policy; needed
     ///     when the policy has a sample, series or label-value limit.
-    public init(policy: FilterPolicy, names: NameEscaping = .unspecified, tracker: SeriesTracker? = nil) {
+    ///   - memo: the decisions of earlier scrapes; this scrape uses and adds to them.
+    public init(policy: FilterPolicy, names: NameEscaping = .unspecified, tracker: SeriesTracker? = nil,
+                memo: SeriesMemo? = nil) {
         self.policy = policy
         self.names = names
         relabeler = policy.relabelRules.isEmpty ? nil : Relabeler(rules: policy.relabelRules)
@@ -46,6 +62,8 @@ public final class ProtobufFilter {
         piiCounts = PIICounts(policy: policy.pii)
         let tracker = policy.limits.needsTracker ? (tracker ?? SeriesTracker(limits: policy.limits)) : nil
         admission = tracker.map { ScrapeAdmission(tracker: $0) }
+        self.memo = memo.flatMap { $0.budget > 0 ? $0 : nil }
+        self.memo?.beginScrape(policy: policy, format: nil, names: names)
     }
 
     /// Whether an unreadable family or metric failed the scrape (`invalid_lines: fail_scrape`).
@@ -149,7 +167,7 @@ public final class ProtobufFilter {
                 return
             }
             counts.samplesIn += 1
-            switch filterMetric(family.value(of: field), family: familyName, shape: shape) {
+            switch filterMetric(family.value(of: field), family: familyName, type: head.type, shape: shape) {
             case .drop:
                 return
             case .keep:
@@ -190,7 +208,8 @@ public final class ProtobufFilter {
         case move([UInt8], [UInt8])
     }
 
-    private func filterMetric(_ metric: UnsafeRawBufferPointer, family: [UInt8], shape: MetricShape) -> MetricOutcome {
+    private func filterMetric(_ metric: UnsafeRawBufferPointer, family: [UInt8], type: UInt64,
+                              shape: MetricShape) -> MetricOutcome {
         // A metric is the protobuf's line: bounded alike, so that no one metric's
         // labels can cost more than a line's.
         guard metric.count <= policy.maximumLineLength else {
@@ -198,7 +217,8 @@ public final class ProtobufFilter {
             return .drop
         }
         do {
-            return try filterMetricFields(metric, family: family, shape: shape)
+            guard let memo else { return try filterMetricFields(metric, family: family, shape: shape) }
+            return try filterRemembered(metric, family: family, type: type, shape: shape, memo: memo)
         } catch {
             reject(unparsed: error)
             return .drop
@@ -215,40 +235,62 @@ public final class ProtobufFilter {
         if zip(sortedNames, sortedNames.dropFirst()).contains(where: { $0.0 == $0.1 }) {
             // Two labels of one name, or a label called `__name__` (the family's name is it).
             guard escaped else { throw ProtoWire.Malformed(reason: "duplicate label") }
-            counts.drop(.escapedNameClash, metric: family)
+            dropSeries(.escapedNameClash, metric: family)
             return .drop
         }
         let (samples, structuralLabel) = try shape.samples(of: metric, fields: fields)
+        if recording { draft.entry.structural = structuralLabel ? 2 : 1 }
         var labels = LabelSet(labels: read + [Label(name: LabelSet.metricNameLabel, value: family)])
         let before = labels
         if let relabeler {
             let kept = relabeler.apply(&labels)
             guard partsAgree(read, family: family, parts: shape.partSuffixes, outcome: kept ? labels : nil,
                              relabeler: relabeler) else {
-                counts.drop(.partsRelabeledApart, metric: family)
+                dropSeries(.partsRelabeledApart, metric: family)
                 return .drop
             }
             guard kept else {
-                counts.drop(.relabel, metric: family)
+                dropSeries(.relabel, metric: family)
                 return .drop
             }
         }
         if let scrubber, !scrubber.scrub(&labels, counts: &piiCounts) {
-            counts.drop(.pii, metric: family)
+            dropSeries(.pii, metric: family)
             return .drop
         }
         guard !labels.isEmpty else {
-            counts.drop(.relabel, metric: family)
+            dropSeries(.relabel, metric: family)
             return .drop
         }
         guard let name = labels.metricName else {
-            counts.drop(.missingMetricName, metric: family)
+            dropSeries(.missingMetricName, metric: family)
             return .drop
         }
         let output = labels.labels.filter { $0.name != LabelSet.metricNameLabel }
+        let changed = labels != before || escaped
+        // What the exemplars' PII rules count is not the series' decision.
+        let piiOfLabels = piiDelta
         // Every check that can fail comes before the series is admitted and recorded.
         let exemplars = try scrubExemplars(metric, fields: fields)
-        if let reason = refusal(name: name, labels: output, samples: samples, structuralLabel: structuralLabel) {
+        if let reason = limitProblem(name: name, labels: output, structuralLabel: structuralLabel) {
+            counts.drop(reason, metric: name)
+            if recording { name.withUnsafeBufferPointer { draft.drop(reason, metric: $0, pii: piiOfLabels) } }
+            return .drop
+        }
+        if recording {
+            name.withUnsafeBufferPointer { buffer in
+                draft.write(name: buffer, labels: output, rewritten: changed, emptyValuesArePresent: false, pii: piiOfLabels,
+                            valueKeys: policy.limits.valuesPerLabel == nil || admission == nil
+                                ? .none : .these(output.map(SeriesTracker.ValueKey.init)),
+                            keepsLabels: false,
+                            writeOutput: { bytes in
+                                for label in output {
+                                    MetricMessages.appendLabelPair(label, field: MetricField.Metric.label, to: &bytes)
+                                }
+                            })
+            }
+        }
+        if let reason = admit(name: name, labels: output, samples: samples) {
             counts.drop(reason, metric: name)
             return .drop
         }
@@ -259,12 +301,18 @@ public final class ProtobufFilter {
         }
         seriesSeen.insert(series)
         counts.samplesOut += 1
-        guard labels != before || escaped || exemplars != nil else { return .keep }
+        guard changed || exemplars != nil else { return .keep }
         counts.samplesRewritten += 1
-        // The new labels, then every other field as it came (or as the exemplars'
-        // rewrite left it), in place.
-        var rewritten: [UInt8] = []
-        for label in output { MetricMessages.appendLabelPair(label, field: MetricField.Metric.label, to: &rewritten) }
+        var labelPairs: [UInt8] = []
+        for label in output { MetricMessages.appendLabelPair(label, field: MetricField.Metric.label, to: &labelPairs) }
+        return rewrite(metric, fields: fields, labelPairs: labelPairs, exemplars: exemplars, name: name, family: family)
+    }
+
+    /// The new label pairs, then every other field as it came (or as the exemplars'
+    /// rewrite left it), in place; moved when the name is not the family's.
+    private func rewrite(_ metric: UnsafeRawBufferPointer, fields: [ProtoWire.Field], labelPairs: [UInt8], exemplars: [UInt8]?,
+                         name: [UInt8], family: [UInt8]) -> MetricOutcome {
+        var rewritten = labelPairs
         if let exemplars {
             MetricMessages.appendFields(of: exemplars, except: MetricField.Metric.label, to: &rewritten)
         } else {
@@ -273,6 +321,94 @@ public final class ProtobufFilter {
             }
         }
         return name == family ? .rewrite(rewritten) : .move(name, rewritten)
+    }
+
+    // MARK: The memo
+
+    /// A metric through the memo: one whose family, type and label fields an earlier
+    /// scrape decided has that decision replayed, in the order filtering it in full
+    /// takes (so a malformed part is refused as it would be); the checks that depend
+    /// on the rest of the metric or the scrape run as before: its schema, its samples,
+    /// its exemplars, admission, the duplicate check. Any other metric is filtered in
+    /// full and its decision written down.
+    private func filterRemembered(_ metric: UnsafeRawBufferPointer, family: [UInt8], type: UInt64, shape: MetricShape,
+                                  memo: SeriesMemo) throws(ProtoWire.Malformed) -> MetricOutcome {
+        let fields = try MetricSchema.validate(metric: metric)
+        key.removeAll(keepingCapacity: true)
+        key.append(contentsOf: family)
+        key.append(0xFF)  // never in a name: UTF-8 has no 0xFF byte
+        withUnsafeBytes(of: type.littleEndian) { key.append(contentsOf: $0) }
+        for field in fields where field.number == MetricField.Metric.label { key.append(contentsOf: metric.whole(field)) }
+        let (found, hash): (Int32?, UInt64) = key.withUnsafeBufferPointer { key in
+            let hash = memo.hash(of: key)
+            return (memo.find(key, hash: hash), hash)
+        }
+        guard let number = found else {
+            key.withUnsafeBufferPointer { draft.start(key: $0) }
+            piiBefore = scrubber == nil ? nil : piiCounts
+            recording = true
+            defer { recording = false }
+            let outcome = try filterMetricFields(metric, family: family, shape: shape)
+            if draft.decided { key.withUnsafeBufferPointer { _ = memo.remember(key: $0, hash: hash, draft: &draft) } }
+            return outcome
+        }
+        let remembered = memo.bytes(number)
+        let entry = remembered.entry
+        let name = Array(remembered.name)
+        if entry.dropReason == .escapedNameClash {
+            memo.touch(number)
+            counts.drop(.escapedNameClash, metric: name)
+            return .drop
+        }
+        let (samples, structuralLabel) = try shape.samples(of: metric, fields: fields)
+        guard entry.structural == 0 || (entry.structural == 2) == structuralLabel else {
+            // Decided for a metric with (or without) a bucket or quantile: not this one.
+            return try filterMetricFields(metric, family: family, shape: shape)
+        }
+        memo.touch(number)
+        remembered.forEachPIICount { piiCounts.add(index: $0, count: $1) }
+        if let reason = entry.dropReason {
+            switch reason {
+            case .invalidName, .labelLimit, .labelValueLengthLimit:
+                break  // decided after the exemplars: they are read (and may be refused) first
+            default:
+                counts.drop(reason, metric: name)
+                return .drop
+            }
+        }
+        let exemplars = try scrubExemplars(metric, fields: fields)
+        if let reason = entry.dropReason {
+            counts.drop(reason, metric: name)
+            return .drop
+        }
+        var values: [SeriesTracker.ValueKey] = []
+        remembered.forEachValueKey { values.append($0) }
+        if let reason = admit(SeriesTracker.UnitKey(entry.series), name: name, values: values, samples: samples) {
+            counts.drop(reason, metric: name)
+            return .drop
+        }
+        guard !seriesSeen.contains(entry.series) else {
+            counts.drop(.duplicate, metric: name)
+            return .drop
+        }
+        seriesSeen.insert(entry.series)
+        counts.samplesOut += 1
+        guard entry.rewritten || exemplars != nil else { return .keep }
+        counts.samplesRewritten += 1
+        return rewrite(metric, fields: fields, labelPairs: Array(remembered.output), exemplars: exemplars, name: name,
+                       family: family)
+    }
+
+    /// The PII counts the metric being recorded added to its labels.
+    private var piiDelta: PIICounts.Delta {
+        piiBefore.map { piiCounts.delta(since: $0) } ?? .none
+    }
+
+    /// A metric dropped before its exemplars are read: counted, and written down when
+    /// recording.
+    private func dropSeries(_ reason: DropReason, metric: [UInt8]) {
+        counts.drop(reason, metric: metric)
+        if recording { metric.withUnsafeBufferPointer { draft.drop(reason, metric: $0, pii: piiDelta) } }
     }
 
     /// Whether the rules treat every part of a histogram or summary as they treat the
@@ -296,9 +432,9 @@ public final class ProtobufFilter {
         return true
     }
 
-    /// Why a series the rules kept is still not written: a name the scraper cannot
-    /// take, a label limit, or admission; nil when it goes out.
-    private func refusal(name: [UInt8], labels: [Label], samples: Int, structuralLabel: Bool) -> DropReason? {
+    /// Why a series the rules kept is still not written, before admission: a name the
+    /// scraper cannot take, or a label limit; nil when it may go on.
+    private func limitProblem(name: [UInt8], labels: [Label], structuralLabel: Bool) -> DropReason? {
         guard names.isValidMetricName(name), labels.allSatisfy({ names.isValidLabelName($0.name) }) else {
             return .invalidName
         }
@@ -307,10 +443,19 @@ public final class ProtobufFilter {
         if let limit = policy.limits.labelValueLengthLimit, labels.contains(where: { $0.value.count > limit }) {
             return .labelValueLengthLimit
         }
+        return nil
+    }
+
+    /// Admission of the series with its samples; the reason when refused.
+    private func admit(name: [UInt8], labels: [Label], samples: Int) -> DropReason? {
         let values = policy.limits.valuesPerLabel == nil ? [] : labels.map(SeriesTracker.ValueKey.init)
+        return admit(SeriesTracker.UnitKey(name, labels), name: name, values: values, samples: samples)
+    }
+
+    private func admit(_ key: SeriesTracker.UnitKey, name: [UInt8], values: [SeriesTracker.ValueKey],
+                       samples: Int) -> DropReason? {
         let verdict = name.withUnsafeBufferPointer {
-            admission?.admit(SeriesTracker.UnitKey(name, labels), family: $0, values: values, samplesSoFar: samplesWritten,
-                             samples: samples)
+            admission?.admit(key, family: $0, values: values, samplesSoFar: samplesWritten, samples: samples)
         }
         if case .refused(let reason)? = verdict { return reason }
         samplesWritten += samples
