@@ -92,24 +92,28 @@ enum MetricMessages {
     /// `message` with its length-delimited fields of `numbers` passed through `edit`;
     /// nil when nothing changed. Every other field, and every kept one, goes out as
     /// the bytes it came in, in its place.
-    static func rewrite(_ message: UnsafeRawBufferPointer, fields numbers: Set<Int>,
+    /// (`numbers` are one or two: a list, not a set, whose hashing cost more than the
+    /// walk.)
+    static func rewrite(_ message: UnsafeRawBufferPointer, fields numbers: [Int],
                         _ edit: (Int, UnsafeRawBufferPointer) throws(ProtoWire.Malformed) -> FieldEdit)
         throws(ProtoWire.Malformed) -> [UInt8]? {
-        let fields = try ProtoWire.fields(of: message)
+        // Nothing is copied until a field changes: then what came before it, at once.
         var output: [UInt8] = []
         var changed = false
-        for field in fields {
-            guard numbers.contains(field.number), field.wireType == .lengthDelimited else {
-                output.append(contentsOf: message.whole(field))
-                continue
+        try ProtoWire.forEachField(of: message) { field throws(ProtoWire.Malformed) in
+            var outcome = FieldEdit.keep
+            if numbers.contains(field.number), field.wireType == .lengthDelimited {
+                outcome = try edit(field.number, message.value(of: field))
             }
-            switch try edit(field.number, message.value(of: field)) {
+            switch outcome {
             case .keep:
-                output.append(contentsOf: message.whole(field))
+                if changed { output.append(contentsOf: message.whole(field)) }
             case .replace(let bytes):
-                ProtoWire.appendField(field.number, bytes, to: &output)
+                if !changed { output.append(contentsOf: message[0..<field.start]) }
                 changed = true
+                ProtoWire.appendField(field.number, bytes, to: &output)
             case .remove:
+                if !changed { output.append(contentsOf: message[0..<field.start]) }
                 changed = true
             }
         }

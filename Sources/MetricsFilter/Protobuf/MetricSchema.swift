@@ -4,7 +4,7 @@
 /// it is passed on, raw fields included: Prometheus's decoder would fail the whole
 /// scrape on it, where the text formats lose one line. Unknown fields may be anything.
 enum MetricSchema {
-    private enum Message {
+    private enum Message: Int, CaseIterable {
         case metric, labelPair, gauge, counter, summary, quantile, histogram, bucket, span, exemplar, timestamp
     }
 
@@ -43,6 +43,15 @@ enum MetricSchema {
         .timestamp: [1: varint, 2: varint],
     ]
 
+    /// `shapes` as arrays by message and field number: a lookup per field is an index,
+    /// not two hashes.
+    private static let fieldsByNumber: [[Field?]] = Message.allCases.map { kind in
+        let shape = shapes[kind] ?? [:]
+        var fields = [Field?](repeating: nil, count: (shape.keys.max() ?? 0) + 1)
+        for (number, field) in shape { fields[number] = field }
+        return fields
+    }
+
     /// The top-level fields of `message`; throws when it is not a well-formed `Metric`.
     @discardableResult
     static func validate(metric message: UnsafeRawBufferPointer) throws(ProtoWire.Malformed) -> [ProtoWire.Field] {
@@ -53,10 +62,10 @@ enum MetricSchema {
 
     private static func validate(_ message: UnsafeRawBufferPointer, _ kind: Message,
                                  _ visit: (ProtoWire.Field) -> Void = { _ in }) throws(ProtoWire.Malformed) {
-        let fields = shapes[kind] ?? [:]
+        let fields = fieldsByNumber[kind.rawValue]
         try ProtoWire.forEachField(of: message) { field throws(ProtoWire.Malformed) in
             visit(field)
-            switch fields[field.number] {
+            switch field.number >= 0 && field.number < fields.count ? fields[field.number] : nil {
             case nil:
                 return
             case .scalar(let types)?:

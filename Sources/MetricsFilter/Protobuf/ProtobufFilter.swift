@@ -46,6 +46,8 @@ public final class ProtobufFilter {
     /// While a metric the memo did not know is filtered: its decision is written down.
     private var recording = false
     private var piiBefore: PIICounts?
+    /// A remembered metric's admission value keys, kept between metrics.
+    private var values: [SeriesTracker.ValueKey] = []
 
     /// - Parameters:
     ///   - names: how the scraper takes names that are not legacy names.
@@ -283,11 +285,13 @@ public final class ProtobufFilter {
                             valueKeys: policy.limits.valuesPerLabel == nil || admission == nil
                                 ? .none : .these(output.map(SeriesTracker.ValueKey.init)),
                             keepsLabels: false,
-                            writeOutput: { bytes in
+                            // Unchanged labels are not kept twice: a rewrite (for its
+                            // exemplars) reads them again from the metric.
+                            writeOutput: changed ? { bytes in
                                 for label in output {
                                     MetricMessages.appendLabelPair(label, field: MetricField.Metric.label, to: &bytes)
                                 }
-                            })
+                            } : nil)
             }
         }
         if let reason = admit(name: name, labels: output, samples: samples) {
@@ -354,10 +358,10 @@ public final class ProtobufFilter {
         }
         let remembered = memo.bytes(number)
         let entry = remembered.entry
-        let name = Array(remembered.name)
+        let name = remembered.name
         if entry.dropReason == .escapedNameClash {
             memo.touch(number)
-            counts.drop(.escapedNameClash, metric: name)
+            counts.drop(.escapedNameClash, metric: Array(name))
             return .drop
         }
         let (samples, structuralLabel) = try shape.samples(of: metric, fields: fields)
@@ -372,30 +376,42 @@ public final class ProtobufFilter {
             case .invalidName, .labelLimit, .labelValueLengthLimit:
                 break  // decided after the exemplars: they are read (and may be refused) first
             default:
-                counts.drop(reason, metric: name)
+                counts.drop(reason, metric: Array(name))
                 return .drop
             }
         }
         let exemplars = try scrubExemplars(metric, fields: fields)
         if let reason = entry.dropReason {
-            counts.drop(reason, metric: name)
+            counts.drop(reason, metric: Array(name))
             return .drop
         }
-        var values: [SeriesTracker.ValueKey] = []
-        remembered.forEachValueKey { values.append($0) }
-        if let reason = admit(SeriesTracker.UnitKey(entry.series), name: name, values: values, samples: samples) {
-            counts.drop(reason, metric: name)
-            return .drop
+        if admission != nil {
+            values.removeAll(keepingCapacity: true)
+            remembered.forEachValueKey { values.append($0) }
+            if let reason = admit(SeriesTracker.UnitKey(entry.series), name: name, values: values, samples: samples) {
+                counts.drop(reason, metric: Array(name))
+                return .drop
+            }
         }
         guard !seriesSeen.contains(entry.series) else {
-            counts.drop(.duplicate, metric: name)
+            counts.drop(.duplicate, metric: Array(name))
             return .drop
         }
         seriesSeen.insert(entry.series)
         counts.samplesOut += 1
         guard entry.rewritten || exemplars != nil else { return .keep }
         counts.samplesRewritten += 1
-        return rewrite(metric, fields: fields, labelPairs: Array(remembered.output), exemplars: exemplars, name: name,
+        var labelPairs: [UInt8] = []
+        if entry.rewritten {
+            labelPairs.append(contentsOf: remembered.output)
+        } else {
+            // Its labels as the full path writes unchanged ones: sorted, empty values out.
+            let read = try MetricMessages.labels(of: metric, fields: fields, number: MetricField.Metric.label)
+            for label in LabelSet(labels: read).labels {
+                MetricMessages.appendLabelPair(label, field: MetricField.Metric.label, to: &labelPairs)
+            }
+        }
+        return rewrite(metric, fields: fields, labelPairs: labelPairs, exemplars: exemplars, name: Array(name),
                        family: family)
     }
 
@@ -449,14 +465,14 @@ public final class ProtobufFilter {
     /// Admission of the series with its samples; the reason when refused.
     private func admit(name: [UInt8], labels: [Label], samples: Int) -> DropReason? {
         let values = policy.limits.valuesPerLabel == nil ? [] : labels.map(SeriesTracker.ValueKey.init)
-        return admit(SeriesTracker.UnitKey(name, labels), name: name, values: values, samples: samples)
+        return name.withUnsafeBufferPointer {
+            admit(SeriesTracker.UnitKey(name, labels), name: $0, values: values, samples: samples)
+        }
     }
 
-    private func admit(_ key: SeriesTracker.UnitKey, name: [UInt8], values: [SeriesTracker.ValueKey],
+    private func admit(_ key: SeriesTracker.UnitKey, name: UnsafeBufferPointer<UInt8>, values: [SeriesTracker.ValueKey],
                        samples: Int) -> DropReason? {
-        let verdict = name.withUnsafeBufferPointer {
-            admission?.admit(key, family: $0, values: values, samplesSoFar: samplesWritten, samples: samples)
-        }
+        let verdict = admission?.admit(key, family: name, values: values, samplesSoFar: samplesWritten, samples: samples)
         if case .refused(let reason)? = verdict { return reason }
         samplesWritten += samples
         return nil
@@ -474,7 +490,7 @@ public final class ProtobufFilter {
         else { return nil }
         return try MetricMessages.rewrite(metric, fields: [MetricField.Metric.counter, MetricField.Metric.histogram]) {
             number, value throws(ProtoWire.Malformed) in
-            let exemplarFields: Set<Int> = number == MetricField.Metric.counter
+            let exemplarFields: [Int] = number == MetricField.Metric.counter
                 ? [MetricField.counterExemplar] : [MetricField.histogramExemplars, MetricField.histogramBucket]
             let rewritten = try MetricMessages.rewrite(value, fields: exemplarFields) { inner, payload throws(ProtoWire.Malformed) in
                 if number == MetricField.Metric.histogram && inner == MetricField.histogramBucket {
