@@ -2,10 +2,11 @@ import Synchronization
 
 /// Hands a policy's series memos to scrapes: one memo per scrape running at once, up
 /// to `maximumMemos`, all sharing one budget (`filter.memo_budget`). A scrape takes
-/// the memo last given back (the most up to date); past the maximum, a scrape is
-/// filtered without one: still right, only slower. Prometheus scrapes a target once
-/// an interval (twice for a pair), so one memo is the rule; the others serve scrapes
-/// that overlap.
+/// the memo last given back among those that served its format and escaping (see
+/// `lease`); past the maximum, a scrape is filtered without one: still right, only
+/// slower. Prometheus scrapes a target once an interval (twice for a pair), so one
+/// memo is the rule; the others serve scrapes that overlap, or scrapers that ask
+/// differently.
 public final class SeriesMemoStore: Sendable {
     /// Scrapes that can each have a memo at once.
     public static let maximumMemos = 4
