@@ -32,6 +32,10 @@ import Darwin
 /// recently seen). Everything is forgotten when the policy, the format or the name
 /// escaping differs from the last scrape's.
 ///
+/// About 430 lines, one job: the three parts (entries, their bytes, the index) live
+/// in memory this type maps itself, so their lookup, insertion under the budget and
+/// compaction stay together; the entry's layout and the draft are in MemoEntry.swift.
+///
 /// Used by one scrape at a time (`SeriesMemoStore` hands it over); not thread-safe.
 /// Its state is `@exclusivity(unchecked)`, as `StreamingFilter`'s is: its methods make
 /// every access, none calls out while one is open.
@@ -70,8 +74,6 @@ public final class SeriesMemo: @unchecked Sendable {
     /// Where the bytes come from: this memo's own budget, or one the memos of a store
     /// share.
     private let shared: MemoBudget
-    /// The bytes taken from `shared`: `usedBytes`, as last counted.
-    @exclusivity(unchecked) private var held = 0
     let hash: Hash
     @exclusivity(unchecked) public private(set) var statistics = Statistics()
 
@@ -114,36 +116,45 @@ public final class SeriesMemo: @unchecked Sendable {
 
     /// A memo whose bytes count in `sharing`, with other memos' (a store's).
     /// Where the address space cannot be had (a strict overcommit policy counts it),
-    /// the memo is off: its budget 0, a page reserved for each part.
+    /// the memo is off: its budget 0, and its parts small heap blocks it never writes.
     init(sharing budget: MemoBudget, hash: Hash? = nil) {
         shared = budget
         self.hash = hash ?? SeriesMemo.defaultHash
-        var wanted = min(max(0, budget.limit), Self.maximumBudget)
-        var reserved: (UnsafeMutableRawPointer, UnsafeMutableRawPointer, UnsafeMutableRawPointer)?
-        while reserved == nil {
-            let entryCapacity = max(1, wanted / Self.entryOverhead)
-            reserved = Self.reserve(entryCapacity * MemoryLayout<Entry>.stride, max(1, wanted),
-                                    Self.indexSize(for: entryCapacity) * MemoryLayout<Int32>.stride)
-            if reserved == nil {
-                guard wanted > 0 else { fatalError("SeriesMemo: cannot reserve three pages of address space") }
-                wanted = 0
-            }
-        }
-        self.budget = wanted
-        entryCapacity = max(1, wanted / Self.entryOverhead)
+        let wanted = min(max(0, budget.limit), Self.maximumBudget)
+        let capacity = max(1, wanted / Self.entryOverhead)
+        let reserved = wanted == 0 ? nil
+            : Self.reserve(capacity * MemoryLayout<Entry>.stride, wanted,
+                           Self.indexSize(for: capacity) * MemoryLayout<Int32>.stride)
+        mapped = reserved != nil
+        self.budget = mapped ? wanted : 0
+        entryCapacity = mapped ? capacity : 1
         indexCapacity = Self.indexSize(for: entryCapacity)
-        entries = reserved!.0.bindMemory(to: Entry.self, capacity: entryCapacity)
-        arena = reserved!.1
-        index = reserved!.2.bindMemory(to: Int32.self, capacity: indexCapacity)
+        let parts = reserved ?? (
+            UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<Entry>.stride, alignment: MemoryLayout<Entry>.alignment),
+            UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1),
+            UnsafeMutableRawPointer.allocate(byteCount: indexCapacity * MemoryLayout<Int32>.stride,
+                                             alignment: MemoryLayout<Int32>.alignment))
+        entries = parts.0.bindMemory(to: Entry.self, capacity: entryCapacity)
+        arena = parts.1
+        index = parts.2.bindMemory(to: Int32.self, capacity: indexCapacity)
     }
+
+    /// Whether the parts are mmap'd (else the heap blocks of a memo that is off).
+    private let mapped: Bool
 
     /// A budget's offsets are 32-bit: `filter.memo_budget` is at most 1 GiB.
     static let maximumBudget = 1 << 30
 
     deinit {
-        shared.give(held)
+        shared.give(usedBytes)
+        guard mapped else {
+            UnsafeMutableRawPointer(entries).deallocate()
+            arena.deallocate()
+            UnsafeMutableRawPointer(index).deallocate()
+            return
+        }
         munmap(UnsafeMutableRawPointer(entries), entryCapacity * MemoryLayout<Entry>.stride)
-        munmap(arena, max(1, budget))
+        munmap(arena, budget)
         munmap(UnsafeMutableRawPointer(index), indexCapacity * MemoryLayout<Int32>.stride)
     }
 
@@ -199,6 +210,7 @@ public final class SeriesMemo: @unchecked Sendable {
 
     /// Forgets everything.
     func removeAll() {
+        shared.give(usedBytes)
         if count > 0 {
             madvise(UnsafeMutableRawPointer(entries), count * MemoryLayout<Entry>.stride, MADV_DONTNEED)
             madvise(arena, arenaUsed, MADV_DONTNEED)
@@ -209,8 +221,6 @@ public final class SeriesMemo: @unchecked Sendable {
         indexCount = 0
         first = -1
         previous = -1
-        shared.give(held)
-        held = 0
     }
 
     // MARK: Lookup
@@ -289,12 +299,11 @@ public final class SeriesMemo: @unchecked Sendable {
         let indexCount = Self.indexSize(for: count + 1)
         let needed = (count + 1) * MemoryLayout<Entry>.stride + arenaUsed + block + indexCount * MemoryLayout<Int32>.stride
         guard budget > 0, needed <= budget, count < Int32.max, count + 1 <= entryCapacity, indexCount <= indexCapacity,
-            shared.take(needed - held) else {
+            shared.take(needed - usedBytes) else {
             full = budget > 0
             statistics.refused += 1
             return nil
         }
-        held = needed
         draft.bytes.withUnsafeBytes { arena.advanced(by: arenaUsed).copyMemory(from: $0.baseAddress!, byteCount: block) }
         var entry = draft.entry
         entry.offset = Int32(arenaUsed)
@@ -343,6 +352,7 @@ public final class SeriesMemo: @unchecked Sendable {
 
     /// Keeps only the entries the last scrape saw, moved down in place, in order.
     private func forgetSeriesNotSeenLastScrape() {
+        let before = usedBytes
         var renumbered = [Int32](repeating: -1, count: count)
         var kept = 0
         var cursor = 0
@@ -375,8 +385,7 @@ public final class SeriesMemo: @unchecked Sendable {
         count = kept
         arenaUsed = cursor
         rebuildIndex(size: Self.indexSize(for: count))
-        shared.give(held - usedBytes)
-        held = usedBytes
+        shared.give(before - usedBytes)
     }
 
     // MARK: Hash

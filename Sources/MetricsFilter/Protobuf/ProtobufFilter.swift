@@ -219,7 +219,10 @@ public final class ProtobufFilter {
             return .drop
         }
         do {
-            guard let memo else { return try filterMetricFields(metric, family: family, shape: shape) }
+            guard let memo else {
+                return try filterMetricFields(metric, fields: MetricSchema.validate(metric: metric), family: family,
+                                              shape: shape)
+            }
             return try filterRemembered(metric, family: family, type: type, shape: shape, memo: memo)
         } catch {
             reject(unparsed: error)
@@ -227,9 +230,9 @@ public final class ProtobufFilter {
         }
     }
 
-    private func filterMetricFields(_ metric: UnsafeRawBufferPointer, family: [UInt8],
+    /// `fields`: the metric's top-level fields, as its schema check gave them.
+    private func filterMetricFields(_ metric: UnsafeRawBufferPointer, fields: [ProtoWire.Field], family: [UInt8],
                                     shape: MetricShape) throws(ProtoWire.Malformed) -> MetricOutcome {
-        let fields = try MetricSchema.validate(metric: metric)
         let appLabels = try MetricMessages.labels(of: metric, fields: fields, number: MetricField.Metric.label)
         let read = appLabels.map { Label(name: names.labelName($0.name), value: $0.value) }
         let escaped = read != appLabels
@@ -352,7 +355,7 @@ public final class ProtobufFilter {
             piiBefore = scrubber == nil ? nil : piiCounts
             recording = true
             defer { recording = false }
-            let outcome = try filterMetricFields(metric, family: family, shape: shape)
+            let outcome = try filterMetricFields(metric, fields: fields, family: family, shape: shape)
             if draft.decided { key.withUnsafeBufferPointer { _ = memo.remember(key: $0, hash: hash, draft: &draft) } }
             return outcome
         }
@@ -367,7 +370,7 @@ public final class ProtobufFilter {
         let (samples, structuralLabel) = try shape.samples(of: metric, fields: fields)
         guard entry.structural == 0 || (entry.structural == 2) == structuralLabel else {
             // Decided for a metric with (or without) a bucket or quantile: not this one.
-            return try filterMetricFields(metric, family: family, shape: shape)
+            return try filterMetricFields(metric, fields: fields, family: family, shape: shape)
         }
         memo.touch(number)
         remembered.forEachPIICount { piiCounts.add(index: $0, count: $1) }
