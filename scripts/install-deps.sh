@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Installs what building (`build`), testing (`test`) or comparing against nginx
-# (`bench`, for bench/compare.sh) needs, only what is missing, so that it is cheap to
-# run every time. Debian packages through apt, Python tools into the project's own
-# virtual environment .venv-test/.
+# Installs what building (`build`), testing (`test`), comparing against nginx and
+# node_exporter (`bench`, for bench/compare.sh and bench/resources.sh) or building
+# the container image (`image`, for scripts/image.sh) needs, only what is missing,
+# so that it is cheap to run every time. Debian packages through apt, Python tools
+# into the project's own virtual environment .venv-test/.
 set -euo pipefail
 
 what=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-apt_packages=(libssl-dev libcrypt-dev libre2-dev zlib1g-dev openssl curl pkg-config)
+apt_packages=(libssl-dev libcrypt-dev libre2-dev zlib1g-dev libyaml-dev openssl curl pkg-config)
 if [[ $what == test ]]; then
     # promtool (prometheus) checks the gateway's own metrics and the deploy rules;
     # prometheus and promtool are the reference for relabeling (e2e/); Go's own
@@ -21,8 +22,16 @@ if [[ $what == test ]]; then
 fi
 if [[ $what == bench ]]; then
     # wrk: the load; apache2-utils: htpasswd -B; gcc and libssl-dev (above): wrk's
-    # client-certificate shim; nginx: the reverse proxy compared against (below).
-    apt_packages+=(wrk apache2-utils gcc libc6-dev python3 iproute2)
+    # client-certificate shim; nginx: the reverse proxy compared against (below);
+    # prometheus-node-exporter: the Go exporter (exporter-toolkit's TLS and basic auth)
+    # whose footprint bench/resources.sh prints beside scrapeguard's and nginx's.
+    apt_packages+=(wrk apache2-utils gcc libc6-dev python3 iproute2 prometheus-node-exporter)
+fi
+if [[ $what == image ]]; then
+    # buildah: builds the image from deploy/Containerfile without a Docker engine;
+    # binutils: objcopy and readelf (scripts/image-rootfs.sh strips the binary and
+    # reads its loader); python3: the stand-in app of scripts/image.sh's proof.
+    apt_packages+=(buildah binutils python3)
 fi
 
 missing=()

@@ -1,9 +1,18 @@
 import ArgumentParser
-import Foundation
 import GatewayCore
 import GatewayTLS
 import Logging
 import ServiceLifecycle
+import Subprocess
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The main job on an embedded default: dev certificates, a demo app, the gateway in
 /// front of it with a PII policy, one real scrape with curl over mTLS and basic auth,
@@ -33,7 +42,7 @@ struct DemoCommand: AsyncParsableCommand {
         let logger = try Logging.make(level: logLevel, format: "logfmt")
         let folder = try makeFolder()
         say("1. dev certificates in \(folder)")
-        try runProcess("/bin/bash", [certsScript, folder], quiet: true)
+        try await runProcess("/bin/bash", [certsScript, folder], quiet: true)
 
         let app = DemoMetricsApp()
         let appPort = try await app.start()
@@ -71,10 +80,13 @@ struct DemoCommand: AsyncParsableCommand {
             """
         // A fresh HMAC key: the same e-mail maps to the same pseudonym for this run only.
         var generator = SystemRandomNumberGenerator()
-        let key = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-        try key.write(toFile: "\(folder)/pii.key", atomically: true, encoding: .utf8)
-        try webConfig.write(toFile: "\(folder)/web-config.yml", atomically: true, encoding: .utf8)
-        try gatewayConfig.write(toFile: "\(folder)/scrapeguard.yml", atomically: true, encoding: .utf8)
+        let key = (0..<32).map { _ in
+            let byte = UInt8.random(in: 0...255, using: &generator)
+            return String(byte >> 4, radix: 16) + String(byte & 0xF, radix: 16)
+        }.joined()
+        try write(key, to: "\(folder)/pii.key")
+        try write(webConfig, to: "\(folder)/web-config.yml")
+        try write(gatewayConfig, to: "\(folder)/scrapeguard.yml")
 
         let web = try WebConfiguration.load(file: "\(folder)/web-config.yml")
         let gateway = try GatewayConfiguration.load(file: "\(folder)/scrapeguard.yml")
@@ -93,11 +105,11 @@ struct DemoCommand: AsyncParsableCommand {
         ]
         say("4. one scrape, as Prometheus would make it (the app itself serves alice@example.com and 203.0.113.7):")
         say("   \(curl.joined(separator: " "))\n")
-        try runProcess("/usr/bin/env", curl, quiet: false)
+        try await runProcess("/usr/bin/env", curl, quiet: false)
         let refused = ["curl", "--silent", "--cacert", "\(folder)/ca.crt", "--output", "/dev/null",
                        "--write-out", "%{http_code}", "--cert", "\(folder)/client.crt", "--key", "\(folder)/client.key",
                        "--user", "\(Self.user):wrong", url]
-        let status = try captureProcess("/usr/bin/env", refused)
+        let status = try await captureProcess("/usr/bin/env", refused)
         say("\n5. the same with a wrong password: HTTP \(status); without a client certificate the handshake itself fails.")
 
         if once {
@@ -117,35 +129,38 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     private func makeFolder() throws -> String {
-        var template = Array((NSTemporaryDirectory() + "scrapeguard-demo-XXXXXX").utf8CString)
+        let temporary = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array((temporary + "/scrapeguard-demo-XXXXXX").utf8CString)
         guard let result = mkdtemp(&template) else {
-            throw ValidationError("cannot make a temporary folder")
+            throw ValidationError("cannot make a temporary folder in \(temporary)")
         }
         return String(cString: result)
     }
 
-    private func runProcess(_ executable: String, _ arguments: [String], quiet: Bool) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if quiet { process.standardOutput = FileHandle.nullDevice }
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw ValidationError("\(arguments.first ?? executable) failed with status \(process.terminationStatus)")
+    /// Writes a small file readable by its owner only (the HMAC key is a secret).
+    private func write(_ text: String, to path: String) throws {
+        let file = try FileDescriptor.open(FilePath(path), .writeOnly, options: [.create, .truncate],
+                                           permissions: [.ownerReadWrite])
+        try file.closeAfter { _ = try file.writeAll(Array(text.utf8)) }
+    }
+
+    private func runProcess(_ executable: String, _ arguments: [String], quiet: Bool) async throws {
+        let status = if quiet {
+            try await Subprocess.run(.path(FilePath(executable)), arguments: Arguments(arguments), output: .discarded)
+                .terminationStatus
+        } else {
+            try await Subprocess.run(.path(FilePath(executable)), arguments: Arguments(arguments),
+                                     output: .currentStandardOutput).terminationStatus
+        }
+        guard status.isSuccess else {
+            throw ValidationError("\(arguments.first ?? executable) failed: \(status)")
         }
     }
 
-    private func captureProcess(_ executable: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        let pipe = Pipe()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+    private func captureProcess(_ executable: String, _ arguments: [String]) async throws -> String {
+        let result = try await Subprocess.run(.path(FilePath(executable)), arguments: Arguments(arguments),
+                                              output: .string(limit: 4096))
+        return result.standardOutput
     }
 }
 

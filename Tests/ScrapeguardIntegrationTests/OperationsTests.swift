@@ -88,6 +88,35 @@ import Testing
         await upstream.stop()
     }
 
+    /// TCP_NODELAY is a TCP option: set on every accepted connection and on the
+    /// connection to the app at the TCP level. Set as a socket-level option instead
+    /// (option 1 there is SO_DEBUG), it did nothing as root and, without
+    /// CAP_NET_ADMIN (uid 65532 in the pod), failed with EACCES and closed every
+    /// connection the gateway accepted.
+    @Test func noDelayIsSetAsATCPOptionOnEveryConnection() async throws {
+        let upstream = TestUpstream(body: Array("up 1\n".utf8))
+        let upstreamPort = try await upstream.start()
+        let (folder, web, config) = try writeServeConfig(gateway: "upstream:\n  url: http://127.0.0.1:\(upstreamPort)/metrics\n")
+        let trace = folder.appendingPathComponent("setsockopt.trace").path
+        let serve = try await ServeProcess(folder: folder, webConfigFile: web, configFile: config,
+                                           launcher: ["strace", "-f", "-e", "trace=setsockopt", "-o", trace])
+        #expect(try await Curl().get("\(serve.baseURL)/metrics").status == 200)
+        // SIGTERM to the gateway, not to strace (which would detach and leave it running).
+        let strace = serve.process.processIdentifier
+        let children = try String(contentsOfFile: "/proc/\(strace)/task/\(strace)/children", encoding: .utf8)
+        let gateway = try #require(children.split(separator: " ").first.flatMap { Int32($0) })
+        kill(gateway, SIGTERM)
+        #expect(try await serve.waitForExit(timeout: .seconds(10)) == 0, "\(serve.log)")
+        let calls = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n")
+            .filter { $0.contains("setsockopt(") }
+        // The health check, the scrape, the fetch from the app: three connections, each
+        // with a non-zero value ("\1\0...": NIO passes the option as a C int or wider).
+        let noDelay = calls.filter { $0.contains("SOL_TCP, TCP_NODELAY, \"\\1") && $0.hasSuffix("= 0") }
+        #expect(noDelay.count >= 3, "\(calls.joined(separator: "\n"))")
+        #expect(!calls.contains { $0.contains("SO_DEBUG") || $0.contains("= -1") }, "\(calls.joined(separator: "\n"))")
+        await upstream.stop()
+    }
+
     @Test func jsonLogsAreOneObjectALineAndCarryNoSecrets() async throws {
         let upstream = TestUpstream(body: Array("up 1\n".utf8))
         let upstreamPort = try await upstream.start()

@@ -1,8 +1,15 @@
 import GatewayTLS
-import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+
+// Base64 only; FoundationEssentials (no ICU) is in the process for swift-argument-parser
+// and swift-metrics anyway.
+#if canImport(FoundationEssentials)
+import struct FoundationEssentials.Data
+#else
+import struct Foundation.Data
+#endif
 
 /// HTTP basic auth against bcrypt hashes, made cheap for a scraper that sends the
 /// same credentials every 15 seconds:
@@ -115,8 +122,8 @@ package final class BasicAuthenticator: Sendable {
     static func parseBasic(_ header: String) -> (String, String)? {
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
         guard parts.count == 2, parts[0].lowercased() == "basic",
-            let data = Data(base64Encoded: String(parts[1]).trimmingCharacters(in: .whitespaces)),
-            let decoded = String(data: data, encoding: .utf8),
+            let data = Data(base64Encoded: parts[1].trimmingSpaces),
+            let decoded = String(validating: data, as: UTF8.self),
             let colon = decoded.firstIndex(of: ":")
         else { return nil }
         return (String(decoded[..<colon]), String(decoded[decoded.index(after: colon)...]))

@@ -1,6 +1,5 @@
 import GatewayTLS
 import MetricsFilter
-import Yams
 
 /// The filter sections of scrapeguard.yml: `metric_relabel_configs` (Prometheus's
 /// own schema, so rules move from a scrape config unchanged), `relabel_semantics`
@@ -161,7 +160,7 @@ enum FilterConfiguration {
     }
 
     /// `metric_relabel_configs` entries, validated with Prometheus's rules and words.
-    static func relabelRules(_ items: [Node], file: String, path: String,
+    static func relabelRules(_ items: [YAMLNode], file: String, path: String,
                              semantics: RelabelSemantics = .prometheus3) throws -> [RelabelRule] {
         try items.enumerated().map { index, node in
             let key = "\(path)[\(index)]"

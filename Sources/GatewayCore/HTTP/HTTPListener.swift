@@ -37,7 +37,7 @@ package final class HTTPListener: Sendable {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: options.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: options.noDelay ? 1 : 0)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: options.noDelay ? 1 : 0)
             .childChannelOption(.maxMessagesPerRead, value: options.maximumMessagesPerRead)
             .childChannelInitializer(childInitializer)
             .bind(host: host, port: port)

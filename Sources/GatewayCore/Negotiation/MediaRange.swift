@@ -48,9 +48,3 @@ struct MediaRange: Equatable {
         ([type] + parameters.map { "\($0.name)=\($0.value)" }).joined(separator: ";")
     }
 }
-
-extension Substring {
-    fileprivate var trimmingSpaces: String {
-        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
-    }
-}

@@ -1,5 +1,12 @@
-import Foundation
 import Logging
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// How log lines are written: logfmt (the default, as Prometheus' own tools write) or
 /// one JSON object a line. Either way, one line per event on standard error. Nothing
@@ -44,15 +51,23 @@ package struct StructuredLogHandler: LogHandler {
             fields.append((key, merged[key]!.description))
         }
         let text = format == .json ? Self.json(fields) : Self.logfmt(fields)
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        Self.writeToStandardError(text + "\n")
     }
 
     static func logfmt(_ fields: [(String, String)]) -> String {
         fields.map { key, value in
             let needsQuotes = value.isEmpty || value.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0.isNewline }
             guard needsQuotes else { return "\(key)=\(value)" }
-            let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-                .replacingOccurrences(of: "\n", with: "\\n")
+            // By scalar: "\r\n" is one Character, and its "\n" must be escaped too.
+            var escaped = ""
+            for scalar in value.unicodeScalars {
+                switch scalar {
+                case "\\": escaped += "\\\\"
+                case "\"": escaped += "\\\""
+                case "\n": escaped += "\\n"
+                default: escaped.unicodeScalars.append(scalar)
+                }
+            }
             return "\(key)=\"\(escaped)\""
         }.joined(separator: " ")
     }
@@ -70,14 +85,47 @@ package struct StructuredLogHandler: LogHandler {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            case _ where scalar.value < 0x20:
+                out += scalar.value < 0x10 ? "\\u000" : "\\u00"
+                out += String(scalar.value, radix: 16)
             default: out.unicodeScalars.append(scalar)
             }
         }
         return out + "\""
     }
 
-    private static func timestamp() -> String {
-        Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+    /// One `write(2)` a line, retried when interrupted or short: lines from
+    /// different threads do not interleave within a line on a pipe (up to PIPE_BUF).
+    private static func writeToStandardError(_ text: String) {
+        var bytes = Array(text.utf8)
+        bytes.withUnsafeMutableBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(2, buffer.baseAddress! + offset, buffer.count - offset)
+                if written > 0 {
+                    offset += written
+                } else if written < 0 && errno == EINTR {
+                    continue
+                } else {
+                    return  // a closed standard error: the line is lost, the process goes on
+                }
+            }
+        }
+    }
+
+    /// RFC 3339 in UTC with milliseconds, `2026-11-30T11:37:35.123Z`.
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func padded(_ value: Int32, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(padded(parts.tm_year + 1900, 4))-\(padded(parts.tm_mon + 1, 2))-\(padded(parts.tm_mday, 2))T"
+            + "\(padded(parts.tm_hour, 2)):\(padded(parts.tm_min, 2)):\(padded(parts.tm_sec, 2))."
+            + "\(padded(Int32(now.tv_nsec / 1_000_000), 3))Z"
     }
 }

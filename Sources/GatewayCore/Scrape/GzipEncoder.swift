@@ -1,4 +1,3 @@
-import Foundation
 internal import CZlib
 import NIOCore
 
@@ -44,11 +43,19 @@ final class GzipEncoder {
     static func accepts(_ header: String?) -> Bool {
         guard let header else { return false }
         for part in header.split(separator: ",") {
-            let pieces = part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            let pieces = part.split(separator: ";").map { $0.trimmingSpaces.lowercased() }
             guard let coding = pieces.first, coding == "gzip" || coding == "x-gzip" || coding == "*" else { continue }
-            let refused = pieces.dropFirst().contains { $0.replacingOccurrences(of: " ", with: "").range(of: #"^q=0(\.0{0,3})?$"#, options: .regularExpression) != nil }
-            if !refused { return true }
+            if !pieces.dropFirst().contains(where: isQualityZero) { return true }
         }
         return false
+    }
+
+    /// `q=0`, `q=0.`, `q=0.0` up to `q=0.000` (RFC 9110's qvalue), spaces allowed.
+    private static func isQualityZero(_ parameter: String) -> Bool {
+        let compact = parameter.filter { $0 != " " && $0 != "\t" }
+        guard compact.hasPrefix("q=0") else { return false }
+        let fraction = compact.dropFirst(3)
+        guard let point = fraction.first else { return true }
+        return point == "." && fraction.count <= 4 && fraction.dropFirst().allSatisfy { $0 == "0" }
     }
 }

@@ -1,4 +1,3 @@
-import Foundation
 import NIOHTTP1
 
 /// How long a scrape may take upstream. Prometheus says how long it will wait in
@@ -8,7 +7,7 @@ import NIOHTTP1
 enum ScrapeTimeout {
     static func effective(headers: HTTPHeaders, configured: Duration) -> Duration {
         guard let text = headers.first(name: "X-Prometheus-Scrape-Timeout-Seconds"),
-            let seconds = Double(text.trimmingCharacters(in: .whitespaces)), seconds.isFinite, seconds > 0
+            let seconds = Double(text.trimmingSpaces), seconds.isFinite, seconds > 0
         else { return configured }
         let capped = min(seconds, 3600)
         let margin = min(0.5, capped * 0.1)

@@ -79,7 +79,7 @@ package final class UpstreamClient: UpstreamFetching {
             return bootstrap.connect(unixDomainSocketPath: path)
         }
         return bootstrap
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connect(host: configuration.url.host, port: configuration.url.port)
     }
 

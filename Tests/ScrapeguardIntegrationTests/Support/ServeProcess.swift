@@ -11,14 +11,16 @@ final class ServeProcess {
 
     /// Starts serve with web-config and scrapeguard.yml files in `folder`, and waits
     /// until the health port answers.
-    init(folder: URL, webConfigFile: String, configFile: String, extraArguments: [String] = []) async throws {
+    /// `launcher` runs before the binary (`strace -o FILE`, say).
+    init(folder: URL, webConfigFile: String, configFile: String, extraArguments: [String] = [],
+         launcher: [String] = []) async throws {
         self.folder = folder
         port = try await freePort()
         healthPort = try await freePort()
         logFile = folder.appendingPathComponent("serve-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: Repository.binary)
-        process.arguments = [
+        process.executableURL = URL(fileURLWithPath: launcher.isEmpty ? Repository.binary : "/usr/bin/env")
+        process.arguments = (launcher.isEmpty ? [] : launcher + [Repository.binary]) + [
             "serve", "--web.config.file=\(webConfigFile)", "--config.file=\(configFile)",
             "--web.listen-address=127.0.0.1:\(port)", "--health.listen-address=127.0.0.1:\(healthPort)",
         ] + extraArguments

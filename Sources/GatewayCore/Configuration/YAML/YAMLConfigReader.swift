@@ -1,6 +1,4 @@
-import Foundation
 import GatewayTLS
-import Yams
 
 /// A strict reader over one YAML mapping of a configuration file. Every key that is
 /// read is remembered, and `finish()` refuses whatever is left: an unknown key is an
@@ -8,20 +6,25 @@ import Yams
 struct YAMLConfigReader {
     let file: String
     let path: String
-    private let entries: [(key: String, value: Node)]
+    private let entries: [(key: String, value: YAMLNode)]
     private var consumed: Set<String> = []
 
     /// Parses a whole file; an empty document reads as an empty mapping.
     static func load(file: String, text: String) throws -> YAMLConfigReader {
-        let root: Node?
+        let root: YAMLNode?
         do {
-            root = try Yams.compose(yaml: text)
-        } catch YamlError.duplicatedKeysInMapping(let duplicates, let context) {
-            let key = duplicates.first ?? ""
-            let path = Self.blockKeyPath(of: key, nearLine: context.mark.line, in: text)
-            throw ConfigError(.duplicateKey, file: file, key: path, reason: "duplicate key")
-        } catch let error as YamlError {
-            throw ConfigError(.syntax, file: file, key: "", reason: "invalid YAML: \(Self.describe(error))")
+            root = try YAMLComposer.compose(text)
+        } catch {
+            switch error.kind {
+            case .syntax:
+                throw ConfigError(.syntax, file: file, key: error.path, reason: "invalid YAML: \(error.reason)")
+            case .duplicateKey:
+                throw ConfigError(.duplicateKey, file: file, key: error.path, reason: error.reason)
+            case .nonStringKey:
+                throw ConfigError(.wrongType, file: file, key: error.path, reason: error.reason)
+            case .structure:
+                throw ConfigError(.syntax, file: file, key: error.path, reason: "invalid YAML: \(error.reason)")
+            }
         }
         guard let root else {
             return YAMLConfigReader(file: file, path: "", entries: [])
@@ -39,32 +42,21 @@ struct YAMLConfigReader {
         return try load(file: file, text: text)
     }
 
-    private init(file: String, path: String, entries: [(key: String, value: Node)]) {
+    private init(file: String, path: String, entries: [(key: String, value: YAMLNode)]) {
         self.file = file
         self.path = path
         self.entries = entries
     }
 
     /// A reader over a mapping found elsewhere (a list item).
-    static func mapping(_ node: Node, file: String, path: String) throws -> YAMLConfigReader {
+    static func mapping(_ node: YAMLNode, file: String, path: String) throws -> YAMLConfigReader {
         try YAMLConfigReader(file: file, path: path, node: node)
     }
 
-    private init(file: String, path: String, node: Node) throws {
-        guard let mapping = node.mapping else {
+    /// Keys are strings and unique: the composer refused the file otherwise.
+    private init(file: String, path: String, node: YAMLNode) throws {
+        guard let entries = node.mapping else {
             throw ConfigError(.wrongType, file: file, key: path, reason: "must be a mapping")
-        }
-        var entries: [(key: String, value: Node)] = []
-        var seen: Set<String> = []
-        for (keyNode, value) in mapping {
-            guard let key = keyNode.scalar?.string else {
-                throw ConfigError(.wrongType, file: file, key: path, reason: "keys must be strings")
-            }
-            let keyPath = path.isEmpty ? key : "\(path).\(key)"
-            guard seen.insert(key).inserted else {
-                throw ConfigError(.duplicateKey, file: file, key: keyPath, reason: "duplicate key")
-            }
-            entries.append((key, value))
         }
         self.init(file: file, path: path, entries: entries)
     }
@@ -88,15 +80,15 @@ struct YAMLConfigReader {
     var isEmpty: Bool { entries.isEmpty }
 
     func has(_ key: String) -> Bool {
-        entries.contains { $0.key == key && !Self.isNull($0.value) }
+        entries.contains { $0.key == key && !$0.value.isNull }
     }
 
     /// The keys present, in file order.
     var keys: [String] { entries.map(\.key) }
 
-    private mutating func node(_ key: String) -> Node? {
+    private mutating func node(_ key: String) -> YAMLNode? {
         consumed.insert(key)
-        guard let value = entries.first(where: { $0.key == key })?.value, !Self.isNull(value) else { return nil }
+        guard let value = entries.first(where: { $0.key == key })?.value, !value.isNull else { return nil }
         return value
     }
 
@@ -124,7 +116,7 @@ struct YAMLConfigReader {
         return int
     }
 
-    mutating func sequence(_ key: String) throws -> [Node]? {
+    mutating func sequence(_ key: String) throws -> [YAMLNode]? {
         guard let value = node(key) else { return nil }
         guard let sequence = value.sequence else {
             throw error(.wrongType, key, "expected a list")
@@ -135,7 +127,7 @@ struct YAMLConfigReader {
     /// A plain (unquoted) non-negative integer.
     mutating func unsignedInt(_ key: String) throws -> UInt64? {
         guard let value = node(key) else { return nil }
-        guard let scalar = value.scalar, scalar.style == .plain, let number = UInt64(scalar.string) else { return nil }
+        guard let scalar = value.scalar, scalar.isPlain, let number = UInt64(scalar.string) else { return nil }
         return number
     }
 
@@ -182,54 +174,12 @@ struct YAMLConfigReader {
     }
 
     /// The raw entries, for mappings whose keys are data.
-    var rawEntries: [(key: String, value: Node)] { entries }
+    var rawEntries: [(key: String, value: YAMLNode)] { entries }
 
     /// Refuses any key that was not read.
     func finish() throws {
         if let unknown = entries.first(where: { !consumed.contains($0.key) }) {
             throw error(.unknownKey, unknown.key, "unknown key")
-        }
-    }
-
-    /// The dotted path of block-style `key` on (or next to) `line`, found from the
-    /// indentation of the lines above it: for error messages only.
-    static func blockKeyPath(of key: String, nearLine line: Int, in text: String) -> String {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        func indent(_ line: String) -> Int { line.prefix { $0 == " " }.count }
-        let candidates = [line - 1, line, line - 2].filter { lines.indices.contains($0) }
-        guard let start = candidates.first(where: { lines[$0].trimmingCharacters(in: .whitespaces).hasPrefix("\(key):") }) else {
-            return key
-        }
-        var path = [key]
-        var level = indent(lines[start])
-        var index = start - 1
-        while index >= 0 && level > 0 {
-            let candidate = lines[index]
-            let trimmed = candidate.trimmingCharacters(in: .whitespaces)
-            if !trimmed.isEmpty, !trimmed.hasPrefix("#"), indent(candidate) < level, let colon = trimmed.firstIndex(of: ":") {
-                path.insert(String(trimmed[..<colon]), at: 0)
-                level = indent(candidate)
-            }
-            index -= 1
-        }
-        return path.joined(separator: ".")
-    }
-
-    private static func isNull(_ node: Node) -> Bool {
-        if case .scalar(let scalar) = node {
-            return scalar.style == .plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string)
-        }
-        return false
-    }
-
-    private static func describe(_ error: YamlError) -> String {
-        switch error {
-        case .scanner(let context, let problem, let mark, _):
-            return "\(problem) at line \(mark.line), column \(mark.column)" + (context.map { " (\($0.text))" } ?? "")
-        case .parser(let context, let problem, let mark, _):
-            return "\(problem) at line \(mark.line), column \(mark.column)" + (context.map { " (\($0.text))" } ?? "")
-        default:
-            return "\(error)"
         }
     }
 }
