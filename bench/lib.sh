@@ -32,3 +32,23 @@ YAML
 
 # free_port: a TCP port on 127.0.0.1 that is free now.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# nginx_mtls_proxy CERTS APP_PORT: the http-block lines that make nginx the proxy
+# scrapeguard is compared with: the same certificate, key and client CA (client
+# certificates required), protocols, TLS 1.2 suites and groups as scrapeguard's
+# defaults, and an upstream `app` on 127.0.0.1:APP_PORT with keep-alive.
+nginx_mtls_proxy() {
+    cat <<EOF
+    ssl_certificate $1/server.crt;
+    ssl_certificate_key $1/server.key;
+    ssl_client_certificate $1/ca.crt;
+    ssl_verify_client on;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
+    ssl_ecdh_curve X25519:prime256v1:secp384r1;
+    upstream app {
+        server 127.0.0.1:$2;
+        keepalive 16;
+    }
+EOF
+}

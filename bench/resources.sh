@@ -299,17 +299,7 @@ http {
     fastcgi_temp_path $work/nginx/fastcgi;
     uwsgi_temp_path $work/nginx/uwsgi;
     scgi_temp_path $work/nginx/scgi;
-    ssl_certificate $work/certs/server.crt;
-    ssl_certificate_key $work/certs/server.key;
-    ssl_client_certificate $work/certs/ca.crt;
-    ssl_verify_client on;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
-    ssl_ecdh_curve X25519:prime256v1:secp384r1;
-    upstream app {
-        server 127.0.0.1:$app_port;
-        keepalive 16;
-    }
+$(nginx_mtls_proxy "$work/certs" "$app_port")
     proxy_http_version 1.1;
     proxy_set_header Connection "";
     server {
