@@ -458,7 +458,6 @@ public final class StreamingFilter {
             return
         }
         var labels = LabelSet(sample: sample)
-        let before = labels
         if let relabeler {
             guard relabeler.apply(&labels) else {
                 dropSeries(.relabel, metric: sample.name)
@@ -505,7 +504,7 @@ public final class StreamingFilter {
             return
         }
         let outputLabels = labels.labels.filter { $0.name != LabelSet.metricNameLabel }
-        let unchanged = labels == before && exemplar == sample.exemplar && !sample.needsRewrite
+        let unchanged = labels.isSet(of: sample) && exemplar == sample.exemplar && !sample.needsRewrite
         rememberWrite(name: name, labels: outputLabels, rewritten: !unchanged, emptyValuesArePresent: false)
         guard !admits || admit(labels, name: name) else { return }
         emit(sample, name: name, labels: outputLabels, exemplar: exemplar, unchanged: unchanged, original: original, into: &output)

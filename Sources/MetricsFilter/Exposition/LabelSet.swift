@@ -49,4 +49,21 @@ public struct LabelSet: Hashable, Sendable {
     public mutating func delete(_ name: [UInt8]) {
         labels.removeAll { $0.name == name }
     }
+
+    /// Deletes every label `shouldDelete` picks, in place (no copy of the labels).
+    public mutating func delete(where shouldDelete: (Label) throws -> Bool) rethrows {
+        try labels.removeAll(where: shouldDelete)
+    }
+
+    /// Whether this is the set `LabelSet(sample:)` makes of `sample`, found without
+    /// making it: the same labels, none missing, none added. (A sample's label names
+    /// are unique: the parser refuses a duplicate.)
+    public func isSet(of sample: Sample) -> Bool {
+        let expected = sample.labels.reduce(sample.name.isEmpty ? 0 : 1) { $0 + ($1.value.isEmpty ? 0 : 1) }
+        guard labels.count == expected else { return false }
+        return labels.allSatisfy { label in
+            if label.name == Self.metricNameLabel { return label.value == sample.name }
+            return sample.labels.contains { $0.name == label.name && $0.value == label.value }
+        }
+    }
 }

@@ -19,8 +19,9 @@ public final class Relabeler {
 
     /// Applies every rule; false when the series is dropped.
     public func apply(_ set: inout LabelSet) -> Bool {
-        for (index, rule) in rules.enumerated() {
-            guard apply(rule, index: index, to: &set) else { return false }
+        // By index: `enumerated()` would copy each rule (and retain what it holds).
+        for index in rules.indices {
+            guard apply(rules[index], index: index, to: &set) else { return false }
         }
         return true
     }
@@ -57,13 +58,9 @@ public final class Relabeler {
                 set.set(rule.regex.replaceAll(label.name, with: rule.replacement), label.value)
             }
         case .labeldrop:
-            for label in set.labels where matches(index, label.name) {
-                set.delete(label.name)
-            }
+            set.delete { matches(index, $0.name) }
         case .labelkeep:
-            for label in set.labels where !matches(index, label.name) {
-                set.delete(label.name)
-            }
+            set.delete { !matches(index, $0.name) }
         }
         return true
     }
