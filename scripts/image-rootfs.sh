@@ -26,7 +26,7 @@
 #   - /etc/ssl, openssl.cnf: the gateway trusts only the CA files its web-config
 #     names, and OpenSSL runs with its built-in defaults when its configuration file
 #     is missing (it looks for /usr/lib/ssl/openssl.cnf once and goes on; checked with
-#     strace on serve and check-config, see scripts/image.sh's proof).
+#     strace on serve and check-config when this script was written).
 #   - ld.so.cache, nsswitch.conf: the loader finds libraries in its built-in system
 #     folders, and glibc 2.34+ has the files and dns NSS modules inside libc.
 # Libraries loaded with dlopen are not in ldd's list; the proof in scripts/image.sh
@@ -74,7 +74,15 @@ fi
 # and 57 MB of libraries): the release build links the Swift runtime statically, and
 # no target imports Foundation. A dependency that brings it back fails here.
 if grep -Ei 'libFoundation|FoundationICU|FoundationInternationalization|libswift' <<<"$ldd_out" >&2; then
-    die "the binary loads Swift's or Foundation's shared libraries (above): build it with 'make release' (--static-swift-stdlib) and without Foundation"
+    die "the binary loads Swift's or Foundation's shared libraries (above): build it with 'make release' (--static-swift-stdlib; SwiftPM does not relink when only flags change: remove the binary first) and without Foundation"
+fi
+# Linked statically, Foundation would not show in ldd: its module's symbols would.
+# ("$s10Foundation" is the mangled prefix of the Foundation module's own symbols;
+# FoundationEssentials' are "$s20FoundationEssentials".)
+if symbols=$(nm --defined-only -- "$binary" 2>/dev/null) && [[ -n $symbols ]]; then
+    if grep -qE ' \$s10Foundation|FoundationInternationalization|_FoundationICU|ucol_open' <<<"$symbols"; then
+        die "the binary has Foundation (with ICU) linked in: a dependency imports Foundation; see docs/ARCHITECTURE.md, Configuration"
+    fi
 fi
 libs=()
 while read -r first arrow second _; do

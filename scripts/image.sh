@@ -91,7 +91,7 @@ bash "$root/scripts/image-rootfs.sh" "$binary" "$out/rootfs"
 # what HEALTHCHECK NONE means anyway.
 epoch=${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct 2>/dev/null || echo 0)}
 old_id=$(bah images --quiet --no-trunc "$image" 2>/dev/null || true)
-bah build --format oci --timestamp "$epoch" --iidfile "$out/image-id" \
+bah build --no-cache --force-rm --format oci --timestamp "$epoch" --iidfile "$out/image-id" \
     -f "$root/deploy/Containerfile" -t "$image" "$out/rootfs" ||
     die "buildah build failed (above)"
 id=$(cat "$out/image-id")
@@ -171,6 +171,9 @@ for v in "${volumes[@]}"; do mkdir -p "$mnt$v"; done
 # The root, read-only, as readOnlyRootFilesystem makes it.
 mkdir "$ro"
 mount --bind "$mnt" "$ro" || die "mount --bind of the image's filesystem refused"
+# Private: the mounts made below it must not propagate into the host's peer groups
+# (on a systemd host / is shared) and outlive the cleanup there.
+mount --make-rprivate "$ro" || die "making $ro a private mount refused"
 mount -o remount,bind,ro "$ro" || die "remounting the image's filesystem read-only refused"
 [[ ,$(findmnt -no OPTIONS --mountpoint "$ro"), == *,ro,* ]] || die "$ro is not mounted read-only"
 if touch "$ro/.write-probe" 2>/dev/null; then

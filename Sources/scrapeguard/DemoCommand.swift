@@ -146,11 +146,11 @@ struct DemoCommand: AsyncParsableCommand {
 
     private func runProcess(_ executable: String, _ arguments: [String], quiet: Bool) async throws {
         let status = if quiet {
-            try await Subprocess.run(.path(FilePath(executable)), arguments: Arguments(arguments), output: .discarded)
-                .terminationStatus
+            try await Subprocess.run(.path(FilePath(executable)), arguments: Arguments(arguments), output: .discarded,
+                                     error: .currentStandardError).terminationStatus
         } else {
             try await Subprocess.run(.path(FilePath(executable)), arguments: Arguments(arguments),
-                                     output: .currentStandardOutput).terminationStatus
+                                     output: .currentStandardOutput, error: .currentStandardError).terminationStatus
         }
         guard status.isSuccess else {
             throw ValidationError("\(arguments.first ?? executable) failed: \(status)")
@@ -159,7 +159,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     private func captureProcess(_ executable: String, _ arguments: [String]) async throws -> String {
         let result = try await Subprocess.run(.path(FilePath(executable)), arguments: Arguments(arguments),
-                                              output: .string(limit: 4096))
+                                              output: .string(limit: 4096), error: .currentStandardError)
         return result.standardOutput
     }
 }

@@ -41,6 +41,17 @@ import Yams
         #expect(value.isNull == null)
     }
 
+    /// The relabel `modulus` is a uint64 in Prometheus: yaml.v2 reads `010` as 8.
+    @Test(arguments: [
+        ("010", 8 as UInt64?), ("0x10", 16), ("1_000", 1000), ("+5", 5), ("-0", 0), ("0", 0),
+        ("18446744073709551615", UInt64.max), ("18446744073709551616", nil), ("-1", nil), ("\"8\"", nil),
+        ("8.0", nil), ("ten", nil),
+    ])
+    func unsignedIntegersReadAsYAMLv2FillsAUint64(_ text: String, _ expected: UInt64?) throws {
+        var reader = try YAMLConfigReader.load(file: "x.yml", text: "modulus: \(text)\n")
+        #expect(try reader.unsignedInt("modulus") == expected)
+    }
+
     @Test func aDuplicateKeyIsRefusedWithItsPath() {
         #expect(Self.refusal("a: 1\na: 2\n") == YAMLCompositionError(kind: .duplicateKey, path: "a", reason: "duplicate key"))
         #expect(Self.refusal("a:\n  b: 1\n  c: 2\n  b: 3\n")?.path == "a.b")
@@ -82,6 +93,11 @@ import Yams
         #expect(error?.kind == .syntax)
         #expect(error?.reason.contains("line ") == true && error?.reason.contains("column ") == true, "\(String(describing: error))")
         #expect(Self.refusal("a: b: c\n")?.kind == .syntax)
+        // A control character: libyaml's reader gives an offset, not a mark.
+        let control = Self.refusal("a: 1\nb: 2\nc: x\u{1}y\n")
+        #expect(control?.kind == .syntax && control?.reason.contains("at line 3, column 5") == true,
+                "\(String(describing: control))")
+        #expect(Self.refusal("a: 1\n---\nb: 2\n")?.reason == "a second YAML document at line 2: the file must hold one")
         #expect(Self.refusal("\tkey: 1\n")?.kind == .syntax)
     }
 

@@ -48,19 +48,29 @@ enum YAMLComposer {
             while true {
                 var event = yaml_event_t()
                 guard yaml_parser_parse(&parser, &event) == 1 else {
-                    throw YAMLCompositionError(kind: .syntax, path: "", reason: describeError(of: parser))
+                    throw YAMLCompositionError(kind: .syntax, path: "",
+                                               reason: describeError(of: parser, input: UnsafeBufferPointer(input)))
                 }
                 defer { yaml_event_delete(&event) }
                 if event.type == YAML_STREAM_END_EVENT { break }
-                try builder.take(event, line: Int(parser.mark.line) + 1)
+                try builder.take(event, line: Int(event.start_mark.line) + 1)
             }
             return builder.root
         }
     }
 
-    private static func describeError(of parser: yaml_parser_t) -> String {
+    private static func describeError(of parser: yaml_parser_t, input: UnsafeBufferPointer<UInt8>) -> String {
         let problem = parser.problem.map { String(cString: $0) } ?? "unreadable YAML"
-        var text = "\(problem) at line \(parser.problem_mark.line + 1), column \(parser.problem_mark.column + 1)"
+        var line = Int(parser.problem_mark.line) + 1
+        var column = Int(parser.problem_mark.column) + 1
+        if parser.error == YAML_READER_ERROR {
+            // The reader (a control character, bad UTF-8) gives a byte offset, no mark.
+            let offset = min(Int(parser.problem_offset), input.count)
+            let before = input[..<offset]
+            line = before.count(where: { $0 == UInt8(ascii: "\n") }) + 1
+            column = offset - (before.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0) + 1
+        }
+        var text = "\(problem) at line \(line), column \(column)"
         if let context = parser.context {
             text += " (\(String(cString: context)))"
         }

@@ -124,11 +124,11 @@ struct YAMLConfigReader {
         return Array(sequence)
     }
 
-    /// A plain (unquoted) non-negative integer.
+    /// A plain (unquoted) non-negative integer, as yaml.v2 reads one into a `uint64`
+    /// (`YAMLScalar.uint64`: `010` is 8, `0x10` is 16, as Prometheus reads them).
     mutating func unsignedInt(_ key: String) throws -> UInt64? {
         guard let value = node(key) else { return nil }
-        guard let scalar = value.scalar, scalar.isPlain, let number = UInt64(scalar.string) else { return nil }
-        return number
+        return value.scalar?.uint64
     }
 
     mutating func stringList(_ key: String) throws -> [String]? {

@@ -68,6 +68,24 @@ struct YAMLScalar: Sendable, Equatable {
     /// hexadecimal, `0b` binary, `0o` or a leading `0` octal. Nil when it is not one
     /// or does not fit in 64 bits.
     var int: Int? {
+        guard let (negative, magnitude) = integerParts() else { return nil }
+        if negative {
+            guard magnitude <= UInt64(Int.max) + 1 else { return nil }
+            return magnitude == UInt64(Int.max) + 1 ? Int.min : -Int(magnitude)
+        }
+        guard magnitude <= UInt64(Int.max) else { return nil }
+        return Int(magnitude)
+    }
+
+    /// A plain non-negative integer up to 2^64 - 1, as yaml.v2 fills a `uint64` (the
+    /// relabel `modulus`): the same syntax as `int`, `010` is 8; a negative number is
+    /// refused (`-0` is 0, as yaml.v2 takes it).
+    var uint64: UInt64? {
+        guard let (negative, magnitude) = integerParts(), !negative || magnitude == 0 else { return nil }
+        return magnitude
+    }
+
+    private func integerParts() -> (negative: Bool, magnitude: UInt64)? {
         guard isPlain, let first = string.first, first.isASCII, first.isNumber || first == "-" || first == "+" else {
             return nil
         }
@@ -88,11 +106,6 @@ struct YAMLScalar: Sendable, Equatable {
         }
         guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isHexDigit }),
               let magnitude = UInt64(digits, radix: radix) else { return nil }
-        if negative {
-            guard magnitude <= UInt64(Int.max) + 1 else { return nil }
-            return magnitude == UInt64(Int.max) + 1 ? Int.min : -Int(magnitude)
-        }
-        guard magnitude <= UInt64(Int.max) else { return nil }
-        return Int(magnitude)
+        return (negative, magnitude)
     }
 }
