@@ -60,4 +60,19 @@ import Testing
         #expect(!BcryptHash.isWellFormed("$1$abc$" + String(repeating: "a", count: 53)))
         #expect(BcryptHash.verify(password: "x", hash: "not-a-hash") == .unusableHash)
     }
+
+    /// The hash an unknown user is checked against, made without a bcrypt: libcrypt
+    /// takes it as a real one (a mismatch, never "unusable", which would return at
+    /// once and tell a wrong user name from a wrong password), at the cost asked for.
+    @Test(arguments: [4, 5, 10])
+    func aDecoyHashIsCheckedInFullAndNeverMatches(_ cost: Int) {
+        let decoy = BcryptHash.decoy(cost: cost)
+        #expect(BcryptHash.isWellFormed(decoy) && BcryptHash.cost(of: decoy) == cost, "\(decoy)")
+        if cost < 10 {
+            for password in ["", "x", "prometheus", String(repeating: "p", count: 72)] {
+                #expect(BcryptHash.verify(password: password, hash: decoy) == .mismatch, "\(decoy)")
+            }
+        }
+        #expect(BcryptHash.decoy(cost: cost) != decoy)
+    }
 }

@@ -69,10 +69,9 @@ package final class BasicAuthenticator: Sendable {
         self.pool = pool
         self.cacheCapacity = cacheCapacity
         self.maximumPendingChecks = maximumPendingChecks
-        let cost = users.values.compactMap(BcryptHash.cost(of:)).max() ?? 10
-        let randomBytes = Digest.randomBytes(16)
-        self.fakeHash = BcryptHash.hash(password: randomBytes.map { String($0, radix: 16) }.joined(), cost: cost)
-            ?? "$2y$10$invalidinvalidinvalidinuSgCmzIhZJ0I0lXnQc9rUbQ2wuYx9zqe"
+        // Of the users' highest cost, so that an unknown user costs what a known one
+        // does; made without a bcrypt, so start-up and reloads do not wait for one.
+        self.fakeHash = BcryptHash.decoy(cost: users.values.compactMap(BcryptHash.cost(of:)).max() ?? 10)
     }
 
     /// Checks an `Authorization` header value. Completes on `eventLoop`.

@@ -61,6 +61,25 @@ package enum BcryptHash {
         }
     }
 
+    /// A well-formed `$2y$` hash of `cost` with a random salt and a random digest, made
+    /// without running bcrypt: checking any password against it costs a full bcrypt
+    /// (the digest is only compared at the end) and never matches (a password would
+    /// have to hit 184 random bits). What an unknown user is checked against, so that
+    /// a wrong user name takes as long as a wrong password, without a bcrypt at start-up.
+    package static func decoy(cost: Int) -> String {
+        let alphabet = Array("./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".utf8)
+        // The last character of the salt (22) and of the digest (31) carries spare bits,
+        // which must be zero: these four have them so.
+        let lastCharacters = Array(".Oeu".utf8)
+        let random = Digest.randomBytes(53)
+        var text = Array("$2y$".utf8) + Array(String(min(max(cost, 4), 31)).utf8).paddedTo2() + [UInt8(ascii: "$")]
+        for (index, byte) in random.enumerated() {
+            let last = index == 21 || index == 52
+            text.append(last ? lastCharacters[Int(byte) % lastCharacters.count] : alphabet[Int(byte) % alphabet.count])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+
     /// A new `$2y$` hash with a random salt; nil for a password bcrypt cannot hash
     /// whole (a NUL byte, more than 72 bytes).
     package static func hash(password: String, cost: Int = 10) -> String? {
@@ -68,5 +87,12 @@ package enum BcryptHash {
         var output = [CChar](repeating: 0, count: 128)
         guard sg_bcrypt_hash(password, Int32(cost), &output, output.count) == 0 else { return nil }
         return String(decoding: output.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Two digits, with a leading zero for a one-digit number (a bcrypt cost).
+    fileprivate func paddedTo2() -> [UInt8] {
+        count >= 2 ? self : [UInt8(ascii: "0")] + self
     }
 }
