@@ -1,5 +1,6 @@
 import Foundation
 @testable import MetricsFilter
+import TestSupport
 import Testing
 
 /// RelabelRegex against Go's own regexp (Tests/Support/go_regexp_oracle.go, run with
@@ -147,29 +148,15 @@ private struct OracleCase {
 /// Go regexp syntax, drawn at random: mostly valid, with the constructs Go refuses
 /// (and other engines take) mixed in.
 struct PatternGrammar {
-    private var state: UInt64
+    private var random: SplitMix64
 
-    /// SplitMix64, started from the seed's own mix: a stream that starts at
-    /// `seed × γ` would be seed 1's stream shifted by `seed - 1` steps.
     init(seed: UInt64) {
-        state = Self.mix(seed)
+        random = SplitMix64(seed: seed)
     }
 
-    private mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        return Self.mix(state)
-    }
+    private mutating func below(_ bound: Int) -> Int { random.below(bound) }
 
-    private static func mix(_ value: UInt64) -> UInt64 {
-        var z = value
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    private mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-
-    private mutating func pick<T>(_ choices: [T]) -> T { choices[below(choices.count)] }
+    private mutating func pick<T>(_ choices: [T]) -> T { random.pick(choices) }
 
     private static let literals = [
         "a", "b", "x", "y", "_", "1", "é", "ſ", "s", "S", "k", "K", "\u{212A}", "Σ", "σ", "ς", "-", "/", " ", "Ω", "ω",

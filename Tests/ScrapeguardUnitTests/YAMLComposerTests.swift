@@ -144,6 +144,45 @@ import Yams
         #expect(compared > 200)
     }
 
+    /// Generated documents (`YAMLGrammar`, fixed seed), composed here and by Yams:
+    /// both refuse, or both give the same tree.
+    @Test func generatedDocumentsComposeAsYamsComposesThem() throws {
+        var grammar = YAMLGrammar(seed: 1)
+        var accepted = 0, refused = 0
+        for _ in 0..<3000 {
+            let text = grammar.document()
+            switch (Self.result(text), Self.yamsResult(text)) {
+            case (.success(let ours), .success(let theirs)):
+                #expect(Self.same(ours, theirs), "\(text)")
+                accepted += 1
+            case (.failure, .failure):
+                refused += 1
+            case (.success, .failure(let error)):
+                Issue.record("Yams refuses (\(error)), we do not:\n\(text)")
+            case (.failure(let error), .success):
+                Issue.record("we refuse (\(error.reason)), Yams does not:\n\(text)")
+            }
+        }
+        // Both kinds are exercised.
+        #expect(accepted > 1000 && refused > 50, "accepted \(accepted), refused \(refused)")
+    }
+
+    private static func yamsResult(_ text: String) -> Result<Node?, any Error> {
+        do {
+            return .success(try Yams.compose(yaml: text))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private static func result(_ text: String) -> Result<YAMLNode?, YAMLCompositionError> {
+        do {
+            return .success(try compose(text))
+        } catch {
+            return .failure(error)
+        }
+    }
+
     private static func same(_ ours: YAMLNode?, _ reference: Node?) -> Bool {
         switch (ours, reference) {
         case (nil, nil):
