@@ -70,9 +70,10 @@ bench: release
 # binary (scripts/image-rootfs.sh), buildah with deploy/Containerfile (the runtime
 # stage of deploy/Dockerfile), then the image proven from its own filesystem, read-only
 # and as uid 65532: check-config on deploy/'s configs and one real mTLS scrape.
-# Prints the image's digest and size. Needs root (buildah, mount, chroot).
+# Prints the image's digest and size. Needs root (buildah, mount, chroot): sudo
+# when make is not run as root, as scripts/install-deps.sh does for apt.
 image: release
-	bash scripts/image.sh "$$($(SWIFT) build -c release --show-bin-path)/scrapeguard"
+	$(if $(filter 0,$(shell id -u)),,sudo) bash scripts/image.sh "$$($(SWIFT) build -c release --show-bin-path)/scrapeguard"
 
 clean:
 	rm -rf .build .build-fuzz .build-image .venv-test Benchmarks/.build
