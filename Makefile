@@ -67,8 +67,8 @@ bench: release
 	bash bench/compare.sh
 
 # The container image without a Docker engine: the runtime filesystem from the release
-# binary (scripts/image-rootfs.sh), buildah with deploy/Containerfile (the runtime
-# stage of deploy/Dockerfile), then the image proven from its own filesystem, read-only
+# binary (scripts/image-rootfs.sh), buildah with deploy/Dockerfile's runtime stage fed
+# that folder, then the image proven from its own filesystem, read-only
 # and as uid 65532: check-config on deploy/'s configs and one real mTLS scrape.
 # Prints the image's digest and size. Needs root (buildah, mount, chroot): sudo
 # when make is not run as root, as scripts/install-deps.sh does for apt.

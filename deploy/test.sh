@@ -13,7 +13,6 @@
 #     the cert-manager v1 models, unknown fields refused
 #   - the objects are wired together (ports, names, Secrets, SANs, credentials,
 #     hardening): deploy/tools/bundle_checks.py wiring
-#   - deploy/Dockerfile's runtime stage and deploy/Containerfile are the same lines
 #   - checkov: no failed check beyond deploy/checkov-skips.yaml
 #   - promtool check rules / test rules, and every deliberately broken copy of the
 #     rules fails the tests
@@ -260,21 +259,6 @@ done
     check "wiring: overlays/dev-certs (+ the dev certificates' SANs)" "$py" "$tools" wiring \
         "$work/render/overlays_dev-certs.yaml" --server-cert "$dev_certs/server.crt" \
         --client-cert "$dev_certs/client.crt" --base-web-config "$here/base/config/web-config.yml"
-
-# ------------------------------------------------------------------ image recipe
-# deploy/Dockerfile's runtime stage and deploy/Containerfile (the same stage for
-# buildah, `make image`) are one recipe: from their "runtime configuration" line to
-# the end they are the same lines, and both start the runtime from scratch.
-one_runtime_stage() {
-    local marker='/^# -* runtime configuration$/,$p' f
-    for f in Dockerfile Containerfile; do
-        [[ -n $(sed -n "$marker" "$here/$f") ]] || fail_with "deploy/$f: no '# --- runtime configuration' line"
-        [[ $(grep '^FROM ' "$here/$f" | tail -n 1) == "FROM scratch" ]] || fail_with "deploy/$f: the runtime stage is not FROM scratch"
-    done
-    diff -u <(sed -n "$marker" "$here/Dockerfile") <(sed -n "$marker" "$here/Containerfile")
-    echo "$(sed -n "$marker" "$here/Dockerfile" | grep -cvE '^(#|$)') instruction lines, the same in both; both FROM scratch"
-}
-check "Dockerfile's runtime stage = Containerfile" one_runtime_stage
 
 # ------------------------------------------------------------------ checkov
 run_checkov() { # FRAMEWORK ARGS...

@@ -2,7 +2,7 @@
 # Assembles the container image's whole filesystem from a release binary: the one
 # recipe behind both deploy/Dockerfile (its build stage runs this into /rootfs, the
 # runtime stage is FROM scratch + that folder) and `make image` (scripts/image.sh,
-# buildah with deploy/Containerfile and this folder as the build context).
+# buildah building deploy/Dockerfile's runtime stage with this folder as its `build`).
 #
 # Usage: scripts/image-rootfs.sh BINARY OUTDIR
 #

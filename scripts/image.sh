@@ -7,13 +7,13 @@
 #
 # Steps, each failing the script with what went wrong:
 #   1. buildah from Debian, if missing (scripts/install-deps.sh image)
-#   2. deploy/Dockerfile's and deploy/Containerfile's runtime configuration are the
-#      same lines (one recipe; deploy/test.sh checks it too)
-#   3. the runtime filesystem: scripts/image-rootfs.sh BINARY .build-image/rootfs
+#   2. the runtime filesystem: scripts/image-rootfs.sh BINARY .build-image/rootfs
 #      (the debug info lands in .build-image/scrapeguard.debug)
-#   4. buildah build with deploy/Containerfile, that folder as the context; prints
-#      the image's ID, digest and uncompressed size against the 25 MiB goal
-#   5. the proof, from the built image: `buildah from` + `buildah mount` give its
+#   3. buildah build of deploy/Dockerfile's runtime stage, its `build` stage given as
+#      that folder (--build-context): the same recipe Docker builds, without
+#      compiling in a container; prints the image's ID, digest and uncompressed
+#      size against the 25 MiB goal
+#   4. the proof, from the built image: `buildah from` + `buildah mount` give its
 #      filesystem, bind-mounted read-only; with /proc and the Deployment's three
 #      volumes (web-config, config, TLS: deploy/'s own files and dev certificates)
 #      mounted as a container runtime would, and as uid/gid 65532:
@@ -74,25 +74,20 @@ done
 # vfs: plain copies, no overlay filesystem or fuse needed, works inside containers.
 bah() { buildah --storage-driver vfs "$@"; }
 
-# ------------------------------------------------------------------ 2. one recipe
-runtime_config() { sed -n '/^# -* runtime configuration$/,$p' "$1"; }
-[[ -n $(runtime_config "$root/deploy/Containerfile") ]] ||
-    die "deploy/Containerfile has no '# --- runtime configuration' line"
-diff -u <(runtime_config "$root/deploy/Dockerfile") <(runtime_config "$root/deploy/Containerfile") ||
-    die "deploy/Dockerfile and deploy/Containerfile differ below the runtime configuration line (above); make them one recipe again"
-
-# ------------------------------------------------------------------ 3. rootfs
+# ------------------------------------------------------------------ 2. rootfs
 bash "$root/scripts/image-rootfs.sh" "$binary" "$out/rootfs"
 
-# ------------------------------------------------------------------ 4. build
+# ------------------------------------------------------------------ 3. build
 # OCI format: its configuration has no random hostname or container id (Docker's
 # format does), so with fixed timestamps the same files give the same image ID and
 # digest. HEALTHCHECK has no OCI field: buildah warns and leaves it out, which is
-# what HEALTHCHECK NONE means anyway.
-epoch=${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct 2>/dev/null || echo 0)}
+# what HEALTHCHECK NONE means anyway. The Dockerfile's `build` stage is replaced by
+# .build-image (whose rootfs/ its runtime stage copies) and so skipped: nothing is
+# pulled (--pull=never fails loudly should the stage be renamed).
+epoch=${SOURCE_DATE_EPOCH:-$(git -c safe.directory="$root" -C "$root" log -1 --format=%ct 2>/dev/null || echo 0)}
 old_id=$(bah images --quiet --no-trunc "$image" 2>/dev/null || true)
-bah build --no-cache --force-rm --format oci --timestamp "$epoch" --iidfile "$out/image-id" \
-    -f "$root/deploy/Containerfile" -t "$image" "$out/rootfs" ||
+bah build --pull=never --no-cache --force-rm --format oci --timestamp "$epoch" --iidfile "$out/image-id" \
+    --build-context build="$out" -f "$root/deploy/Dockerfile" -t "$image" "$out" ||
     die "buildah build failed (above)"
 id=$(cat "$out/image-id")
 id=sha256:${id#sha256:}
@@ -112,7 +107,7 @@ say "  digest    $digest (manifest in local storage, layer uncompressed; a regis
 say "            digest differs: pin the one \`buildah push --digestfile FILE\` writes)"
 say "  size      $bytes bytes uncompressed ($mib MiB; goal <= $goal_mib MiB: $goal)"
 
-# ------------------------------------------------------------------ 5. proof
+# ------------------------------------------------------------------ 4. proof
 proof=$(mktemp -d /tmp/scrapeguard-image.XXXXXX)
 ro=$proof/root
 cid=
@@ -135,6 +130,8 @@ cleanup() {
     else
         rm -rf -- "$proof"
     fi
+    # Run through sudo (make image as a user): .build-image stays the user's.
+    [[ -z ${SUDO_UID:-} ]] || chown -R "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$out"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -232,10 +229,12 @@ chown 0:65532 "$files/web/web-config.yml"
 chmod 0440 "$files/web/web-config.yml"
 check_config "deploy/overlays/dev-certs' web-config.yml"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-app_port=$(free_port)
-https_port=$(free_port)
-health_port=$(free_port)
+# Three free ports, held open together while chosen so that no two are the same.
+read -r app_port https_port health_port < <(python3 -c '
+import socket
+held = [socket.socket() for _ in range(3)]
+for s in held: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in held))')
 
 # The stand-in app: one metric whose label deploy/'s policy redacts, as text 0.0.4
 # (what the gateway asks an app for), on the host's loopback, which the chroot

@@ -28,7 +28,7 @@ if [[ $what == bench ]]; then
     apt_packages+=(wrk apache2-utils gcc libc6-dev python3 iproute2 prometheus-node-exporter)
 fi
 if [[ $what == image ]]; then
-    # buildah: builds the image from deploy/Containerfile without a Docker engine;
+    # buildah: builds deploy/Dockerfile's runtime stage without a Docker engine;
     # binutils: objcopy and readelf (scripts/image-rootfs.sh strips the binary and
     # reads its loader); python3: the stand-in app of scripts/image.sh's proof.
     apt_packages+=(buildah binutils python3)

@@ -669,19 +669,13 @@ public final class StreamingFilter {
     /// and labels without `le` and `quantile`, as on the full path.
     private func admit(_ labels: PlainLabels) -> Bool {
         let name = labels.sample.name
-        let current = family.flatMap { name.starts(with: $0) && Self.isFamilySuffix(name.dropFirst($0.count)) ? $0 : nil }
-        let unit = current.map { $0.withUnsafeBufferPointer { labels.fingerprint(name: $0, excludingBuckets: true) } }
-            ?? labels.fingerprint(name: name, excludingBuckets: true)
+        let familyName = Self.family(of: name, current: family)
+        let unit = labels.fingerprint(name: familyName, excludingBuckets: true)
         unitValues.removeAll(keepingCapacity: true)
         if policy.limits.valuesPerLabel != nil {
             labels.forEachUnitLabel { unitValues.append(SeriesTracker.ValueKey(name: $0, value: $1)) }
         }
-        guard let current else {
-            return admit(SeriesTracker.UnitKey(unit), family: name, values: unitValues, metric: { Array(name) })
-        }
-        return current.withUnsafeBufferPointer {
-            admit(SeriesTracker.UnitKey(unit), family: $0, values: unitValues, metric: { Array(name) })
-        }
+        return admit(SeriesTracker.UnitKey(unit), family: familyName, values: unitValues, metric: { Array(name) })
     }
 
     private func admit(_ key: SeriesTracker.UnitKey, family: UnsafeBufferPointer<UInt8>, values: [SeriesTracker.ValueKey],

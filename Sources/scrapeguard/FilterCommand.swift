@@ -59,9 +59,7 @@ struct FilterCommand: ParsableCommand {
             try runRepeated(policy: configuration.filter, format: filterFormat, names: names)
             return
         }
-        let filter: any ScrapeFilterEngine = filterFormat.map {
-            StreamingFilter(policy: configuration.filter, format: $0, names: names)
-        } ?? ProtobufFilter(policy: configuration.filter, names: names)
+        let filter = Self.makeFilter(policy: configuration.filter, format: filterFormat, names: names)
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         var output: [UInt8] = []
         while true {
@@ -108,9 +106,7 @@ struct FilterCommand: ParsableCommand {
             var chunkOutput: [UInt8] = []
             chunkOutput.reserveCapacity(1 << 17)
             var start = ContinuousClock.now
-            let filter: any ScrapeFilterEngine = format.map {
-                StreamingFilter(policy: policy, format: $0, names: names, tracker: tracker, memo: memo)
-            } ?? ProtobufFilter(policy: policy, names: names, tracker: tracker, memo: memo)
+            let filter = Self.makeFilter(policy: policy, format: format, names: names, tracker: tracker, memo: memo)
             var offset = 0
             while offset < input.count {
                 let end = min(offset + (1 << 16), input.count)
@@ -181,5 +177,12 @@ struct FilterCommand: ParsableCommand {
             lines.append("rejected \(count) line(s): \(reason)")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// The text filter for `format`, the protobuf one for nil.
+    private static func makeFilter(policy: FilterPolicy, format: ExpositionFormat?, names: NameEscaping,
+                                   tracker: SeriesTracker? = nil, memo: SeriesMemo? = nil) -> any ScrapeFilterEngine {
+        guard let format else { return ProtobufFilter(policy: policy, names: names, tracker: tracker, memo: memo) }
+        return StreamingFilter(policy: policy, format: format, names: names, tracker: tracker, memo: memo)
     }
 }

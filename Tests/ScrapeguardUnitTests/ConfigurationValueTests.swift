@@ -37,6 +37,28 @@ import Testing
         }
     }
 
+    /// What a scraper's `Accept-Encoding` says of gzip: `q=0` in any spelling refuses it.
+    @Test(arguments: [
+        ("gzip", true), ("x-gzip", true), ("*", true), ("GZIP", true), ("identity, gzip;q=0.5", true),
+        ("gzip;q=0.0001", true), ("gzip;q=1", true), ("deflate, br", false), (nil as String?, false), ("", false),
+        ("gzip;q=0", false), ("gzip; q = 0", false), ("gzip;Q=0", false), ("gzip;q=0.", false), ("gzip;q=0.000", false),
+        ("gzip;q=0, *;q=0", false), ("gzip;q=0, *", true),
+    ])
+    func gzipAcceptance(_ header: String?, _ accepted: Bool) {
+        #expect(GzipEncoder.accepts(header) == accepted)
+    }
+
+    /// logfmt as go-logfmt writes it: a value with a space, a control character, `=`
+    /// or `"` (or an empty one) quoted, with JSON's escapes.
+    @Test func logfmtQuotesWhatWouldSplitALine() {
+        let line = StructuredLogHandler.logfmt([
+            ("a", "plain"), ("b", ""), ("c", "two words"), ("d", "x=y"), ("e", "say \"hi\""),
+            ("f", "line\r\nbreak"), ("g", "tab\there"), ("h", "back\\slash"), ("i", "bell\u{7}"),
+        ])
+        #expect(line == #"a=plain b="" c="two words" d="x=y" e="say \"hi\"" f="line\r\nbreak" g="tab\there" h=back\slash i="bell\u0007""#)
+        #expect(StructuredLogHandler.json([("msg", "a\"b\n")]) == #"{"msg":"a\"b\n"}"#)
+    }
+
     @Test func basicAuthorizationHeaders() {
         #expect(BasicAuthenticator.parseBasic("Basic cHJvbWV0aGV1czpwYTpzcw==")! == ("prometheus", "pa:ss"))
         #expect(BasicAuthenticator.parseBasic("basic dXNlcjo=")! == ("user", ""))

@@ -1,4 +1,5 @@
 @testable import MetricsFilter
+import TestSupport
 import Testing
 
 /// `HashedKeyTable` against `Dictionary`, on a fixed seed: random inserts, updates and
@@ -14,13 +15,8 @@ import Testing
 
     @Test(arguments: [1, 2, 3])
     func agreesWithADictionary(seed: UInt64) {
-        var state = seed &* 0x9E37_79B9_7F4A_7C15
-        func next(_ bound: UInt64) -> UInt64 {
-            state ^= state << 13
-            state ^= state >> 7
-            state ^= state << 17
-            return state % bound
-        }
+        var random = SplitMix64(seed: seed)
+        func next(_ bound: UInt64) -> UInt64 { UInt64(random.below(Int(bound))) }
         var table = HashedKeyTable<CrowdedKey, Int>(capacity: 4, placeholder: -1)
         var reference: [CrowdedKey: Int] = [:]
         for step in 0..<20_000 {

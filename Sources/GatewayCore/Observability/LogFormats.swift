@@ -54,21 +54,12 @@ package struct StructuredLogHandler: LogHandler {
         Self.writeToStandardError(text + "\n")
     }
 
+    /// A value is quoted, with JSON's escapes, when it is empty or holds a space, a
+    /// control character, `=` or `"`, as go-logfmt (Prometheus' logger) writes it.
     static func logfmt(_ fields: [(String, String)]) -> String {
         fields.map { key, value in
-            let needsQuotes = value.isEmpty || value.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0.isNewline }
-            guard needsQuotes else { return "\(key)=\(value)" }
-            // By scalar: "\r\n" is one Character, and its "\n" must be escaped too.
-            var escaped = ""
-            for scalar in value.unicodeScalars {
-                switch scalar {
-                case "\\": escaped += "\\\\"
-                case "\"": escaped += "\\\""
-                case "\n": escaped += "\\n"
-                default: escaped.unicodeScalars.append(scalar)
-                }
-            }
-            return "\(key)=\"\(escaped)\""
+            let needsQuotes = value.isEmpty || value.unicodeScalars.contains { $0.value <= 0x20 || $0 == "=" || $0 == "\"" }
+            return needsQuotes ? "\(key)=\(quote(value))" : "\(key)=\(value)"
         }.joined(separator: " ")
     }
 
@@ -76,6 +67,7 @@ package struct StructuredLogHandler: LogHandler {
         "{" + fields.map { "\(quote($0)):\(quote($1))" }.joined(separator: ",") + "}"
     }
 
+    /// A JSON string: quotes, backslash and control characters escaped.
     private static func quote(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {

@@ -50,12 +50,10 @@ final class GzipEncoder {
         return false
     }
 
-    /// `q=0`, `q=0.`, `q=0.0` up to `q=0.000` (RFC 9110's qvalue), spaces allowed.
+    /// A `q` parameter of zero (`q=0`, `q = 0.000`): the coding is refused. Read as
+    /// `MediaRange.quality` reads an `Accept` clause's.
     private static func isQualityZero(_ parameter: String) -> Bool {
-        let compact = parameter.filter { $0 != " " && $0 != "\t" }
-        guard compact.hasPrefix("q=0") else { return false }
-        let fraction = compact.dropFirst(3)
-        guard let point = fraction.first else { return true }
-        return point == "." && fraction.count <= 4 && fraction.dropFirst().allSatisfy { $0 == "0" }
+        let pair = parameter.split(separator: "=", maxSplits: 1)
+        return pair.count == 2 && pair[0].trimmingSpaces == "q" && Double(pair[1].trimmingSpaces) == 0
     }
 }

@@ -1,5 +1,3 @@
-import Synchronization
-
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -20,7 +18,9 @@ import Darwin
 /// against it (a hash alone never decides), and only its value and timestamp are
 /// read and checked anew. Admission and the structure check (duplicates, order,
 /// histogram groups, OpenMetrics families) depend on the rest of the scrape and run
-/// on every line, fed from the memo.
+/// on every line, fed from the memo. The protobuf exposition is remembered the same
+/// way per `Metric`: its key is the family's name and type and the metric's label
+/// fields as they came (`ProtobufFilter.filterRemembered`).
 ///
 /// Lines come in the same order scrape after scrape, so each entry also remembers
 /// which entry followed it: the next line is first compared with that one, without
@@ -32,7 +32,7 @@ import Darwin
 /// recently seen). Everything is forgotten when the policy, the format or the name
 /// escaping differs from the last scrape's.
 ///
-/// About 430 lines, one job: the three parts (entries, their bytes, the index) live
+/// About 410 lines, one job: the three parts (entries, their bytes, the index) live
 /// in memory this type maps itself, so their lookup, insertion under the budget and
 /// compaction stay together; the entry's layout and the draft are in MemoEntry.swift.
 ///
@@ -330,13 +330,19 @@ public final class SeriesMemo: @unchecked Sendable {
         return size
     }
 
+    private static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+    /// Gives the kernel back the whole pages of `base` past the first `kept` bytes, up
+    /// to `used`: they read as zero again, and no longer count as resident.
+    private static func giveBack(_ base: UnsafeMutableRawPointer, keeping kept: Int, of used: Int) {
+        let start = (kept + pageSize - 1) / pageSize * pageSize
+        if start < used { madvise(base + start, used - start, MADV_DONTNEED) }
+    }
+
     private func rebuildIndex(size: Int) {
         if size < indexCount {
-            // From the first whole page past what stays in use.
-            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-            let start = (size * MemoryLayout<Int32>.stride + page - 1) / page * page
-            let end = indexCount * MemoryLayout<Int32>.stride
-            if start < end { madvise(UnsafeMutableRawPointer(index) + start, end - start, MADV_DONTNEED) }
+            Self.giveBack(UnsafeMutableRawPointer(index), keeping: size * MemoryLayout<Int32>.stride,
+                          of: indexCount * MemoryLayout<Int32>.stride)
         }
         index.update(repeating: -1, count: size)
         indexCount = size
@@ -373,15 +379,9 @@ public final class SeriesMemo: @unchecked Sendable {
             entries[number].next = renumbered[Int(entries[number].next)]
         }
         first = first >= 0 ? renumbered[Int(first)] : -1
-        // Give the pages no longer used back to the kernel.
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let arenaTail = (cursor + page - 1) / page * page
-        if arenaTail < arenaUsed { madvise(arena + arenaTail, arenaUsed - arenaTail, MADV_DONTNEED) }
-        let entriesStart = UnsafeMutableRawPointer(entries)
-        let entriesTail = (kept * MemoryLayout<Entry>.stride + page - 1) / page * page
-        if entriesTail < count * MemoryLayout<Entry>.stride {
-            madvise(entriesStart + entriesTail, count * MemoryLayout<Entry>.stride - entriesTail, MADV_DONTNEED)
-        }
+        Self.giveBack(arena, keeping: cursor, of: arenaUsed)
+        Self.giveBack(UnsafeMutableRawPointer(entries), keeping: kept * MemoryLayout<Entry>.stride,
+                      of: count * MemoryLayout<Entry>.stride)
         count = kept
         arenaUsed = cursor
         rebuildIndex(size: Self.indexSize(for: count))
@@ -413,33 +413,5 @@ public final class SeriesMemo: @unchecked Sendable {
         hash &*= 0xD6E8_FEB8_6659_FD93
         hash ^= hash >> 32
         return hash
-    }
-}
-
-/// Bytes that memos may hold together: one memo's own, or the memos of a store's
-/// (one per scrape running at once) sharing `filter.memo_budget`.
-final class MemoBudget: Sendable {
-    let limit: Int
-    private let used = Atomic<Int>(0)
-
-    init(limit: Int) {
-        self.limit = max(0, limit)
-    }
-
-    var usedBytes: Int { used.load(ordering: .relaxed) }
-
-    /// Takes `bytes` if they fit; a negative amount gives back.
-    func take(_ bytes: Int) -> Bool {
-        var current = used.load(ordering: .relaxed)
-        while true {
-            guard current + bytes <= limit else { return false }
-            let (exchanged, original) = used.compareExchange(expected: current, desired: current + bytes, ordering: .relaxed)
-            if exchanged { return true }
-            current = original
-        }
-    }
-
-    func give(_ bytes: Int) {
-        used.subtract(bytes, ordering: .relaxed)
     }
 }

@@ -64,6 +64,11 @@ enum MetricMessages {
         return labels
     }
 
+    /// Each of `labels` as a label-pair field numbered `number`.
+    static func appendLabelPairs(_ labels: [Label], field number: Int, to output: inout [UInt8]) {
+        for label in labels { appendLabelPair(label, field: number, to: &output) }
+    }
+
     static func appendLabelPair(_ label: Label, field number: Int, to output: inout [UInt8]) {
         var pair: [UInt8] = []
         pair.reserveCapacity(label.name.count + label.value.count + 4)

@@ -40,8 +40,8 @@ public final class ProtobufFilter {
     /// The decisions of earlier scrapes per metric (see `filterRemembered`), when given.
     private let memo: SeriesMemo?
     private var draft = MemoDraft()
-    /// A metric's memo key: its family's (escaped) name and type, whether it has a
-    /// bucket or quantile, and its label fields as they came.
+    /// A metric's memo key: its family's (escaped) name and type, and its label fields
+    /// as they came. (Whether it has a bucket or quantile is `Entry.structural`.)
     private var key: [UInt8] = []
     /// While a metric the memo did not know is filtered: its decision is written down.
     private var recording = false
@@ -282,26 +282,29 @@ public final class ProtobufFilter {
             if recording { name.withUnsafeBufferPointer { draft.drop(reason, metric: $0, pii: piiOfLabels) } }
             return .drop
         }
+        // Each once: the memo's draft, admission, the duplicate check and the rewrite use them.
+        let series = SeriesFingerprint(name: name, labels: output)
+        let valueKeys = policy.limits.valuesPerLabel == nil || admission == nil
+            ? [] : output.map(SeriesTracker.ValueKey.init)
+        var labelPairs: [UInt8] = []
+        if changed || exemplars != nil {
+            MetricMessages.appendLabelPairs(output, field: MetricField.Metric.label, to: &labelPairs)
+        }
         if recording {
             name.withUnsafeBufferPointer { buffer in
                 draft.write(name: buffer, labels: output, rewritten: changed, emptyValuesArePresent: false, pii: piiOfLabels,
-                            valueKeys: policy.limits.valuesPerLabel == nil || admission == nil
-                                ? .none : .these(output.map(SeriesTracker.ValueKey.init)),
-                            keepsLabels: false,
+                            valueKeys: valueKeys.isEmpty ? .none : .these(valueKeys), keepsLabels: false,
                             // Unchanged labels are not kept twice: a rewrite (for its
                             // exemplars) reads them again from the metric.
-                            writeOutput: changed ? { bytes in
-                                for label in output {
-                                    MetricMessages.appendLabelPair(label, field: MetricField.Metric.label, to: &bytes)
-                                }
-                            } : nil)
+                            writeOutput: changed ? { $0.append(contentsOf: labelPairs) } : nil)
             }
         }
-        if let reason = admit(name: name, labels: output, samples: samples) {
+        if let reason = name.withUnsafeBufferPointer({
+            admit(SeriesTracker.UnitKey(series), name: $0, values: valueKeys, samples: samples)
+        }) {
             counts.drop(reason, metric: name)
             return .drop
         }
-        let series = SeriesFingerprint(name: name, labels: output)
         guard !seriesSeen.contains(series) else {
             counts.drop(.duplicate, metric: name)
             return .drop
@@ -310,8 +313,6 @@ public final class ProtobufFilter {
         counts.samplesOut += 1
         guard changed || exemplars != nil else { return .keep }
         counts.samplesRewritten += 1
-        var labelPairs: [UInt8] = []
-        for label in output { MetricMessages.appendLabelPair(label, field: MetricField.Metric.label, to: &labelPairs) }
         return rewrite(metric, fields: fields, labelPairs: labelPairs, exemplars: exemplars, name: name, family: family)
     }
 
@@ -410,9 +411,7 @@ public final class ProtobufFilter {
         } else {
             // Its labels as the full path writes unchanged ones: sorted, empty values out.
             let read = try MetricMessages.labels(of: metric, fields: fields, number: MetricField.Metric.label)
-            for label in LabelSet(labels: read).labels {
-                MetricMessages.appendLabelPair(label, field: MetricField.Metric.label, to: &labelPairs)
-            }
+            MetricMessages.appendLabelPairs(LabelSet(labels: read).labels, field: MetricField.Metric.label, to: &labelPairs)
         }
         return rewrite(metric, fields: fields, labelPairs: labelPairs, exemplars: exemplars, name: Array(name),
                        family: family)
@@ -465,14 +464,6 @@ public final class ProtobufFilter {
         return nil
     }
 
-    /// Admission of the series with its samples; the reason when refused.
-    private func admit(name: [UInt8], labels: [Label], samples: Int) -> DropReason? {
-        let values = policy.limits.valuesPerLabel == nil ? [] : labels.map(SeriesTracker.ValueKey.init)
-        return name.withUnsafeBufferPointer {
-            admit(SeriesTracker.UnitKey(name, labels), name: $0, values: values, samples: samples)
-        }
-    }
-
     private func admit(_ key: SeriesTracker.UnitKey, name: UnsafeBufferPointer<UInt8>, values: [SeriesTracker.ValueKey],
                        samples: Int) -> DropReason? {
         let verdict = admission?.admit(key, family: name, values: values, samplesSoFar: samplesWritten, samples: samples)
@@ -519,7 +510,7 @@ public final class ProtobufFilter {
         if let scrubber, !scrubber.scrub(&labels, counts: &piiCounts) { return .remove }
         guard labels != before || escaped != read else { return .keep }
         var rewritten: [UInt8] = []
-        for label in labels.labels { MetricMessages.appendLabelPair(label, field: MetricField.exemplarLabel, to: &rewritten) }
+        MetricMessages.appendLabelPairs(labels.labels, field: MetricField.exemplarLabel, to: &rewritten)
         for field in fields where field.number != MetricField.exemplarLabel {
             rewritten.append(contentsOf: exemplar.whole(field))
         }
