@@ -4,7 +4,7 @@
 /// sample.
 enum PlainEdit {
     case keep
-    case replace([UInt8])
+    case replace(PIIScrubber.Replacement)
     case drop
 }
 
@@ -44,7 +44,7 @@ struct PlainLabels: StructureLabels {
             if excludingBuckets, ExpositionTokens.equal(labelName, "le") || ExpositionTokens.equal(labelName, "quantile") { continue }
             switch edit(index) {
             case .keep: body(labelName, sample.labelValue(label))
-            case .replace(let value): value.withUnsafeBufferPointer { body(labelName, $0) }
+            case .replace(let value): value.withBytes { body(labelName, $0) }
             case .drop: break
             }
         }
@@ -57,7 +57,7 @@ struct PlainLabels: StructureLabels {
                 let value = sample.labelValue(label)
                 return canonical ? ExpositionStructure.canonicalNumber(value) : ExpositionStructure.number(value)
             case .replace(let value):
-                return value.withUnsafeBufferPointer {
+                return value.withBytes {
                     canonical ? ExpositionStructure.canonicalNumber($0) : ExpositionStructure.number($0)
                 }
             case .drop:
@@ -115,7 +115,7 @@ struct PlainLabels: StructureLabels {
         output.append(contentsOf: sample.name)
         var opened = false
         for (index, label) in sample.labels.enumerated() {
-            let value: [UInt8]
+            let value: PIIScrubber.Replacement
             switch edit(index) {
             case .drop:
                 continue
@@ -132,7 +132,7 @@ struct PlainLabels: StructureLabels {
             opened = true
             output.append(contentsOf: sample.labelName(label))
             output.append(contentsOf: "=\"".utf8)
-            ExpositionWriter.escape(value, into: &output)
+            value.withBytes { ExpositionWriter.escape($0, into: &output) }
             output.append(UInt8(ascii: "\""))
         }
         if opened { output.append(UInt8(ascii: "}")) }
@@ -146,7 +146,7 @@ extension PlainLabels: MemoLabelSource {
             case .keep:
                 if emptyIsPresent || label.valueEnd > label.valueStart { body(sample.labelName(label), sample.labelValue(label)) }
             case .replace(let value):
-                value.withUnsafeBufferPointer { body(sample.labelName(label), $0) }
+                value.withBytes { body(sample.labelName(label), $0) }
             case .drop:
                 break
             }

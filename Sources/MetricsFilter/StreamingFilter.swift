@@ -36,10 +36,15 @@ public final class StreamingFilter {
     @exclusivity(unchecked) private var counts = FilterReport()
     @exclusivity(unchecked) private var piiCounts: PIICounts
 
-    /// Plain sample lines are filtered in place (see `PlainSample`) when no relabel
-    /// rule needs the whole label set (see `NameRelabeling`). Settable (before the first
-    /// chunk) so that the fuzzer can hold both paths against each other.
-    var usesPlainPath: Bool
+    /// Plain sample lines are filtered in place (see `PlainSample`): by the line's
+    /// own positions when the relabel rules decide by names alone (see
+    /// `NameRelabeling`), else through `RelabelLabels`. Settable (before the first
+    /// chunk) so that the fuzzer can hold the paths against each other.
+    var usesPlainPath = true
+    /// The relabel rules, when they need the whole label set: the plain path runs
+    /// them on `relabeled`.
+    private let setRelabeler: Relabeler?
+    @exclusivity(unchecked) private var relabeled = RelabelLabels()
     @exclusivity(unchecked) private var plain = PlainSample()
     /// What the PII rules made of each label of the plain sample being filtered.
     @exclusivity(unchecked) private var plainEdits: [PlainEdit] = []
@@ -111,7 +116,7 @@ public final class StreamingFilter {
         self.splitter = LineSplitter(maximumLineLength: policy.maximumLineLength)
         self.structure = ExpositionStructure(format: format)
         self.isPassThrough = policy.isIdentity
-        self.usesPlainPath = relabeler == nil || nameRelabeling != nil
+        self.setRelabeler = nameRelabeling == nil ? relabeler : nil
         self.admission = policy.limits.needsTracker
             ? ScrapeAdmission(tracker: tracker ?? SeriesTracker(limits: policy.limits)) : nil
         self.admits = policy.limits.needsTracker
@@ -515,6 +520,10 @@ public final class StreamingFilter {
     /// alone (or that has none), made on the line in place. A changed line is written
     /// anew with its labels in their original order, less the dropped and empty ones.
     private func filterPlainSample(into output: inout [UInt8]) {
+        if let setRelabeler {
+            filterRelabeledPlainSample(setRelabeler, into: &output)
+            return
+        }
         if let nameRelabeling, !nameRelabeling.keepsSeries(named: plain.name) {
             dropSeries(.relabel, metric: plain.name)
             return
@@ -553,8 +562,8 @@ public final class StreamingFilter {
                     break
                 case .replace(let replacement, let rule, let action):
                     count(rule, action)
-                    if !replacement.elementsEqual(value) {
-                        plainEdits[index] = replacement.isEmpty ? .drop : .replace(replacement)
+                    if !replacement.withBytes({ ExpositionTokens.equal($0, value) }) {
+                        plainEdits[index] = replacement.count == 0 ? .drop : .replace(replacement)
                         changed = true
                     }
                 case .dropLabel(let rule):
@@ -577,7 +586,7 @@ public final class StreamingFilter {
             rememberWrite(name: plain.name, labels: labels, rewritten: changed, emptyValuesArePresent: labels.emptyIsPresent,
                           writeOutput: changed ? { labels.writeSeriesPart(into: &$0) } : nil)
         }
-        guard !admits || admit(labels) else { return }
+        guard !admits || admit(labels, name: plain.name) else { return }
         let timestamp = plain.timestamp
         let verdict = structure.sample(
             name: plain.name, labels: labels, value: format == .openMetrics ? ExpositionStructure.number(plain.value) : nil,
@@ -593,6 +602,112 @@ public final class StreamingFilter {
             },
             into: &output)
         record(verdict, rewritten: changed, metric: Array(plain.name))
+    }
+
+    /// The fast path for a plain sample under relabel rules that need the whole label
+    /// set: the same decisions as `handle(_:original:into:)`, in the same order, on
+    /// `RelabelLabels` loaded from the line instead of a parsed `Sample` and a
+    /// `LabelSet`. A changed line is written as the full path writes it.
+    private func filterRelabeledPlainSample(_ relabeler: Relabeler, into output: inout [UInt8]) {
+        relabeled.beginLoading(metricName: plain.name)
+        for label in plain.labels {
+            relabeled.addLoaded(name: plain.labelName(label), value: plain.labelValue(label))
+        }
+        relabeled.endLoading()
+        guard relabeler.apply(&relabeled) else {
+            dropSeries(.relabel, metric: plain.name)
+            return
+        }
+        if let scrubber, !scrubRelabeled(with: scrubber) {
+            dropSeries(.pii, metric: plain.name)
+            return
+        }
+        if relabeled.isEmpty {
+            dropSeries(.relabel, metric: plain.name)
+            return
+        }
+        guard let nameRange = relabeled.metricName else {
+            dropSeries(.missingMetricName, metric: plain.name)
+            return
+        }
+        let labels = RelabeledLabels(labels: relabeled)
+        labels.labels.bytes.withUnsafeBufferPointer { buffer in
+            let name = UnsafeBufferPointer(rebasing: buffer[nameRange])
+            var valid = names.isValidMetricName(name)
+            labels.forEachLabel(excludingBuckets: false) { labelName, _ in
+                if valid && !names.isValidLabelName(labelName) { valid = false }
+            }
+            guard valid else {
+                dropSeries(.invalidName, metric: plain.name)
+                return
+            }
+            if format == .openMetrics && !ExpositionTokens.equal(name, plain.name) {
+                dropSeries(.renamedInOpenmetrics, metric: plain.name)
+                return
+            }
+            if let reason = labels.limitProblem(policy.limits) {
+                dropSeries(reason, metric: name)
+                return
+            }
+            let changed = !relabeled.isUnchanged
+            if recording {
+                rememberWrite(name: name, labels: labels, rewritten: changed, emptyValuesArePresent: false,
+                              writeOutput: changed ? { labels.writeSeriesPart(name: name, into: &$0) } : nil)
+            }
+            guard !admits || admit(labels, name: name) else { return }
+            let timestamp = plain.timestamp
+            let sample = plain
+            let verdict = structure.sample(
+                name: name, labels: labels, value: format == .openMetrics ? ExpositionStructure.number(plain.value) : nil,
+                time: timestamp.flatMap { ExpositionStructure.number($0) }, hasTimestamp: timestamp != nil,
+                hasExemplar: false, rewritten: changed,
+                render: { _, buffer in
+                    if changed {
+                        labels.writeSeriesPart(name: name, into: &buffer)
+                        buffer.append(UInt8(ascii: " "))
+                        buffer.append(contentsOf: sample.valueAndTimestamp)
+                    } else {
+                        buffer.append(contentsOf: sample.line)
+                    }
+                    buffer.append(0x0A)
+                },
+                into: &output)
+            record(verdict, rewritten: changed, metric: Array(plain.name))
+        }
+    }
+
+    /// The PII rules on the relabeled labels, in name order as on the full path
+    /// (`PIIScrubber.scrub`); false when a rule drops the series.
+    private func scrubRelabeled(with scrubber: PIIScrubber) -> Bool {
+        var index = 0
+        while index < relabeled.slots.count {
+            let slot = relabeled.slots[index]
+            let isName = relabeled.withBytes(slot.name) { ExpositionTokens.equal($0, "__name__") }
+            if isName {
+                index += 1
+                continue
+            }
+            let outcome = relabeled.withBytes(slot.name) { name in
+                relabeled.withBytes(slot.value) { scrubber.outcome(name: name, value: $0) }
+            }
+            switch outcome {
+            case .keep:
+                break
+            case .replace(let value, let rule, let action):
+                count(rule, action)
+                value.withBytes { relabeled.setValue(at: index, copying: $0) }
+                if value.count == 0 { continue }  // deleted: the next label is at `index` now
+            case .dropLabel(let rule):
+                count(rule, .drop)
+                relabeled.delete(at: index)
+                continue
+            case .dropSeries(let rule):
+                count(rule, .dropSeries)
+                return false
+            }
+            index += 1
+        }
+        return true
     }
 
     /// Writes a sample (its original bytes when nothing changed) through the
@@ -667,13 +782,12 @@ public final class StreamingFilter {
 
     /// Admission of the plain sample's unit, as edited: the fingerprint of its family
     /// and labels without `le` and `quantile`, as on the full path.
-    private func admit(_ labels: PlainLabels) -> Bool {
-        let name = labels.sample.name
+    private func admit<Labels: MemoLabelSource>(_ labels: Labels, name: UnsafeBufferPointer<UInt8>) -> Bool {
         let familyName = Self.family(of: name, current: family)
         let unit = labels.fingerprint(name: familyName, excludingBuckets: true)
         unitValues.removeAll(keepingCapacity: true)
         if policy.limits.valuesPerLabel != nil {
-            labels.forEachUnitLabel { unitValues.append(SeriesTracker.ValueKey(name: $0, value: $1)) }
+            labels.forEachUnitValue { unitValues.append(SeriesTracker.ValueKey(name: $0, value: $1)) }
         }
         return admit(SeriesTracker.UnitKey(unit), family: familyName, values: unitValues, metric: { Array(name) })
     }

@@ -78,7 +78,7 @@ public enum ExpositionWriter {
         }
     }
 
-    static func escape(_ value: [UInt8], into output: inout [UInt8]) {
+    static func escape<Value: Collection<UInt8>>(_ value: Value, into output: inout [UInt8]) {
         guard value.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") || $0 == 0x0A }) else {
             output.append(contentsOf: value)
             return

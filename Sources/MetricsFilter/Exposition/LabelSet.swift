@@ -9,6 +9,11 @@ public struct LabelSet: Hashable, Sendable {
         self.labels = labels.filter { !$0.value.isEmpty }.sorted { $0.name.lexicographicallyPrecedes($1.name) }
     }
 
+    /// Labels already in name order, none with an empty value (relabeling's result).
+    init(sortedLabels labels: [Label]) {
+        self.labels = labels
+    }
+
     public init(sample: Sample) {
         // One allocation: the labels are few, so an insertion sort in place beats
         // building, filtering and sorting copies.

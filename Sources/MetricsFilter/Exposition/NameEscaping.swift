@@ -60,12 +60,20 @@ public enum NameEscaping: String, Sendable, Hashable, CaseIterable {
 
     /// Whether the scraper's name validation takes `name` as a metric name.
     public func isValidMetricName(_ name: [UInt8]) -> Bool {
-        keepsUTF8 ? !name.isEmpty && name.withUnsafeBufferPointer(GoUTF8.isValid) : LabelNames.isValidMetricName(name)
+        name.withUnsafeBufferPointer(isValidMetricName)
+    }
+
+    func isValidMetricName(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        keepsUTF8 ? !name.isEmpty && GoUTF8.isValid(name) : LabelNames.isValidMetricName(name)
     }
 
     /// Whether the scraper's name validation takes `name` as a label name.
     public func isValidLabelName(_ name: [UInt8]) -> Bool {
-        keepsUTF8 ? !name.isEmpty && name.withUnsafeBufferPointer(GoUTF8.isValid) : LabelNames.isValid(name)
+        name.withUnsafeBufferPointer(isValidLabelName)
+    }
+
+    func isValidLabelName(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        keepsUTF8 ? !name.isEmpty && GoUTF8.isValid(name) : LabelNames.isValid(name)
     }
 
     private static let familySuffixes = ["_total", "_created", "_bucket", "_count", "_sum", "_gcount", "_gsum", "_info"]

@@ -51,7 +51,7 @@ extension PIIScrubber {
             case .keep:
                 continue
             case .replace(let value, let rule, let action):
-                labels.set(label.name, value)
+                labels.set(label.name, value.bytes)
                 counts.add(rule: rule, action: action)
             case .dropLabel(let rule):
                 labels.delete(label.name)

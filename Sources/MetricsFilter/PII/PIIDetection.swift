@@ -205,9 +205,31 @@ final class PIIScrubber {
 
     enum Outcome {
         case keep
-        case replace([UInt8], rule: Int, action: PIIAction)
+        case replace(Replacement, rule: Int, action: PIIAction)
         case dropLabel(rule: Int)
         case dropSeries(rule: Int)
+    }
+
+    /// What a value is replaced by: the policy's marker, or a pseudonym made inline.
+    enum Replacement {
+        case marker([UInt8])
+        case pseudonym(Pseudonym)
+
+        func withBytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) throws -> Result) rethrows -> Result {
+            switch self {
+            case .marker(let marker): return try marker.withUnsafeBufferPointer(body)
+            case .pseudonym(let pseudonym): return try pseudonym.withBytes(body)
+            }
+        }
+
+        var count: Int {
+            switch self {
+            case .marker(let marker): return marker.count
+            case .pseudonym: return Pseudonym.count
+            }
+        }
+
+        var bytes: [UInt8] { withBytes { Array($0) } }
     }
 
     private enum NameDecision {
@@ -288,8 +310,10 @@ final class PIIScrubber {
     private func apply(_ action: PIIAction, to value: UnsafeBufferPointer<UInt8>, rule: Int) -> Outcome {
         switch action {
         case .drop: return .dropLabel(rule: rule)
-        case .redact: return .replace(policy.marker, rule: rule, action: .redact)
-        case .hash: return .replace(writer?.pseudonym(value) ?? policy.marker, rule: rule, action: .hash)
+        case .redact: return .replace(.marker(policy.marker), rule: rule, action: .redact)
+        case .hash:
+            let replacement = writer?.pseudonym(value).map(Replacement.pseudonym) ?? .marker(policy.marker)
+            return .replace(replacement, rule: rule, action: .hash)
         case .dropSeries: return .dropSeries(rule: rule)
         }
     }

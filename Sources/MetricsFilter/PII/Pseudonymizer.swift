@@ -18,7 +18,7 @@ final class Pseudonymizer: @unchecked Sendable {
 
     /// `h_` and the first 16 hex digits of HMAC-SHA256(key, value); nil if OpenSSL failed.
     func pseudonym(_ value: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
-        makeWriter()?.pseudonym(value)
+        makeWriter()?.pseudonym(value)?.withBytes { Array($0) }
     }
 
     /// A context of its own for one user at a time (a scrape): it is keyed once, here,
@@ -42,19 +42,35 @@ final class PseudonymWriter {
     }
 
     /// `h_` and the first 16 hex digits of HMAC-SHA256(key, value); nil if OpenSSL failed.
-    func pseudonym(_ value: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest -> [UInt8]? in
+    func pseudonym(_ value: UnsafeBufferPointer<UInt8>) -> Pseudonym? {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest -> Pseudonym? in
             guard sg_hmac_compute(hmac, value.baseAddress, value.count, digest.baseAddress) == 1 else { return nil }
-            let hex: StaticString = "0123456789abcdef"
-            return [UInt8](unsafeUninitializedCapacity: 18) { output, count in
-                output[0] = UInt8(ascii: "h")
-                output[1] = UInt8(ascii: "_")
-                for index in 0..<8 {
-                    output[2 + 2 * index] = hex.utf8Start[Int(digest[index] >> 4)]
-                    output[3 + 2 * index] = hex.utf8Start[Int(digest[index] & 0x0F)]
-                }
-                count = 18
+            return Pseudonym(digest: UnsafeBufferPointer(digest))
+        }
+    }
+}
+
+/// A pseudonym, `h_` and 16 hex digits, held inline: making one allocates nothing.
+struct Pseudonym {
+    static let count = 18
+    private var storage: (UInt64, UInt64, UInt64) = (0, 0, 0)
+
+    /// From the first 8 bytes of a digest.
+    fileprivate init(digest: UnsafeBufferPointer<UInt8>) {
+        let hex: StaticString = "0123456789abcdef"
+        withUnsafeMutableBytes(of: &storage) { output in
+            output[0] = UInt8(ascii: "h")
+            output[1] = UInt8(ascii: "_")
+            for index in 0..<8 {
+                output[2 + 2 * index] = hex.utf8Start[Int(digest[index] >> 4)]
+                output[3 + 2 * index] = hex.utf8Start[Int(digest[index] & 0x0F)]
             }
+        }
+    }
+
+    func withBytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) throws -> Result) rethrows -> Result {
+        try withUnsafeBytes(of: storage) { raw in
+            try body(UnsafeBufferPointer(rebasing: raw.bindMemory(to: UInt8.self)[0..<Self.count]))
         }
     }
 }

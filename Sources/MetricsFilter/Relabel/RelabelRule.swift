@@ -162,13 +162,13 @@ extension RelabelRule {
 
 /// Label name rules of Prometheus 2.x: `[a-zA-Z_][a-zA-Z0-9_]*`.
 public enum LabelNames {
-    public static func isValid(_ name: [UInt8]) -> Bool {
+    public static func isValid<Name: Collection<UInt8>>(_ name: Name) -> Bool {
         guard let first = name.first, !(first >= 0x30 && first <= 0x39) else { return false }
         return name.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F }
     }
 
     /// A metric name also allows `:`.
-    public static func isValidMetricName(_ name: [UInt8]) -> Bool {
+    public static func isValidMetricName<Name: Collection<UInt8>>(_ name: Name) -> Bool {
         guard let first = name.first, !(first >= 0x30 && first <= 0x39) else { return false }
         return name.allSatisfy {
             ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F || $0 == 0x3A

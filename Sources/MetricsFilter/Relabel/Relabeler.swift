@@ -1,15 +1,29 @@
 internal import COpenSSLShims
 
 /// Runs `metric_relabel_configs` over label sets as Prometheus does (`relabel.Process`):
-/// rules in order, each seeing the previous one's result; a drop ends processing. Regex
-/// results are memoized per distinct value in bounded caches: label values repeat
-/// from one scrape to the next, so most lookups never run the regex.
+/// rules in order, each seeing the previous one's result; a drop ends processing. The
+/// rules run on `RelabelLabels` (ranges of one buffer), so that a series is relabeled
+/// without allocating; a `LabelSet` goes through the same code. Regex results are
+/// memoized per distinct value in bounded caches: label values repeat from one scrape
+/// to the next, so most lookups never run the regex.
 ///
-/// Not thread-safe: one per filter transform (scrape).
+/// Not thread-safe: one per filter transform (scrape). Its state is
+/// `@exclusivity(unchecked)`, as `StreamingFilter`'s is: only its own methods touch it,
+/// on one thread, and no closure it hands out reaches a property being accessed.
 public final class Relabeler {
     public let rules: [RelabelRule]
-    private var matchCache: [[ByteKey: [Int]?]]
+    /// Per rule: the regex's answers by a hash of the subject, each with the subject's
+    /// bytes to compare (a hash alone never decides).
+    @exclusivity(unchecked) private var matchCache: [[UInt64: (subject: [UInt8], groups: [Int]?)]]
     private let cacheCapacity: Int
+    /// What a rule computes before it is set: a joined source, a target name, a value.
+    @exclusivity(unchecked) private var joined: [UInt8] = []
+    @exclusivity(unchecked) private var target: [UInt8] = []
+    @exclusivity(unchecked) private var result: [UInt8] = []
+    /// The labels of a `LabelSet` being relabeled.
+    @exclusivity(unchecked) private var working = RelabelLabels()
+    /// The slots `labelmap` walks (the labels as they were before it).
+    @exclusivity(unchecked) private var mapped: [RelabelLabels.Slot] = []
 
     public init(rules: [RelabelRule], cacheCapacity: Int = 4096) {
         self.rules = rules
@@ -19,111 +33,184 @@ public final class Relabeler {
 
     /// Applies every rule; false when the series is dropped.
     public func apply(_ set: inout LabelSet) -> Bool {
-        // By index: `enumerated()` would copy each rule (and retain what it holds).
-        for index in rules.indices {
-            guard apply(rules[index], index: index, to: &set) else { return false }
+        working.load(set)
+        guard apply(&working) else { return false }
+        if !working.isUnchanged { set = working.labelSet }
+        return true
+    }
+
+    /// Applies every rule to labels in place; false when the series is dropped.
+    func apply(_ labels: inout RelabelLabels) -> Bool {
+        // Borrowed from the buffer: a copy of each rule would retain all it holds.
+        rules.withUnsafeBufferPointer { rules in
+            for index in rules.indices {
+                guard apply(rules[index], index: index, to: &labels) else { return false }
+            }
+            return true
+        }
+    }
+
+    private func apply(_ rule: borrowing RelabelRule, index: Int, to labels: inout RelabelLabels) -> Bool {
+        switch rule.action {
+        case .drop, .keep, .dropequal, .keepequal, .replace, .lowercase, .uppercase, .hashmod:
+            let source = joinedSource(rule, labels)
+            return apply(rule, index: index, source: source, to: &labels)
+        case .labelmap:
+            mapped.removeAll(keepingCapacity: true)
+            mapped.append(contentsOf: labels.slots)
+            for slot in mapped where labels.withBytes(slot.name, { matches(index, $0) }) {
+                target.removeAll(keepingCapacity: true)
+                labels.withBytes(slot.name) { rule.regex.replaceAll($0, with: rule.replacement, into: &target) }
+                target.withUnsafeBufferPointer { labels.set($0, valueAt: slot.value) }
+            }
+        case .labeldrop:
+            labels.delete { matches(index, $0) }
+        case .labelkeep:
+            labels.delete { !matches(index, $0) }
         }
         return true
     }
 
-    private func apply(_ rule: RelabelRule, index: Int, to set: inout LabelSet) -> Bool {
-        let value = joinedSource(rule, set)
+    /// Where the rule's joined source labels are: in the labels' buffer (one source
+    /// label) or in `joined`.
+    private enum Source {
+        case labels(Range<Int>)
+        case joined
+    }
+
+    /// The actions that read the joined source labels.
+    private func apply(_ rule: borrowing RelabelRule, index: Int, source: Source, to labels: inout RelabelLabels) -> Bool {
         switch rule.action {
         case .drop:
-            return !matches(index, value)
+            return !withSource(source, labels) { matches(index, $0) }
         case .keep:
-            return matches(index, value)
-        case .dropequal:
-            return set.value(rule.targetLabel) != value
-        case .keepequal:
-            return set.value(rule.targetLabel) == value
+            return withSource(source, labels) { matches(index, $0) }
+        case .dropequal, .keepequal:
+            let targetValue = rule.targetLabel.withUnsafeBufferPointer { labels.valueRange(of: $0) }
+            let equal = withSource(source, labels) { value in labels.withBytes(targetValue) { ExpositionTokens.equal($0, value) } }
+            return equal == (rule.action == .keepequal)
         case .replace:
-            guard let groups = match(index, value) else { return true }
-            let target = rule.regex.expand(rule.targetLabel, subject: value, match: groups)
-            guard rule.semantics.isValidLabelName(target) else { return true }
-            let result = rule.regex.expand(rule.replacement, subject: value, match: groups)
-            set.set(target, result)
-        case .lowercase:
-            set.set(rule.targetLabel, GoCaseMapping.lowercased(value))
-        case .uppercase:
-            set.set(rule.targetLabel, GoCaseMapping.uppercased(value))
+            target.removeAll(keepingCapacity: true)
+            result.removeAll(keepingCapacity: true)
+            let matched = withSource(source, labels) { value -> Bool in
+                guard let groups = match(index, value) else { return false }
+                rule.regex.expand(rule.targetLabel, subject: value, match: groups, into: &target)
+                rule.regex.expand(rule.replacement, subject: value, match: groups, into: &result)
+                return true
+            }
+            guard matched, rule.semantics.isValidLabelName(target) else { return true }
+            setTarget(target, to: &labels)
+        case .lowercase, .uppercase:
+            result.removeAll(keepingCapacity: true)
+            withSource(source, labels) { value in
+                if rule.action == .lowercase {
+                    GoCaseMapping.lowercase(value, into: &result)
+                } else {
+                    GoCaseMapping.uppercase(value, into: &result)
+                }
+            }
+            setTarget(rule.targetLabel, to: &labels)
         case .hashmod:
             // A rule is only made where MD5 works; should it fail after all, the series
             // is dropped rather than put in a shard by a hash that is not one.
-            guard let hash = Self.md5Tail(value) else { return false }
-            set.set(rule.targetLabel, Array(String(hash % rule.modulus).utf8))
-        case .labelmap:
-            let original = set.labels
-            for label in original where matches(index, label.name) {
-                set.set(rule.regex.replaceAll(label.name, with: rule.replacement), label.value)
-            }
-        case .labeldrop:
-            set.delete { matches(index, $0.name) }
-        case .labelkeep:
-            set.delete { !matches(index, $0.name) }
+            guard let hash = withSource(source, labels, Self.md5Tail) else { return false }
+            result.removeAll(keepingCapacity: true)
+            Self.appendDecimal(hash % rule.modulus, to: &result)
+            setTarget(rule.targetLabel, to: &labels)
+        case .labelmap, .labeldrop, .labelkeep:
+            break
         }
         return true
     }
 
-    private func joinedSource(_ rule: RelabelRule, _ set: LabelSet) -> [UInt8] {
-        if rule.sourceLabels.count == 1 { return set.value(rule.sourceLabels[0]) }
-        var value: [UInt8] = []
-        for (position, name) in rule.sourceLabels.enumerated() {
-            if position > 0 { value.append(contentsOf: rule.separator) }
-            value.append(contentsOf: set.value(name))
+    /// Sets the label `name` to `result`.
+    private func setTarget(_ name: [UInt8], to labels: inout RelabelLabels) {
+        name.withUnsafeBufferPointer { name in
+            result.withUnsafeBufferPointer { labels.set(name, copying: $0) }
         }
-        return value
+    }
+
+    private func joinedSource(_ rule: borrowing RelabelRule, _ labels: RelabelLabels) -> Source {
+        if rule.sourceLabels.count == 1 {
+            return .labels(rule.sourceLabels[0].withUnsafeBufferPointer { labels.valueRange(of: $0) })
+        }
+        joined.removeAll(keepingCapacity: true)
+        for (position, name) in rule.sourceLabels.enumerated() {
+            if position > 0 { joined.append(contentsOf: rule.separator) }
+            let range = name.withUnsafeBufferPointer { labels.valueRange(of: $0) }
+            labels.withBytes(range) { joined.append(contentsOf: $0) }
+        }
+        return .joined
+    }
+
+    private func withSource<Result>(_ source: Source, _ labels: RelabelLabels,
+                                    _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        switch source {
+        case .labels(let range): return labels.withBytes(range, body)
+        case .joined: return joined.withUnsafeBufferPointer(body)
+        }
     }
 
     /// The match with its groups, for `replace`; memoized per value.
-    private func match(_ index: Int, _ subject: [UInt8]) -> [Int]? {
+    private func match(_ index: Int, _ subject: UnsafeBufferPointer<UInt8>) -> [Int]? {
         memoized(index, subject) { rules[index].regex.match(subject) }
     }
 
     /// Whether it matches, for every other action: RE2 answers that from its DFA,
     /// without the slower pass that finds groups. Memoized the same way (a rule has
     /// one action, so its cache holds one kind of answer).
-    private func matches(_ index: Int, _ subject: [UInt8]) -> Bool {
+    private func matches(_ index: Int, _ subject: UnsafeBufferPointer<UInt8>) -> Bool {
         memoized(index, subject) { rules[index].regex.matches(subject) ? [] : nil } != nil
     }
 
-    private func memoized(_ index: Int, _ subject: [UInt8], _ compute: () -> [Int]?) -> [Int]? {
-        let key = ByteKey(subject)
-        if let cached = matchCache[index][key] { return cached }
+    private func memoized(_ index: Int, _ subject: UnsafeBufferPointer<UInt8>, _ compute: () -> [Int]?) -> [Int]? {
+        let hash = ByteKey.fnv1a(subject)
+        if let cached = matchCache[index][hash], cached.subject.withUnsafeBufferPointer({ ExpositionTokens.equal($0, subject) }) {
+            return cached.groups
+        }
         let result = compute()
         if matchCache[index].count >= cacheCapacity { matchCache[index].removeAll(keepingCapacity: true) }
-        matchCache[index][key] = .some(result)
+        matchCache[index][hash] = (Array(subject), result)
         return result
+    }
+
+    /// `value` in decimal, as Go's `fmt.Sprintf("%d")` writes it.
+    private static func appendDecimal(_ value: UInt64, to output: inout [UInt8]) {
+        let start = output.count
+        var rest = value
+        repeat {
+            output.append(UInt8(ascii: "0") + UInt8(rest % 10))
+            rest /= 10
+        } while rest > 0
+        output[start...].reverse()
     }
 
     /// MD5 of `value`, its last eight bytes as a big-endian integer (Prometheus's `sum64`);
     /// nil when OpenSSL refuses MD5 (`md5Works`, checked when a hashmod rule is made).
-    static func md5Tail(_ value: [UInt8]) -> UInt64? {
-        var digest = [UInt8](repeating: 0, count: 16)
-        let done = value.withUnsafeBufferPointer { buffer in
-            digest.withUnsafeMutableBufferPointer { sg_md5(buffer.baseAddress, buffer.count, $0.baseAddress) }
+    static func md5Tail(_ value: UnsafeBufferPointer<UInt8>) -> UInt64? {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { digest -> UInt64? in
+            guard sg_md5(value.baseAddress, value.count, digest.baseAddress) == 1 else { return nil }
+            return digest[8..<16].reduce(0) { ($0 << 8) | UInt64($1) }
         }
-        guard done == 1 else { return nil }
-        return digest[8..<16].reduce(0) { ($0 << 8) | UInt64($1) }
     }
 
     /// Whether this OpenSSL computes MD5 (a FIPS-only provider refuses it): MD5 of
     /// nothing is d41d8cd98f00b204e9800998ecf8427e.
-    static let md5Works: Bool = md5Tail([]) == 0xe980_0998_ecf8_427e
+    static let md5Works: Bool = [UInt8]().withUnsafeBufferPointer(md5Tail) == 0xe980_0998_ecf8_427e
 }
 
 /// Go's `strings.ToLower`/`ToUpper`: one scalar to one scalar (simple case mapping),
 /// which differs from Swift's full mapping (`ß` stays `ß` in upper case).
 enum GoCaseMapping {
-    static func lowercased(_ bytes: [UInt8]) -> [UInt8] {
-        map(bytes) { scalar in
+    static func lowercase(_ bytes: UnsafeBufferPointer<UInt8>, into output: inout [UInt8]) {
+        map(bytes, into: &output) { scalar in
             if scalar.value == 0x130 { return "i" }
             return single(scalar.properties.lowercaseMapping) ?? scalar
         }
     }
 
-    static func uppercased(_ bytes: [UInt8]) -> [UInt8] {
-        map(bytes) { scalar in single(scalar.properties.uppercaseMapping) ?? scalar }
+    static func uppercase(_ bytes: UnsafeBufferPointer<UInt8>, into output: inout [UInt8]) {
+        map(bytes, into: &output) { scalar in single(scalar.properties.uppercaseMapping) ?? scalar }
     }
 
     private static func single(_ mapping: String) -> Unicode.Scalar? {
@@ -131,12 +218,12 @@ enum GoCaseMapping {
         return scalars.count == 1 ? scalars.first : nil
     }
 
-    private static func map(_ bytes: [UInt8], _ transform: (Unicode.Scalar) -> Unicode.Scalar) -> [UInt8] {
+    private static func map(_ bytes: UnsafeBufferPointer<UInt8>, into output: inout [UInt8],
+                            _ transform: (Unicode.Scalar) -> Unicode.Scalar) {
         if bytes.allSatisfy({ $0 < 0x80 }) {
-            return asciiMap(bytes, transform)
+            for byte in bytes { output.append(UInt8(transform(Unicode.Scalar(byte)).value)) }
+            return
         }
-        var output: [UInt8] = []
-        output.reserveCapacity(bytes.count)
         var iterator = bytes.makeIterator()
         var decoder = UTF8()
         loop: while true {
@@ -149,10 +236,5 @@ enum GoCaseMapping {
                 UTF8.encode("\u{FFFD}") { output.append($0) }
             }
         }
-        return output
-    }
-
-    private static func asciiMap(_ bytes: [UInt8], _ transform: (Unicode.Scalar) -> Unicode.Scalar) -> [UInt8] {
-        bytes.map { UInt8(transform(Unicode.Scalar($0)).value) }
     }
 }

@@ -87,12 +87,15 @@ public final class RelabelRegex: Sendable {
 
     /// Whether the regex matches `subject` (Go's `MatchString`).
     public func matches(_ subject: [UInt8]) -> Bool {
-        subject.withUnsafeBufferPointer { buffer in
-            guard GoUTF8.isValid(buffer), !(mayMatchInsideCharacters && !Self.isASCII(buffer)) else {
-                return match(subject) != nil
-            }
-            return Self.succeeded(scrapeguard_re2_match(compiled, buffer.baseAddress, buffer.count, 0, nil, 0))
+        subject.withUnsafeBufferPointer { matches($0) }
+    }
+
+    /// The same for bytes read in place.
+    func matches(_ subject: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard GoUTF8.isValid(subject), !(mayMatchInsideCharacters && !Self.isASCII(subject)) else {
+            return match(subject) != nil
         }
+        return Self.succeeded(scrapeguard_re2_match(compiled, subject.baseAddress, subject.count, 0, nil, 0))
     }
 
     /// The leftmost match at or after `start` (Go's `FindSubmatchIndex`): (start, end)
@@ -104,19 +107,22 @@ public final class RelabelRegex: Sendable {
     /// matched as Go matches it: through a copy with those bytes replaced, the
     /// offsets mapped back to the value's own.
     func match(_ subject: [UInt8], from start: Int = 0) -> [Int]? {
-        guard subject.withUnsafeBufferPointer(GoUTF8.isValid) else {
-            let decoded = GoUTF8.replacingInvalidBytes(subject)
+        subject.withUnsafeBufferPointer { match($0, from: start) }
+    }
+
+    /// The same for bytes read in place.
+    func match(_ subject: UnsafeBufferPointer<UInt8>, from start: Int = 0) -> [Int]? {
+        guard GoUTF8.isValid(subject) else {
+            let decoded = GoUTF8.replacingInvalidBytes(Array(subject))
             let mappedStart = decoded.offsets.firstIndex { $0 >= start } ?? decoded.bytes.count
             return match(decoded.bytes, from: mappedStart)?.map { $0 < 0 ? $0 : decoded.offsets[$0] }
         }
         var searchStart = start
         while true {
             var ranges = [Int](repeating: -1, count: 2 * groupNames.count)
-            let found = subject.withUnsafeBufferPointer { buffer in
-                ranges.withUnsafeMutableBufferPointer { output in
-                    scrapeguard_re2_match(compiled, buffer.baseAddress, buffer.count, searchStart, output.baseAddress,
-                                          Int32(groupNames.count))
-                }
+            let found = ranges.withUnsafeMutableBufferPointer { output in
+                scrapeguard_re2_match(compiled, subject.baseAddress, subject.count, searchStart, output.baseAddress,
+                                      Int32(groupNames.count))
             }
             guard Self.succeeded(found) else { return nil }
             let matchStart = ranges[0]
