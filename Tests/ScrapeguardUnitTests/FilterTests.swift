@@ -182,6 +182,18 @@ import TestSupport
         #expect(!plain.contains(" 4\n"), "dropequal drops a series whose route equals its b")
         #expect(plainReport.seriesDropped["duplicate"] == 1, "the last line is the first once relabeled")
 
+        // Rules that set a label to the value it has change nothing: the line goes out
+        // as it came (its label order kept), on both paths, and is not counted rewritten.
+        let idempotent = FilterPolicy(relabelRules: try [
+            RelabelRule(.init(action: "labelmap", regex: "a_(.*)", replacement: "$1")),
+            RelabelRule(.init(action: "replace", sourceLabels: ["x"], targetLabel: "y", regex: "(.*)", replacement: "$1")),
+        ])
+        let same = "m{y=\"1\",a_x=\"1\",x=\"1\"} 5\n"
+        let (sameOutput, sameReport) = run(idempotent, same, plainPath: true)
+        #expect(sameOutput == same)
+        #expect(sameReport.samplesRewritten == 0)
+        #expect(run(idempotent, same, plainPath: false) == (sameOutput, sameReport))
+
         let rules = try [RelabelRule(.init(action: "labeldrop", regex: "pod_uid")),
                          RelabelRule(.init(action: "drop", sourceLabels: ["__name__"], regex: "go_.*"))]
         let nameOnly = "go_gc 1\nhttp{pod_uid=\"1\",code=\"200\"} 2\nhttp{pod_uid=\"2\",code=\"200\"} 3\n"

@@ -70,7 +70,7 @@ struct Pseudonym {
 
     func withBytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) throws -> Result) rethrows -> Result {
         try withUnsafeBytes(of: storage) { raw in
-            try body(UnsafeBufferPointer(rebasing: raw.bindMemory(to: UInt8.self)[0..<Self.count]))
+            try raw.withMemoryRebound(to: UInt8.self) { try body(UnsafeBufferPointer(rebasing: $0[0..<Self.count])) }
         }
     }
 }

@@ -87,6 +87,7 @@ struct RelabelLabels {
     /// Sets `name` to a copy of `value`; an empty value deletes it. Neither may point
     /// into this buffer.
     mutating func set(_ name: UnsafeBufferPointer<UInt8>, copying value: UnsafeBufferPointer<UInt8>) {
+        assert(!isInBuffer(name) && !isInBuffer(value), "set(_:copying:) takes bytes from outside the buffer")
         guard !value.isEmpty else {
             delete(name)
             return
@@ -115,6 +116,7 @@ struct RelabelLabels {
     /// Sets the value of the label at `index` to a copy of `value` (not in this
     /// buffer); an empty value deletes it.
     mutating func setValue(at index: Int, copying value: UnsafeBufferPointer<UInt8>) {
+        assert(!isInBuffer(value), "setValue(at:copying:) takes bytes from outside the buffer")
         guard !value.isEmpty else {
             slots.remove(at: index)
             return
@@ -136,6 +138,15 @@ struct RelabelLabels {
         let bytes = self.bytes
         bytes.withUnsafeBufferPointer { buffer in
             slots.removeAll { shouldDelete(UnsafeBufferPointer(rebasing: buffer[$0.name])) }
+        }
+    }
+
+    /// Whether `part` points into `bytes` (which an append may move): for asserts.
+    private func isInBuffer(_ part: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let start = part.baseAddress, !part.isEmpty else { return false }
+        return bytes.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return false }
+            return start >= base && start < base + buffer.count
         }
     }
 
