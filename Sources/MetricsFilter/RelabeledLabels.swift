@@ -68,19 +68,28 @@ struct RelabeledLabels: StructureLabels {
             output.append(UInt8(ascii: "\""))
             opened = true
         }
-        forEachLabel(excludingBuckets: false) { labelName, value in
-            output.append(opened ? UInt8(ascii: ",") : UInt8(ascii: "{"))
-            opened = true
-            if LabelNames.isValid(labelName) {
-                output.append(contentsOf: labelName)
-            } else {
-                output.append(UInt8(ascii: "\""))
-                ExpositionWriter.escape(labelName, into: &output)
+        labels.bytes.withUnsafeBufferPointer { buffer in
+            for slot in labels.slots {
+                let labelName = UnsafeBufferPointer(rebasing: buffer[slot.name])
+                if ExpositionTokens.equal(labelName, "__name__") { continue }
+                output.append(opened ? UInt8(ascii: ",") : UInt8(ascii: "{"))
+                opened = true
+                if labels.isPlainLabel(slot) {
+                    // `name="value"` as the line has it: nothing to quote or escape.
+                    output.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[slot.name.lowerBound...slot.value.upperBound]))
+                    continue
+                }
+                if LabelNames.isValid(labelName) {
+                    output.append(contentsOf: labelName)
+                } else {
+                    output.append(UInt8(ascii: "\""))
+                    ExpositionWriter.escape(labelName, into: &output)
+                    output.append(UInt8(ascii: "\""))
+                }
+                output.append(contentsOf: "=\"".utf8)
+                ExpositionWriter.escape(UnsafeBufferPointer(rebasing: buffer[slot.value]), into: &output)
                 output.append(UInt8(ascii: "\""))
             }
-            output.append(contentsOf: "=\"".utf8)
-            ExpositionWriter.escape(value, into: &output)
-            output.append(UInt8(ascii: "\""))
         }
         if opened { output.append(UInt8(ascii: "}")) }
     }

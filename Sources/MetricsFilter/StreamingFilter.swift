@@ -310,8 +310,11 @@ public final class StreamingFilter {
             let unit = familyFingerprint(familyName) &+ entry.unitSum
             unitValues.removeAll(keepingCapacity: true)
             remembered.forEachValueKey { unitValues.append($0) }
-            switch admission!.admit(SeriesTracker.UnitKey(unit), family: familyName, values: unitValues,
-                                    samplesSoFar: counts.samplesOut) {
+            var hint = entry.unitHint
+            let verdict = admission!.admit(SeriesTracker.UnitKey(unit), family: familyName, values: unitValues,
+                                           samplesSoFar: counts.samplesOut, unitHint: &hint)
+            if hint != entry.unitHint { memo.setUnitHint(hint, of: number) }
+            switch verdict {
             case .refused(let reason):
                 countDrop(reason, metric: name)
                 return
@@ -609,9 +612,9 @@ public final class StreamingFilter {
     /// `RelabelLabels` loaded from the line instead of a parsed `Sample` and a
     /// `LabelSet`. A changed line is written as the full path writes it.
     private func filterRelabeledPlainSample(_ relabeler: Relabeler, into output: inout [UInt8]) {
-        relabeled.beginLoading(metricName: plain.name)
+        relabeled.beginLoading(line: plain.line, metricName: 0..<plain.name.count)
         for label in plain.labels {
-            relabeled.addLoaded(name: plain.labelName(label), value: plain.labelValue(label))
+            relabeled.addLoaded(nameAt: label.nameStart..<label.nameEnd, valueAt: label.valueStart..<label.valueEnd)
         }
         relabeled.endLoading()
         guard relabeler.apply(&relabeled) else {
@@ -633,9 +636,13 @@ public final class StreamingFilter {
         let labels = RelabeledLabels(labels: relabeled)
         labels.labels.bytes.withUnsafeBufferPointer { buffer in
             let name = UnsafeBufferPointer(rebasing: buffer[nameRange])
-            var valid = names.isValidMetricName(name)
-            labels.forEachLabel(excludingBuckets: false) { labelName, _ in
-                if valid && !names.isValidLabelName(labelName) { valid = false }
+            // The line's own names are legacy names (`PlainSample` reads no other), which
+            // every scraper takes. (A label name in the line is one of the line's names:
+            // names set by rules are copied; a value may be, the metric name's included.)
+            var valid = nameRange == 0..<plain.name.count || names.isValidMetricName(name)
+            for slot in relabeled.slots where valid && !relabeled.isInLine(slot.name) {
+                let labelName = UnsafeBufferPointer(rebasing: buffer[slot.name])
+                valid = ExpositionTokens.equal(labelName, "__name__") || names.isValidLabelName(labelName)
             }
             guard valid else {
                 dropSeries(.invalidName, metric: plain.name)
@@ -656,7 +663,7 @@ public final class StreamingFilter {
             }
             guard !admits || admit(labels, name: name) else { return }
             let timestamp = plain.timestamp
-            let sample = plain
+            let (line, valueAndTimestamp) = (plain.line, plain.valueAndTimestamp)
             let verdict = structure.sample(
                 name: name, labels: labels, value: format == .openMetrics ? ExpositionStructure.number(plain.value) : nil,
                 time: timestamp.flatMap { ExpositionStructure.number($0) }, hasTimestamp: timestamp != nil,
@@ -665,9 +672,9 @@ public final class StreamingFilter {
                     if changed {
                         labels.writeSeriesPart(name: name, into: &buffer)
                         buffer.append(UInt8(ascii: " "))
-                        buffer.append(contentsOf: sample.valueAndTimestamp)
+                        buffer.append(contentsOf: valueAndTimestamp)
                     } else {
-                        buffer.append(contentsOf: sample.line)
+                        buffer.append(contentsOf: line)
                     }
                     buffer.append(0x0A)
                 },
@@ -776,7 +783,10 @@ public final class StreamingFilter {
         }
         let values = policy.limits.valuesPerLabel == nil ? [] : unitLabels.map(SeriesTracker.ValueKey.init)
         return familyName.withUnsafeBufferPointer {
-            admit(SeriesTracker.UnitKey(familyName, unitLabels), family: $0, values: values, metric: { name })
+            let family = $0
+            return name.withUnsafeBufferPointer {
+                admit(SeriesTracker.UnitKey(familyName, unitLabels), family: family, values: values, metric: $0)
+            }
         }
     }
 
@@ -789,14 +799,16 @@ public final class StreamingFilter {
         if policy.limits.valuesPerLabel != nil {
             labels.forEachUnitValue { unitValues.append(SeriesTracker.ValueKey(name: $0, value: $1)) }
         }
-        return admit(SeriesTracker.UnitKey(unit), family: familyName, values: unitValues, metric: { Array(name) })
+        return admit(SeriesTracker.UnitKey(unit), family: familyName, values: unitValues, metric: name)
     }
 
+    /// A refusal is counted as part of a run (`countDrop`): past a limit, the refused
+    /// series of a family come one after another.
     private func admit(_ key: SeriesTracker.UnitKey, family: UnsafeBufferPointer<UInt8>, values: [SeriesTracker.ValueKey],
-                       metric: () -> [UInt8]) -> Bool {
+                       metric: UnsafeBufferPointer<UInt8>) -> Bool {
         switch admission?.admit(key, family: family, values: values, samplesSoFar: counts.samplesOut) {
         case .refused(let reason):
-            counts.drop(reason, metric: metric())
+            countDrop(reason, metric: metric)
             return false
         case .admitted, nil:
             return true

@@ -139,8 +139,9 @@ import TestSupport
     /// full parser and `LabelSet` do (the fuzz target holds them to it on generated
     /// bodies); here, one body with each kind of line and rule.
     @Test func everyRelabelRuleListTakesThePlainPath() throws {
-        func run(_ policy: FilterPolicy, _ input: String, plainPath: Bool) -> (String, FilterReport) {
-            let filter = StreamingFilter(policy: policy, format: .text, names: .allowUTF8)
+        func run(_ policy: FilterPolicy, _ input: String, plainPath: Bool,
+                 names: NameEscaping = .allowUTF8) -> (String, FilterReport) {
+            let filter = StreamingFilter(policy: policy, format: .text, names: names)
             #expect(filter.usesPlainPath)
             filter.usesPlainPath = plainPath
             var output: [UInt8] = []
@@ -193,6 +194,20 @@ import TestSupport
         #expect(sameOutput == same)
         #expect(sameReport.samplesRewritten == 0)
         #expect(run(idempotent, same, plainPath: false) == (sameOutput, sameReport))
+
+        // A value of the line made the metric name is checked as a name: a scraper
+        // without UTF-8 names refuses `/items/7`, so the series is dropped, as on the
+        // full path; one with them takes it.
+        let renaming = FilterPolicy(relabelRules: try [
+            RelabelRule(.init(action: "labelmap", regex: "route", replacement: "__name__")),
+        ])
+        let routed = "http{route=\"/items/7\"} 1\nhttp{route=\"items_8\"} 2\n"
+        for names in [NameEscaping.underscores, .allowUTF8] {
+            let (renamed, renamedReport) = run(renaming, routed, plainPath: true, names: names)
+            #expect(run(renaming, routed, plainPath: false, names: names) == (renamed, renamedReport))
+            #expect(renamed.contains("items_8{route=\"items_8\"} 2"))
+            #expect(renamedReport.seriesDropped["invalid_name"] == (names == .allowUTF8 ? nil : 1))
+        }
 
         let rules = try [RelabelRule(.init(action: "labeldrop", regex: "pod_uid")),
                          RelabelRule(.init(action: "drop", sourceLabels: ["__name__"], regex: "go_.*"))]
@@ -269,6 +284,48 @@ import TestSupport
         #expect(later.split(separator: "\n").filter { $0.hasPrefix("wait_seconds") }.count == 15)
         #expect(tracker.admittedPerFamily["jobs_total"] == 10)
         #expect(tracker.admittedPerFamily["wait_seconds"] == 3)
+    }
+
+    /// A remembered series keeps what admission found for its unit (`UnitHint`): the
+    /// unit's number, or that its key was absent. Neither is trusted once it no longer
+    /// holds: a number naming another unit is probed past, and an absence from before
+    /// a later admission is probed past, so a known unit is never admitted twice.
+    @Test func unitHintsAreUsedOnlyWhileTheyHold() {
+        let tracker = SeriesTracker(limits: SeriesLimits(sampleLimit: 3))
+        let a = SeriesTracker.UnitKey(Array("m".utf8), [Label(name: Array("id".utf8), value: Array("a".utf8))])
+        let b = SeriesTracker.UnitKey(Array("m".utf8), [Label(name: Array("id".utf8), value: Array("b".utf8))])
+        func admit(_ scrape: inout ScrapeAdmission, _ key: SeriesTracker.UnitKey, samplesSoFar: Int,
+                   _ hint: inout SeriesTracker.UnitHint) -> ScrapeAdmission.Verdict {
+            Array("m".utf8).withUnsafeBufferPointer {
+                scrape.admit(key, family: $0, values: [], samplesSoFar: samplesSoFar, unitHint: &hint)
+            }
+        }
+        var first = ScrapeAdmission(tracker: tracker)
+        var hintA = SeriesTracker.UnitHint.unknown
+        var hintB = SeriesTracker.UnitHint.unknown
+        #expect(admit(&first, a, samplesSoFar: 0, &hintA) == .admitted)
+        #expect(hintA.number == 0)
+        #expect(admit(&first, b, samplesSoFar: 5, &hintB) == .refused(.sampleLimit))
+        let staleAbsence = hintB
+        #expect(staleAbsence.absentAfter == 1)
+
+        var second = ScrapeAdmission(tracker: tracker)
+        #expect(admit(&second, b, samplesSoFar: 0, &hintB) == .admitted, "absent while nothing was admitted since")
+        #expect(hintB.number == 1)
+
+        var third = ScrapeAdmission(tracker: tracker)
+        var stale = staleAbsence
+        #expect(admit(&third, b, samplesSoFar: 0, &stale) == .admitted)
+        #expect(stale.number == 1, "the absence no longer holds: b was found")
+        var wrongNumber = SeriesTracker.UnitHint(number: 0)
+        #expect(admit(&third, a, samplesSoFar: 1, &wrongNumber) == .admitted)
+        #expect(wrongNumber.number == 0)
+        var otherUnit = SeriesTracker.UnitHint(number: 0)
+        var fourth = ScrapeAdmission(tracker: tracker)
+        #expect(admit(&fourth, b, samplesSoFar: 0, &otherUnit) == .admitted)
+        #expect(otherUnit.number == 1, "number 0 is a's unit, not b's")
+        #expect(tracker.admittedPerFamily["m"] == 2)
+        #expect(tracker.admittedUnits == 2)
     }
 
     @Test func histogramUnitsAreAdmittedOrDroppedWhole() {

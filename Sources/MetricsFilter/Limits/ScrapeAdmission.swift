@@ -9,22 +9,15 @@ struct ScrapeAdmission {
     }
 
     let tracker: SeriesTracker
-    private var units: HashedKeyTable<SeriesTracker.UnitKey, Bool>
-    private var reservedRemaining: Int
-    private let now: SeriesTracker.Ticks
-    private let refreshBefore: SeriesTracker.Ticks
+    private var units: ScrapeUnits
 
     init(tracker: SeriesTracker) {
         self.tracker = tracker
         let start = ContinuousClock.now
         tracker.expireIfDue(now: start)
-        now = tracker.ticks(start)
-        refreshBefore = tracker.refreshTime(for: now)
-        reservedRemaining = tracker.reservedSamples()
-        // Starts small (1024 slots) and grows with the units met: a scraper that
-        // stalls holds (and is charged in the buffer budget for) only what its scrape
-        // reached.
-        units = HashedKeyTable(placeholder: false)
+        let now = tracker.ticks(start)
+        units = ScrapeUnits(now: now, refreshBefore: tracker.refreshTime(for: now),
+                            reservedRemaining: tracker.reservedSamples())
     }
 
     /// Bytes held for the rest of the scrape.
@@ -35,26 +28,67 @@ struct ScrapeAdmission {
     /// is refused as `unit_refused`.
     mutating func admit(_ key: SeriesTracker.UnitKey, family: UnsafeBufferPointer<UInt8>, values: [SeriesTracker.ValueKey],
                         samplesSoFar: Int, samples: Int = 1) -> Verdict {
-        if let admitted = units[key] {
-            guard admitted else { return .refused(.unitRefused) }
-            tracker.countSample(key, count: samples)
-            return .admitted
+        var hint = SeriesTracker.UnitHint.unknown
+        return admit(key, family: family, values: values, samplesSoFar: samplesSoFar, samples: samples, unitHint: &hint)
+    }
+
+    /// The same, given what the last admission of the key found (`unitHint`), which is
+    /// set to what this one finds: a remembered series keeps it, so that its unit is
+    /// found (or known absent) without a probe of the tracker's table.
+    mutating func admit(_ key: SeriesTracker.UnitKey, family: UnsafeBufferPointer<UInt8>, values: [SeriesTracker.ValueKey],
+                        samplesSoFar: Int, samples: Int = 1, unitHint: inout SeriesTracker.UnitHint) -> Verdict {
+        tracker.admit(key, family: family, values: values, samplesSoFar: samplesSoFar, samples: samples, scrape: &units,
+                      unitHint: &unitHint)
+    }
+}
+
+/// What a scrape did with units so far, as `SeriesTracker.admit` reads and writes it
+/// under the tracker's lock: a mark per admitted unit it met, by the unit's number in
+/// the tracker (a flat array: a steady scrape meets the units in the order they were
+/// numbered), and the units it refused (by key: a refused unit has no number).
+///
+/// It grows with the units the scrape reached, 4 bytes each (the table of keys it
+/// replaces took 48 or more: 24-byte entries, at most half full); a scraper that
+/// stalls is charged for it in the buffer budget.
+struct ScrapeUnits {
+    /// The scrape's start in the tracker's ticks, and that less the tracker's value
+    /// refresh (a scrape's instants are reckoned once).
+    let now: SeriesTracker.Ticks
+    let refreshBefore: SeriesTracker.Ticks
+    /// Samples still reserved for units admitted before this scrape.
+    var reservedRemaining: Int
+    /// Per unit number: 0, or the unit's generation + 1 when this scrape met it.
+    private var marks: [UInt32] = []
+    private var refused: HashedKeyTable<SeriesTracker.UnitKey, Bool>?
+
+    init(now: SeriesTracker.Ticks, refreshBefore: SeriesTracker.Ticks, reservedRemaining: Int) {
+        self.now = now
+        self.refreshBefore = refreshBefore
+        self.reservedRemaining = reservedRemaining
+    }
+
+    var retainedBytes: Int {
+        marks.capacity * MemoryLayout<UInt32>.stride + (refused?.retainedBytes ?? 0)
+    }
+
+    func mark(of number: Int) -> UInt32 {
+        number < marks.count ? marks[number] : 0
+    }
+
+    mutating func setMark(_ mark: UInt32, of number: Int) {
+        if number >= marks.count {
+            marks.append(contentsOf: repeatElement(0, count: max(number + 1, 1024, marks.count * 2) - marks.count))
         }
-        // The tracker refuses a new unit whose first sample would pass the limit; the
-        // unit's last one must not either.
-        switch tracker.admit(key: key, family: family, values: values, samplesSoFar: samplesSoFar + samples - 1,
-                             reservedRemaining: reservedRemaining, samples: samples, now: now,
-                             refreshBefore: refreshBefore) {
-        case .refused(let reason):
-            units[key] = false
-            return .refused(reason)
-        case .known(let previousSamples):
-            // Its samples were reserved; they are counted as they pass now.
-            reservedRemaining = max(0, reservedRemaining - previousSamples)
-        case .new:
-            break
-        }
-        units[key] = true
-        return .admitted
+        marks[number] = mark
+    }
+
+    /// Whether this scrape refused `key` already.
+    func refusedAny(_ key: SeriesTracker.UnitKey) -> Bool {
+        refused?.slot(of: key) != nil
+    }
+
+    mutating func refuse(_ key: SeriesTracker.UnitKey) {
+        if refused == nil { refused = HashedKeyTable(capacity: 64, placeholder: false) }
+        refused![key] = true
     }
 }

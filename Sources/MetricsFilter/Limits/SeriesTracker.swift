@@ -36,10 +36,10 @@ public struct SeriesLimits: Sendable, Hashable {
 /// `_sum`, `_count`, `_created`) is one unit: the family name and the labels without
 /// `le` and `quantile`.
 ///
-/// Memory: per admitted unit a 16-byte key, a reference to its family's name,
-/// last-seen time and sample count in a hash table (about 64 bytes with the table's
-/// overhead), plus a 16-byte key and a last-seen time per admitted distinct label
-/// value when `valuesPerLabel` is set. Shared by the scrapes of one policy;
+/// Memory: per admitted unit a record (its key, family number, times, sample count
+/// and generation: 56 bytes) and a 24-byte entry in a table at most half full, plus
+/// a 16-byte key and a last-seen time per admitted distinct label value when
+/// `valuesPerLabel` is set. Shared by the scrapes of one policy;
 /// thread-safe.
 public final class SeriesTracker: Sendable {
     /// A unit: the fingerprint of its family name and its labels but `le` and `quantile`.
@@ -85,16 +85,27 @@ public final class SeriesTracker: Sendable {
     typealias Ticks = Int64
 
     struct Unit {
-        /// Its family's number in `State.families`.
+        var key: UnitKey
+        /// Its family's number in `State.families`; -1 for a free record.
         var family: Int
         var lastSeen: Ticks
         var samples: Int
         /// When its label values were last marked seen (see `valueRefresh`).
         var valuesSeen: Ticks
+        /// Bumped each time the record is given to another unit, so that a scrape's
+        /// mark for the record's earlier unit (`ScrapeUnits`) does not count for it.
+        var generation: UInt32
     }
 
     struct State {
-        var units = HashedKeyTable<UnitKey, Unit>(placeholder: Unit(family: 0, lastSeen: 0, samples: 0, valuesSeen: 0))
+        /// Unit numbers (places in `units`) by key.
+        var numbers = HashedKeyTable<UnitKey, Int>(placeholder: -1)
+        /// The admitted units by number, numbered as they were first admitted: a steady
+        /// scrape meets them in that order, so its reads move through memory in one
+        /// direction instead of probing a table at random.
+        var units: [Unit] = []
+        /// Records of forgotten units, to give again.
+        var freeUnitNumbers: [Int] = []
         /// Family names, numbered as units refer to them, with their admitted units.
         var families: [ByteKey] = []
         var familyNumbers: [ByteKey: Int] = [:]
@@ -106,6 +117,35 @@ public final class SeriesTracker: Sendable {
         var values = HashedKeyTable<ValueKey, Ticks>(placeholder: 0)
         var perLabel = HashedKeyTable<UInt64, Int>(placeholder: 0)
         var lastExpiry = ContinuousClock.now
+        /// Units admitted since the tracker was made: a key found absent stays absent
+        /// while this has not moved (see `UnitHint`).
+        var admissions: UInt64 = 0
+    }
+
+    /// What admission found for a key last time, kept by the caller (a remembered
+    /// series) to spare the next admission of the key a probe of the table of units:
+    /// the unit's number, or that the key was absent when `admissions` was this.
+    struct UnitHint: Equatable {
+        /// A number when `raw` ≥ 0; `absentAfter` the admissions count when < -1.
+        private(set) var raw: Int64
+
+        static let unknown = UnitHint(raw: -1)
+
+        private init(raw: Int64) {
+            self.raw = raw
+        }
+
+        init(number: Int) {
+            raw = Int64(number)
+        }
+
+        init(absentAfter admissions: UInt64) {
+            // Admissions never come near 2^62: one a nanosecond would take 146 years.
+            raw = -2 - Int64(truncatingIfNeeded: admissions & (UInt64.max >> 2))
+        }
+
+        var number: Int? { raw >= 0 ? Int(raw) : nil }
+        var absentAfter: UInt64? { raw < -1 ? UInt64(-2 - raw) : nil }
     }
 
     public let limits: SeriesLimits
@@ -148,69 +188,117 @@ public final class SeriesTracker: Sendable {
         }
     }
 
-    public var admittedUnits: Int { state.withLock { $0.units.count } }
+    public var admittedUnits: Int { state.withLock { $0.numbers.count } }
 
     /// Samples expected from units admitted before this scrape: the reservation that
     /// keeps `sampleLimit` from letting a new series take an old one's place.
     func reservedSamples() -> Int {
         state.withLock { state in
             var total = 0
-            state.units.forEach { total += $1.samples }
+            for unit in state.units where unit.family >= 0 { total += unit.samples }
             return total
         }
     }
 
-    enum Admission: Equatable {
-        /// Admitted before; it brought this many samples last time.
-        case known(previousSamples: Int)
-        case new
-        case refused(reason: DropReason)
-    }
-
-    /// Admits a unit with the first `samples` samples of this scrape, or says why
-    /// not. `values` are its labels (but `le` and `quantile`), needed when
-    /// `valuesPerLabel` is set; `family` is its family's name.
+    /// Admits `samples` samples of the unit `key` (a protobuf histogram is several at
+    /// once) for a scrape, whose side of admission `scrape` holds; `samplesSoFar` is
+    /// what the scrape wrote. A unit's first samples in a scrape decide: known units
+    /// stay admitted, new ones are admitted within the limits; its later samples follow
+    /// that (a later sample of a refused unit is refused as `unit_refused`). `values`
+    /// are its labels (but `le` and `quantile`), needed when `valuesPerLabel` is set;
+    /// `family` is its family's name.
     ///
-    /// `now` is the scrape's start in ticks, `refreshBefore` that less `valueRefresh`
-    /// (`refreshTime(for:)`): a scrape's instants are reckoned once.
-    func admit(key: UnitKey, family: UnsafeBufferPointer<UInt8>, values: [ValueKey], samplesSoFar: Int,
-               reservedRemaining: Int, samples: Int, now: Ticks, refreshBefore: Ticks) -> Admission {
+    /// `unitHint` is what the last admission of this key found (see `UnitHint`), set
+    /// to what this one finds: the unit's number, checked against the unit's key
+    /// before use, or that the key was not admitted while no unit has been admitted
+    /// since. Either spares a probe of the table of units.
+    func admit(_ key: UnitKey, family: UnsafeBufferPointer<UInt8>, values: [ValueKey], samplesSoFar: Int, samples: Int,
+               scrape: inout ScrapeUnits, unitHint: inout UnitHint) -> ScrapeAdmission.Verdict {
+        if scrape.refusedAny(key) { return .refused(.unitRefused) }
         let family = BorrowedBytes(bytes: family)
+        let hint = unitHint
+        var found = UnitHint.unknown
+        defer { unitHint = found }
         return state.withLock { state in
-            if let slot = state.units.slot(of: key) {
-                let (previous, touch) = state.units.update(slot: slot) { unit in
-                    let touch = unit.valuesSeen <= refreshBefore
-                    defer {
-                        // A slower scrape that began earlier never moves a time back.
-                        unit.lastSeen = max(unit.lastSeen, now)
-                        unit.samples = samples
-                        if touch { unit.valuesSeen = max(unit.valuesSeen, now) }
-                    }
-                    return (unit.samples, touch)
+            let known: Int?
+            if let number = hint.number, number < state.units.count, state.units[number].family >= 0,
+                state.units[number].key == key {
+                known = number
+            } else if hint.absentAfter == state.admissions {
+                known = nil
+            } else {
+                known = state.numbers.slot(of: key).map { state.numbers.value(slot: $0) }
+            }
+            if let number = known {
+                found = UnitHint(number: number)
+                let mark = state.units[number].generation &+ 1
+                if scrape.mark(of: number) == mark {
+                    state.units[number].samples += samples
+                    return .admitted
                 }
-                if touch { touchValues(&state, values, now: now) }
-                return .known(previousSamples: previous)
-            }
-            if let limit = limits.sampleLimit, samplesSoFar + reservedRemaining >= limit {
-                return .refused(reason: .sampleLimit)
-            }
-            let known = knownNumber(of: family, in: &state)
-            if let limit = limits.seriesPerMetric, known.map({ state.perFamily[$0] }) ?? 0 >= limit {
-                return .refused(reason: .seriesLimit)
-            }
-            if let limit = limits.valuesPerLabel {
-                for value in values where state.values[value] == nil && state.perLabel[value.label, default: 0] >= limit {
-                    return .refused(reason: .labelValueLimit)
+                scrape.setMark(mark, of: number)
+                let now = scrape.now
+                let previous = state.units[number].samples
+                let touch = state.units[number].valuesSeen <= scrape.refreshBefore
+                // A slower scrape that began earlier never moves a time back.
+                state.units[number].lastSeen = max(state.units[number].lastSeen, now)
+                state.units[number].samples = samples
+                if touch {
+                    state.units[number].valuesSeen = max(state.units[number].valuesSeen, now)
+                    touchValues(&state, values, now: now)
                 }
+                // Its samples were reserved; they are counted as they pass now.
+                scrape.reservedRemaining = max(0, scrape.reservedRemaining - previous)
+                return .admitted
+            }
+            // A new unit whose first sample would pass the limit is refused; its last
+            // one must not either.
+            if let reason = refusal(family: family, values: values, samplesSoFar: samplesSoFar + samples - 1,
+                                    reservedRemaining: scrape.reservedRemaining, in: &state) {
+                scrape.refuse(key)
+                found = UnitHint(absentAfter: state.admissions)
+                return .refused(reason)
             }
             // A family gets a number with its first admitted unit, and gives it back with
             // its last (a refused family's name is never kept).
-            let familyNumber = known ?? newNumber(for: family, in: &state)
-            state.units.insert(key, Unit(family: familyNumber, lastSeen: now, samples: samples, valuesSeen: now))
+            let familyNumber = knownNumber(of: family, in: &state) ?? newNumber(for: family, in: &state)
+            let now = scrape.now
+            let number: Int
+            if let free = state.freeUnitNumbers.popLast() {
+                number = free
+                let generation = state.units[number].generation &+ 1
+                state.units[number] = Unit(key: key, family: familyNumber, lastSeen: now, samples: samples,
+                                           valuesSeen: now, generation: generation)
+            } else {
+                number = state.units.count
+                state.units.append(Unit(key: key, family: familyNumber, lastSeen: now, samples: samples, valuesSeen: now,
+                                        generation: 0))
+            }
+            state.numbers.insert(key, number)
+            state.admissions += 1
+            found = UnitHint(number: number)
+            scrape.setMark(state.units[number].generation &+ 1, of: number)
             state.perFamily[familyNumber] += 1
             touchValues(&state, values, now: now)
-            return .new
+            return .admitted
         }
+    }
+
+    /// Why a new unit may not be admitted, if it may not.
+    private func refusal(family: BorrowedBytes, values: [ValueKey], samplesSoFar: Int, reservedRemaining: Int,
+                         in state: inout State) -> DropReason? {
+        if let limit = limits.sampleLimit, samplesSoFar + reservedRemaining >= limit {
+            return .sampleLimit
+        }
+        if let limit = limits.seriesPerMetric, knownNumber(of: family, in: &state).map({ state.perFamily[$0] }) ?? 0 >= limit {
+            return .seriesLimit
+        }
+        if let limit = limits.valuesPerLabel {
+            for value in values where state.values[value] == nil && state.perLabel[value.label, default: 0] >= limit {
+                return .labelValueLimit
+            }
+        }
+        return nil
     }
 
     /// A family's number, if it has admitted units.
@@ -237,14 +325,6 @@ public final class SeriesTracker: Sendable {
         state.familyNumbers[name] = number
         state.lastFamily = number
         return number
-    }
-
-    /// Counts `count` more samples of a unit admitted earlier in this scrape.
-    func countSample(_ key: UnitKey, count: Int = 1) {
-        state.withLock { state in
-            guard let slot = state.units.slot(of: key) else { return }
-            state.units.update(slot: slot) { $0.samples += count }
-        }
     }
 
     private func touchValues(_ state: inout State, _ values: [ValueKey], now: Ticks) {
@@ -274,12 +354,11 @@ public final class SeriesTracker: Sendable {
         guard now - state.lastExpiry >= .seconds(1) else { return }
         state.lastExpiry = now
         let cutoff = ticks(now) - Self.nanoseconds(limits.idleTimeout)
-        var idleUnits: [(UnitKey, Int)] = []
-        state.units.forEach { key, unit in
-            if unit.lastSeen < cutoff { idleUnits.append((key, unit.family)) }
-        }
-        for (key, family) in idleUnits {
-            state.units.remove(key)
+        for number in state.units.indices where state.units[number].family >= 0 && state.units[number].lastSeen < cutoff {
+            let family = state.units[number].family
+            state.numbers.remove(state.units[number].key)
+            state.units[number].family = -1
+            state.freeUnitNumbers.append(number)
             state.perFamily[family] -= 1
             if state.perFamily[family] == 0 {
                 state.familyNumbers[state.families[family]] = nil

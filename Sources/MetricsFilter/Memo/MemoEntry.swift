@@ -33,6 +33,9 @@ extension SeriesMemo {
         var valuesCount: Int32 = 0
         /// The entry whose line followed this one's in the last scrape.
         var next: Int32 = -1
+        /// What admission found for the series' unit last time (see
+        /// `SeriesTracker.UnitHint`).
+        var unitHint = SeriesTracker.UnitHint.unknown
         var lastSeen: UInt32 = 0
         /// Set when the series is dropped before admission.
         var dropReason: DropReason?

@@ -282,6 +282,11 @@ public final class SeriesMemo: @unchecked Sendable {
         entries[Int(number)]
     }
 
+    /// Keeps where admission found the entry's unit (see `Entry.unitHint`).
+    func setUnitHint(_ hint: SeriesTracker.UnitHint, of number: Int32) {
+        entries[Int(number)].unitHint = hint
+    }
+
     /// A view of entry `number`'s bytes, valid until the memo next changes.
     func bytes(_ number: Int32) -> EntryBytes {
         let entry = entries[Int(number)]

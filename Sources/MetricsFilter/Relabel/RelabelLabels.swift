@@ -19,6 +19,9 @@ struct RelabelLabels {
     private(set) var slots: [Slot] = []
     /// The slots as loaded, to tell whether the rules changed anything.
     private var loaded: [Slot] = []
+    /// With `beginLoading(line:metricName:)`: the buffer's first `lineCount` bytes are
+    /// the line, a plain sample (see `isPlainLabel`).
+    private(set) var lineCount = 0
 
     init() {
         bytes.reserveCapacity(1024)
@@ -33,6 +36,7 @@ struct RelabelLabels {
     mutating func beginLoading(metricName name: UnsafeBufferPointer<UInt8>) {
         bytes.removeAll(keepingCapacity: true)
         slots.removeAll(keepingCapacity: true)
+        lineCount = 0
         if !name.isEmpty {
             LabelSet.metricNameLabel.withUnsafeBufferPointer { addLoaded(name: $0, value: name) }
         }
@@ -47,9 +51,45 @@ struct RelabelLabels {
         slots.insert(slot, at: position)
     }
 
+    /// Starts a series read in place from `line`, in one copy: its metric name and
+    /// labels are then given as ranges of the line (`addLoaded(nameAt:valueAt:)`).
+    mutating func beginLoading(line: UnsafeBufferPointer<UInt8>, metricName name: Range<Int>) {
+        bytes.removeAll(keepingCapacity: true)
+        slots.removeAll(keepingCapacity: true)
+        bytes.append(contentsOf: line)
+        lineCount = line.count
+        if !name.isEmpty {
+            let nameLabel = LabelSet.metricNameLabel.withUnsafeBufferPointer { append($0) }
+            slots.append(Slot(name: nameLabel, value: name))
+        }
+    }
+
+    /// A label of the line given to `beginLoading(line:metricName:)`, by its ranges
+    /// there (names are distinct); an empty value is no label.
+    mutating func addLoaded(nameAt name: Range<Int>, valueAt value: Range<Int>) {
+        guard !value.isEmpty else { return }
+        let slot = Slot(name: name, value: value)
+        var position = slots.count
+        while position > 0, precedes(slot.name, slots[position - 1].name) { position -= 1 }
+        slots.insert(slot, at: position)
+    }
+
     mutating func endLoading() {
         loaded.removeAll(keepingCapacity: true)
         loaded.append(contentsOf: slots)
+    }
+
+    /// Whether a slot is one of the plain line's labels as it came, `name="value"`
+    /// in the line: its name a legacy name and its value without anything to escape
+    /// (`PlainSample` reads only such lines), written as the line has it.
+    func isPlainLabel(_ slot: Slot) -> Bool {
+        slot.value.upperBound < lineCount && slot.value.lowerBound == slot.name.upperBound + 2
+    }
+
+    /// Whether `range` is in the plain line's own bytes. A label name there is one of
+    /// the line's label names, a legacy name: rules copy the names they set.
+    func isInLine(_ range: Range<Int>) -> Bool {
+        range.upperBound <= lineCount
     }
 
     /// Whether the labels are the ones loaded: the same names with the same values.
@@ -186,6 +226,7 @@ extension RelabelLabels {
     mutating func load(_ set: LabelSet) {
         bytes.removeAll(keepingCapacity: true)
         slots.removeAll(keepingCapacity: true)
+        lineCount = 0
         for label in set.labels {
             label.name.withUnsafeBufferPointer { name in
                 label.value.withUnsafeBufferPointer { slots.append(Slot(name: append(name), value: append($0))) }

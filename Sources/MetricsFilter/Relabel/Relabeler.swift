@@ -12,9 +12,27 @@ internal import COpenSSLShims
 /// on one thread, and no closure it hands out reaches a property being accessed.
 public final class Relabeler {
     public let rules: [RelabelRule]
+    /// The rules behind references: running a rule then retains one object, where a
+    /// copy of the rule would retain each array it holds.
+    private let steps: [Step]
+
+    private final class Step {
+        let rule: RelabelRule
+
+        init(_ rule: RelabelRule) {
+            self.rule = rule
+        }
+    }
     /// Per rule: the regex's answers by a hash of the subject, each with the subject's
     /// bytes to compare (a hash alone never decides).
-    @exclusivity(unchecked) private var matchCache: [[UInt64: (subject: [UInt8], groups: [Int]?)]]
+    @exclusivity(unchecked) private var matchCache: [MatchCache]
+
+    private struct MatchCache {
+        /// Places in `answers` by the subject's FNV-1a hash (a hash already: no
+        /// `Dictionary`, which would hash it again).
+        var places = HashedKeyTable<UInt64, Int>(capacity: 64, placeholder: -1)
+        var answers: [(subject: [UInt8], groups: [Int]?)] = []
+    }
     private let cacheCapacity: Int
     /// What a rule computes before it is set: a joined source, a target name, a value.
     @exclusivity(unchecked) private var joined: [UInt8] = []
@@ -27,7 +45,8 @@ public final class Relabeler {
 
     public init(rules: [RelabelRule], cacheCapacity: Int = 4096) {
         self.rules = rules
-        self.matchCache = Array(repeating: [:], count: rules.count)
+        self.steps = rules.map(Step.init)
+        self.matchCache = Array(repeating: MatchCache(), count: rules.count)
         self.cacheCapacity = cacheCapacity
     }
 
@@ -41,26 +60,23 @@ public final class Relabeler {
 
     /// Applies every rule to labels in place; false when the series is dropped.
     func apply(_ labels: inout RelabelLabels) -> Bool {
-        // Borrowed from the buffer: a copy of each rule would retain all it holds.
-        rules.withUnsafeBufferPointer { rules in
-            for index in rules.indices {
-                guard apply(rules[index], index: index, to: &labels) else { return false }
-            }
-            return true
+        for index in steps.indices {
+            guard apply(steps[index], index: index, to: &labels) else { return false }
         }
+        return true
     }
 
-    private func apply(_ rule: borrowing RelabelRule, index: Int, to labels: inout RelabelLabels) -> Bool {
-        switch rule.action {
+    private func apply(_ step: Step, index: Int, to labels: inout RelabelLabels) -> Bool {
+        switch step.rule.action {
         case .drop, .keep, .dropequal, .keepequal, .replace, .lowercase, .uppercase, .hashmod:
-            let source = joinedSource(rule, labels)
-            return apply(rule, index: index, source: source, to: &labels)
+            let source = joinedSource(step, labels)
+            return apply(step, index: index, source: source, to: &labels)
         case .labelmap:
             mapped.removeAll(keepingCapacity: true)
             mapped.append(contentsOf: labels.slots)
             for slot in mapped where labels.withBytes(slot.name, { matches(index, $0) }) {
                 target.removeAll(keepingCapacity: true)
-                labels.withBytes(slot.name) { rule.regex.replaceAll($0, with: rule.replacement, into: &target) }
+                labels.withBytes(slot.name) { step.rule.regex.replaceAll($0, with: step.rule.replacement, into: &target) }
                 target.withUnsafeBufferPointer { labels.set($0, valueAt: slot.value) }
             }
         case .labeldrop:
@@ -79,44 +95,44 @@ public final class Relabeler {
     }
 
     /// The actions that read the joined source labels.
-    private func apply(_ rule: borrowing RelabelRule, index: Int, source: Source, to labels: inout RelabelLabels) -> Bool {
-        switch rule.action {
+    private func apply(_ step: Step, index: Int, source: Source, to labels: inout RelabelLabels) -> Bool {
+        switch step.rule.action {
         case .drop:
             return !withSource(source, labels) { matches(index, $0) }
         case .keep:
             return withSource(source, labels) { matches(index, $0) }
         case .dropequal, .keepequal:
-            let targetValue = rule.targetLabel.withUnsafeBufferPointer { labels.valueRange(of: $0) }
+            let targetValue = step.rule.targetLabel.withUnsafeBufferPointer { labels.valueRange(of: $0) }
             let equal = withSource(source, labels) { value in labels.withBytes(targetValue) { ExpositionTokens.equal($0, value) } }
-            return equal == (rule.action == .keepequal)
+            return equal == (step.rule.action == .keepequal)
         case .replace:
             target.removeAll(keepingCapacity: true)
             result.removeAll(keepingCapacity: true)
             let matched = withSource(source, labels) { value -> Bool in
                 guard let groups = match(index, value) else { return false }
-                rule.regex.expand(rule.targetLabel, subject: value, match: groups, into: &target)
-                rule.regex.expand(rule.replacement, subject: value, match: groups, into: &result)
+                step.rule.regex.expand(step.rule.targetLabel, subject: value, match: groups, into: &target)
+                step.rule.regex.expand(step.rule.replacement, subject: value, match: groups, into: &result)
                 return true
             }
-            guard matched, rule.semantics.isValidLabelName(target) else { return true }
+            guard matched, step.rule.semantics.isValidLabelName(target) else { return true }
             setTarget(target, to: &labels)
         case .lowercase, .uppercase:
             result.removeAll(keepingCapacity: true)
             withSource(source, labels) { value in
-                if rule.action == .lowercase {
+                if step.rule.action == .lowercase {
                     GoCaseMapping.lowercase(value, into: &result)
                 } else {
                     GoCaseMapping.uppercase(value, into: &result)
                 }
             }
-            setTarget(rule.targetLabel, to: &labels)
+            setTarget(step.rule.targetLabel, to: &labels)
         case .hashmod:
             // A rule is only made where MD5 works; should it fail after all, the series
             // is dropped rather than put in a shard by a hash that is not one.
             guard let hash = withSource(source, labels, Self.md5Tail) else { return false }
             result.removeAll(keepingCapacity: true)
-            Self.appendDecimal(hash % rule.modulus, to: &result)
-            setTarget(rule.targetLabel, to: &labels)
+            Self.appendDecimal(hash % step.rule.modulus, to: &result)
+            setTarget(step.rule.targetLabel, to: &labels)
         case .labelmap, .labeldrop, .labelkeep:
             break
         }
@@ -130,20 +146,20 @@ public final class Relabeler {
         }
     }
 
-    private func joinedSource(_ rule: borrowing RelabelRule, _ labels: RelabelLabels) -> Source {
-        if rule.sourceLabels.count == 1 {
-            return .labels(rule.sourceLabels[0].withUnsafeBufferPointer { labels.valueRange(of: $0) })
+    private func joinedSource(_ step: Step, _ labels: borrowing RelabelLabels) -> Source {
+        if step.rule.sourceLabels.count == 1 {
+            return .labels(step.rule.sourceLabels[0].withUnsafeBufferPointer { labels.valueRange(of: $0) })
         }
         joined.removeAll(keepingCapacity: true)
-        for (position, name) in rule.sourceLabels.enumerated() {
-            if position > 0 { joined.append(contentsOf: rule.separator) }
+        for (position, name) in step.rule.sourceLabels.enumerated() {
+            if position > 0 { joined.append(contentsOf: step.rule.separator) }
             let range = name.withUnsafeBufferPointer { labels.valueRange(of: $0) }
             labels.withBytes(range) { joined.append(contentsOf: $0) }
         }
         return .joined
     }
 
-    private func withSource<Result>(_ source: Source, _ labels: RelabelLabels,
+    private func withSource<Result>(_ source: Source, _ labels: borrowing RelabelLabels,
                                     _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
         switch source {
         case .labels(let range): return labels.withBytes(range, body)
@@ -153,24 +169,31 @@ public final class Relabeler {
 
     /// The match with its groups, for `replace`; memoized per value.
     private func match(_ index: Int, _ subject: UnsafeBufferPointer<UInt8>) -> [Int]? {
-        memoized(index, subject) { rules[index].regex.match(subject) }
+        memoized(index, subject) { steps[index].rule.regex.match(subject) }
     }
 
     /// Whether it matches, for every other action: RE2 answers that from its DFA,
     /// without the slower pass that finds groups. Memoized the same way (a rule has
     /// one action, so its cache holds one kind of answer).
     private func matches(_ index: Int, _ subject: UnsafeBufferPointer<UInt8>) -> Bool {
-        memoized(index, subject) { rules[index].regex.matches(subject) ? [] : nil } != nil
+        memoized(index, subject) { steps[index].rule.regex.matches(subject) ? [] : nil } != nil
     }
 
     private func memoized(_ index: Int, _ subject: UnsafeBufferPointer<UInt8>, _ compute: () -> [Int]?) -> [Int]? {
         let hash = ByteKey.fnv1a(subject)
-        if let cached = matchCache[index][hash], cached.subject.withUnsafeBufferPointer({ ExpositionTokens.equal($0, subject) }) {
-            return cached.groups
+        let place = matchCache[index].places[hash]
+        if let place, matchCache[index].answers[place].subject.withUnsafeBufferPointer({ ExpositionTokens.equal($0, subject) }) {
+            return matchCache[index].answers[place].groups
         }
         let result = compute()
-        if matchCache[index].count >= cacheCapacity { matchCache[index].removeAll(keepingCapacity: true) }
-        matchCache[index][hash] = (Array(subject), result)
+        if let place {
+            // Another value with the same hash: it takes the place.
+            matchCache[index].answers[place] = (Array(subject), result)
+            return result
+        }
+        if matchCache[index].answers.count >= cacheCapacity { matchCache[index] = MatchCache() }
+        matchCache[index].places[hash] = matchCache[index].answers.count
+        matchCache[index].answers.append((Array(subject), result))
         return result
     }
 
