@@ -288,12 +288,16 @@ import TestSupport
 
     /// A remembered series keeps what admission found for its unit (`UnitHint`): the
     /// unit's number, or that its key was absent. Neither is trusted once it no longer
-    /// holds: a number naming another unit is probed past, and an absence from before
-    /// a later admission is probed past, so a known unit is never admitted twice.
+    /// holds: a number naming another unit is probed past, an absence from before a
+    /// later admission is probed past, and a hint found for one key is not taken for
+    /// another (a remembered line's unit key depends on the metadata before it), so a
+    /// known unit is never admitted twice.
     @Test func unitHintsAreUsedOnlyWhileTheyHold() {
         let tracker = SeriesTracker(limits: SeriesLimits(sampleLimit: 3))
-        let a = SeriesTracker.UnitKey(Array("m".utf8), [Label(name: Array("id".utf8), value: Array("a".utf8))])
-        let b = SeriesTracker.UnitKey(Array("m".utf8), [Label(name: Array("id".utf8), value: Array("b".utf8))])
+        func key(_ id: String) -> SeriesTracker.UnitKey {
+            SeriesTracker.UnitKey(Array("m".utf8), [Label(name: Array("id".utf8), value: Array(id.utf8))])
+        }
+        let (a, b, c) = (key("a"), key("b"), key("c"))
         func admit(_ scrape: inout ScrapeAdmission, _ key: SeriesTracker.UnitKey, samplesSoFar: Int,
                    _ hint: inout SeriesTracker.UnitHint) -> ScrapeAdmission.Verdict {
             Array("m".utf8).withUnsafeBufferPointer {
@@ -304,28 +308,43 @@ import TestSupport
         var hintA = SeriesTracker.UnitHint.unknown
         var hintB = SeriesTracker.UnitHint.unknown
         #expect(admit(&first, a, samplesSoFar: 0, &hintA) == .admitted)
-        #expect(hintA.number == 0)
+        #expect(hintA.number(for: a, tracker: tracker.identity) == 0)
         #expect(admit(&first, b, samplesSoFar: 5, &hintB) == .refused(.sampleLimit))
         let staleAbsence = hintB
-        #expect(staleAbsence.absentAfter == 1)
+        #expect(staleAbsence.absentAfter(for: b, tracker: tracker.identity) == 1)
 
         var second = ScrapeAdmission(tracker: tracker)
         #expect(admit(&second, b, samplesSoFar: 0, &hintB) == .admitted, "absent while nothing was admitted since")
-        #expect(hintB.number == 1)
+        #expect(hintB.number(for: b, tracker: tracker.identity) == 1)
 
         var third = ScrapeAdmission(tracker: tracker)
         var stale = staleAbsence
         #expect(admit(&third, b, samplesSoFar: 0, &stale) == .admitted)
-        #expect(stale.number == 1, "the absence no longer holds: b was found")
-        var wrongNumber = SeriesTracker.UnitHint(number: 0)
-        #expect(admit(&third, a, samplesSoFar: 1, &wrongNumber) == .admitted)
-        #expect(wrongNumber.number == 0)
-        var otherUnit = SeriesTracker.UnitHint(number: 0)
+        #expect(stale.number(for: b, tracker: tracker.identity) == 1, "the absence no longer holds: b was found")
+        var hintC = SeriesTracker.UnitHint.unknown
+        #expect(admit(&third, c, samplesSoFar: 5, &hintC) == .refused(.sampleLimit))
+        #expect(hintC.absentAfter(for: c, tracker: tracker.identity) == 2)
+
         var fourth = ScrapeAdmission(tracker: tracker)
+        var otherUnit = SeriesTracker.UnitHint(key: b, tracker: tracker.identity, number: 0)
         #expect(admit(&fourth, b, samplesSoFar: 0, &otherUnit) == .admitted)
-        #expect(otherUnit.number == 1, "number 0 is a's unit, not b's")
+        #expect(otherUnit.number(for: b, tracker: tracker.identity) == 1, "number 0 is a's unit, not b's")
+        var otherKey = hintC
+        #expect(admit(&fourth, a, samplesSoFar: 1, &otherKey) == .admitted, "c's absence says nothing of a")
+        #expect(otherKey.number(for: a, tracker: tracker.identity) == 0)
         #expect(tracker.admittedPerFamily["m"] == 2)
         #expect(tracker.admittedUnits == 2)
+
+        // Another tracker (a memo kept while the limits changed): its count of
+        // admissions says nothing of this one's.
+        let other = SeriesTracker(limits: SeriesLimits(sampleLimit: 3))
+        var otherFirst = ScrapeAdmission(tracker: other)
+        var fresh = SeriesTracker.UnitHint.unknown
+        #expect(admit(&otherFirst, a, samplesSoFar: 0, &fresh) == .admitted)
+        var otherSecond = ScrapeAdmission(tracker: other)
+        var foreign = SeriesTracker.UnitHint(key: a, tracker: tracker.identity, absentAfter: 1)
+        #expect(admit(&otherSecond, a, samplesSoFar: 0, &foreign) == .admitted)
+        #expect(other.admittedPerFamily["m"] == 1)
     }
 
     @Test func histogramUnitsAreAdmittedOrDroppedWhole() {

@@ -183,6 +183,27 @@ import TestSupport
     }
 
     /// A budget of 0 is no memo at all.
+    /// A remembered line's unit depends on the metadata before it (`foo_count` is its
+    /// own unit alone, part of `foo` under `# TYPE foo summary`): admission through the
+    /// memo, with what it keeps of each unit, decides every scrape as admission
+    /// without a memo does, over the same scrapes with their own tracker.
+    @Test func admissionThroughTheMemoFollowsTheMetadata() {
+        for limits in [SeriesLimits(sampleLimit: 1), SeriesLimits(seriesPerMetric: 1), SeriesLimits(seriesPerMetric: 2)] {
+            var policy = FilterPolicy()
+            policy.limits = limits
+            let (remembering, fresh) = (SeriesTracker(limits: limits), SeriesTracker(limits: limits))
+            let memo = SeriesMemo(budget: 1 << 20)
+            let bodies = ["foo_count 1\n", "# TYPE foo summary\nfoo_count 1\n", "foo_count 1\n",
+                          "# TYPE foo summary\nfoo_count 1\n", "foo_count 1\n"]
+            for (scrape, body) in bodies.enumerated() {
+                let warm = FilterHarness.filterOnce(body, policy, format: .text, tracker: remembering, chunk: nil, memo: memo)
+                let cold = FilterHarness.filterOnce(body, policy, format: .text, tracker: fresh, chunk: nil)
+                #expect(warm.0 == cold.0 && warm.1 == cold.1, "\(limits), scrape \(scrape + 1): \(warm) vs \(cold)")
+            }
+            #expect(remembering.admittedPerFamily == fresh.admittedPerFamily)
+        }
+    }
+
     @Test func aZeroBudgetRemembersNothing() {
         let memo = SeriesMemo(budget: 0)
         #expect(Self.filter(Self.body, FilterPolicy(), memo: memo) == Self.filter(Self.body, FilterPolicy(), memo: nil))

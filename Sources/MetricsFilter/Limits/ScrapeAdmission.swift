@@ -47,9 +47,9 @@ struct ScrapeAdmission {
 /// the tracker (a flat array: a steady scrape meets the units in the order they were
 /// numbered), and the units it refused (by key: a refused unit has no number).
 ///
-/// It grows with the units the scrape reached, 4 bytes each (the table of keys it
-/// replaces took 48 or more: 24-byte entries, at most half full); a scraper that
-/// stalls is charged for it in the buffer budget.
+/// It grows with the units the scrape reached, 4 bytes each, in pages of 4,096 (the
+/// table of keys it replaces took 48 bytes or more a unit: 24-byte entries, at most
+/// half full); a scraper that stalls is charged for it in the buffer budget.
 struct ScrapeUnits {
     /// The scrape's start in the tracker's ticks, and that less the tracker's value
     /// refresh (a scrape's instants are reckoned once).
@@ -57,8 +57,12 @@ struct ScrapeUnits {
     let refreshBefore: SeriesTracker.Ticks
     /// Samples still reserved for units admitted before this scrape.
     var reservedRemaining: Int
-    /// Per unit number: 0, or the unit's generation + 1 when this scrape met it.
-    private var marks: [UInt32] = []
+    /// Per unit number: 0, or the unit's generation + 1 when this scrape met it; in
+    /// pages of `pageSize`, each made when a number in it is first met, so that a
+    /// scrape is charged for the stretches of numbers it reached.
+    private var pages: [[UInt32]] = []
+    private static let pageShift = 12
+    private static let pageSize = 1 << pageShift
     private var refused: HashedKeyTable<SeriesTracker.UnitKey, Bool>?
 
     init(now: SeriesTracker.Ticks, refreshBefore: SeriesTracker.Ticks, reservedRemaining: Int) {
@@ -68,18 +72,22 @@ struct ScrapeUnits {
     }
 
     var retainedBytes: Int {
-        marks.capacity * MemoryLayout<UInt32>.stride + (refused?.retainedBytes ?? 0)
+        var bytes = pages.capacity * MemoryLayout<[UInt32]>.stride + (refused?.retainedBytes ?? 0)
+        for page in pages { bytes += page.capacity * MemoryLayout<UInt32>.stride }
+        return bytes
     }
 
     func mark(of number: Int) -> UInt32 {
-        number < marks.count ? marks[number] : 0
+        let page = number >> Self.pageShift
+        guard page < pages.count, !pages[page].isEmpty else { return 0 }
+        return pages[page][number & (Self.pageSize - 1)]
     }
 
     mutating func setMark(_ mark: UInt32, of number: Int) {
-        if number >= marks.count {
-            marks.append(contentsOf: repeatElement(0, count: max(number + 1, 1024, marks.count * 2) - marks.count))
-        }
-        marks[number] = mark
+        let page = number >> Self.pageShift
+        if page >= pages.count { pages.append(contentsOf: repeatElement([], count: page + 1 - pages.count)) }
+        if pages[page].isEmpty { pages[page] = Array(repeating: 0, count: Self.pageSize) }
+        pages[page][number & (Self.pageSize - 1)] = mark
     }
 
     /// Whether this scrape refused `key` already.

@@ -1,7 +1,7 @@
-/// 128 bits of a label set (FNV-1a, two offsets): what the duplicate check keeps per
-/// series instead of the labels themselves. The same fingerprint for the same name
-/// and labels in any order (per-label hashes are summed); labels with empty values
-/// count as absent, as Prometheus treats them.
+/// 128 bits of a label set (two lanes of a multiply-rotate hash, eight bytes a
+/// step): what the duplicate check keeps per series instead of the labels themselves.
+/// The same fingerprint for the same name and labels in any order (per-label hashes
+/// are summed); labels with empty values count as absent, as Prometheus treats them.
 struct SeriesFingerprint: Hashable {
     private(set) var high: UInt64 = 0
     private(set) var low: UInt64 = 0
@@ -19,16 +19,8 @@ struct SeriesFingerprint: Hashable {
         guard !value.isEmpty else { return }
         var first: UInt64 = 0xcbf2_9ce4_8422_2325
         var second: UInt64 = 0x8422_2325_cbf2_9ce4
-        for byte in labelName {
-            first = (first ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
-            second = (second ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 &+ 0x9E37_79B9
-        }
-        first = (first ^ 0xFF) &* 0x0000_0100_0000_01B3
-        second = (second ^ 0xFF) &* 0x0000_0100_0000_01B3 &+ 0x9E37_79B9
-        for byte in value {
-            first = (first ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
-            second = (second ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 &+ 0x9E37_79B9
-        }
+        Self.absorb(labelName, &first, &second)
+        Self.absorb(value, &first, &second)
         // Avalanche before summing, so that sums of similar labels do not collide.
         first ^= first >> 33
         first &*= 0xff51_afd7_ed55_8ccd
@@ -38,6 +30,38 @@ struct SeriesFingerprint: Hashable {
         second ^= second >> 32
         high &+= first
         low &+= second
+    }
+
+    /// Mixes `bytes` into both lanes eight bytes a step, each lane with its own
+    /// multipliers and rotations; the length first, so that a name and a value are
+    /// told apart from the same bytes split elsewhere.
+    @inline(__always) private static func absorb(_ bytes: UnsafeBufferPointer<UInt8>, _ first: inout UInt64, _ second: inout UInt64) {
+        @inline(__always) func step(_ word: UInt64, _ first: inout UInt64, _ second: inout UInt64) {
+            first = (first ^ (word &* 0xBF58_476D_1CE4_E5B9)).rotated(27) &* 0x94D0_49BB_1331_11EB
+            second = (second ^ (word &* 0x9E37_79B9_7F4A_7C15)).rotated(31) &* 0xD6E8_FEB8_6659_FD93
+        }
+        step(UInt64(bytes.count), &first, &second)
+        let raw = UnsafeRawBufferPointer(bytes)
+        var offset = 0
+        while offset + 8 <= raw.count {
+            step(raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self), &first, &second)
+            offset += 8
+        }
+        guard offset < raw.count else { return }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while offset < raw.count {
+            tail |= UInt64(raw[offset]) << shift
+            shift += 8
+            offset += 1
+        }
+        step(tail, &first, &second)
+    }
+}
+
+private extension UInt64 {
+    @inline(__always) func rotated(_ count: UInt64) -> UInt64 {
+        (self << count) | (self >> (64 - count))
     }
 }
 

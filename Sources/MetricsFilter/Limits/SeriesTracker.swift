@@ -125,28 +125,52 @@ public final class SeriesTracker: Sendable {
     /// What admission found for a key last time, kept by the caller (a remembered
     /// series) to spare the next admission of the key a probe of the table of units:
     /// the unit's number, or that the key was absent when `admissions` was this.
+    ///
+    /// It is taken only for the key and the tracker it was found for (`check`, 64 bits
+    /// of both): a remembered series' unit key depends on the metadata before it, so
+    /// the next admission may be for another key, and a memo may meet another tracker
+    /// (a test's, or after limits changed). A number is also checked against the
+    /// unit's own key before use.
     struct UnitHint: Equatable {
-        /// A number when `raw` ≥ 0; `absentAfter` the admissions count when < -1.
-        private(set) var raw: Int64
+        /// A number when ≥ 0; the admissions count when < -1 (see `absentAfter`).
+        private let raw: Int64
+        private let check: UInt64
 
-        static let unknown = UnitHint(raw: -1)
+        static let unknown = UnitHint(raw: -1, check: 0)
 
-        private init(raw: Int64) {
+        private init(raw: Int64, check: UInt64) {
             self.raw = raw
+            self.check = check
         }
 
-        init(number: Int) {
-            raw = Int64(number)
+        private static func check(_ key: UnitKey, _ tracker: UInt64) -> UInt64 {
+            (key.high ^ key.low.rotatedLeft(29)) ^ (tracker &* 0x9E37_79B9_7F4A_7C15)
         }
 
-        init(absentAfter admissions: UInt64) {
+        init(key: UnitKey, tracker: UInt64, number: Int) {
+            self.init(raw: Int64(number), check: Self.check(key, tracker))
+        }
+
+        init(key: UnitKey, tracker: UInt64, absentAfter admissions: UInt64) {
             // Admissions never come near 2^62: one a nanosecond would take 146 years.
-            raw = -2 - Int64(truncatingIfNeeded: admissions & (UInt64.max >> 2))
+            self.init(raw: -2 - Int64(truncatingIfNeeded: admissions & (UInt64.max >> 2)), check: Self.check(key, tracker))
         }
 
-        var number: Int? { raw >= 0 ? Int(raw) : nil }
-        var absentAfter: UInt64? { raw < -1 ? UInt64(-2 - raw) : nil }
+        /// The unit's number, when the hint is one for `key` in `tracker`.
+        func number(for key: UnitKey, tracker: UInt64) -> Int? {
+            raw >= 0 && check == Self.check(key, tracker) ? Int(raw) : nil
+        }
+
+        /// The admissions count when `key` was found absent from `tracker`, when the
+        /// hint is one for them.
+        func absentAfter(for key: UnitKey, tracker: UInt64) -> UInt64? {
+            raw < -1 && check == Self.check(key, tracker) ? UInt64(-2 - raw) : nil
+        }
     }
+
+    /// Tells trackers apart in `UnitHint`s: numbered as they are made.
+    let identity: UInt64
+    private static let identities = Atomic<UInt64>(0)
 
     public let limits: SeriesLimits
     private let state = Mutex(State())
@@ -159,6 +183,7 @@ public final class SeriesTracker: Sendable {
 
     public init(limits: SeriesLimits) {
         self.limits = limits
+        identity = Self.identities.wrappingAdd(1, ordering: .relaxed).newValue
         valueRefresh = Self.nanoseconds(limits.idleTimeout / 8)
     }
 
@@ -221,16 +246,17 @@ public final class SeriesTracker: Sendable {
         defer { unitHint = found }
         return state.withLock { state in
             let known: Int?
-            if let number = hint.number, number < state.units.count, state.units[number].family >= 0,
+            if let number = hint.number(for: key, tracker: identity), number < state.units.count,
+                state.units[number].family >= 0,
                 state.units[number].key == key {
                 known = number
-            } else if hint.absentAfter == state.admissions {
+            } else if hint.absentAfter(for: key, tracker: identity) == state.admissions {
                 known = nil
             } else {
                 known = state.numbers.slot(of: key).map { state.numbers.value(slot: $0) }
             }
             if let number = known {
-                found = UnitHint(number: number)
+                found = UnitHint(key: key, tracker: identity, number: number)
                 let mark = state.units[number].generation &+ 1
                 if scrape.mark(of: number) == mark {
                     state.units[number].samples += samples
@@ -256,7 +282,7 @@ public final class SeriesTracker: Sendable {
             if let reason = refusal(family: family, values: values, samplesSoFar: samplesSoFar + samples - 1,
                                     reservedRemaining: scrape.reservedRemaining, in: &state) {
                 scrape.refuse(key)
-                found = UnitHint(absentAfter: state.admissions)
+                found = UnitHint(key: key, tracker: identity, absentAfter: state.admissions)
                 return .refused(reason)
             }
             // A family gets a number with its first admitted unit, and gives it back with
@@ -266,7 +292,9 @@ public final class SeriesTracker: Sendable {
             let number: Int
             if let free = state.freeUnitNumbers.popLast() {
                 number = free
-                let generation = state.units[number].generation &+ 1
+                // Never `UInt32.max`: a scrape's mark is the generation + 1, and 0 is "not met".
+                let old = state.units[number].generation
+                let generation = old == UInt32.max - 1 ? 0 : old + 1
                 state.units[number] = Unit(key: key, family: familyNumber, lastSeen: now, samples: samples,
                                            valuesSeen: now, generation: generation)
             } else {
@@ -276,7 +304,7 @@ public final class SeriesTracker: Sendable {
             }
             state.numbers.insert(key, number)
             state.admissions += 1
-            found = UnitHint(number: number)
+            found = UnitHint(key: key, tracker: identity, number: number)
             scrape.setMark(state.units[number].generation &+ 1, of: number)
             state.perFamily[familyNumber] += 1
             touchValues(&state, values, now: now)
@@ -393,4 +421,10 @@ extension SeriesTracker.ValueKey: HashedKey {
 /// region checking that they do not join the tracker's state.
 private struct BorrowedBytes: @unchecked Sendable {
     let bytes: UnsafeBufferPointer<UInt8>
+}
+
+private extension UInt64 {
+    func rotatedLeft(_ count: UInt64) -> UInt64 {
+        (self << count) | (self >> (64 - count))
+    }
 }
