@@ -31,3 +31,32 @@ extension ByteKey {
         return hash
     }
 }
+
+extension UnsafeRawBufferPointer {
+    /// The bytes as little-endian words, eight at a time, the last partial one padded
+    /// with zeros (none when the count is a multiple of eight): what the word hashes
+    /// (`SeriesMemo.defaultHash`, `SeriesFingerprint`) fold in.
+    @inline(__always) func forEachWord(_ body: (UInt64) -> Void) {
+        var offset = 0
+        while offset + 8 <= count {
+            body(loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+            offset += 8
+        }
+        guard offset < count else { return }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while offset < count {
+            tail |= UInt64(self[offset]) << shift
+            shift += 8
+            offset += 1
+        }
+        body(tail)
+    }
+}
+
+extension UInt64 {
+    /// Rotated left by `count` (1 to 63) bits.
+    @inline(__always) func rotated(_ count: UInt64) -> UInt64 {
+        (self << count) | (self >> (64 - count))
+    }
+}

@@ -41,27 +41,7 @@ struct SeriesFingerprint: Hashable {
             second = (second ^ (word &* 0x9E37_79B9_7F4A_7C15)).rotated(31) &* 0xD6E8_FEB8_6659_FD93
         }
         step(UInt64(bytes.count), &first, &second)
-        let raw = UnsafeRawBufferPointer(bytes)
-        var offset = 0
-        while offset + 8 <= raw.count {
-            step(raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self), &first, &second)
-            offset += 8
-        }
-        guard offset < raw.count else { return }
-        var tail: UInt64 = 0
-        var shift: UInt64 = 0
-        while offset < raw.count {
-            tail |= UInt64(raw[offset]) << shift
-            shift += 8
-            offset += 1
-        }
-        step(tail, &first, &second)
-    }
-}
-
-private extension UInt64 {
-    @inline(__always) func rotated(_ count: UInt64) -> UInt64 {
-        (self << count) | (self >> (64 - count))
+        UnsafeRawBufferPointer(bytes).forEachWord { step($0, &first, &second) }
     }
 }
 

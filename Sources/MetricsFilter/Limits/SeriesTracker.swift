@@ -144,7 +144,7 @@ public final class SeriesTracker: Sendable {
         }
 
         private static func check(_ key: UnitKey, _ tracker: UInt64) -> UInt64 {
-            (key.high ^ key.low.rotatedLeft(29)) ^ (tracker &* 0x9E37_79B9_7F4A_7C15)
+            (key.high ^ key.low.rotated(29)) ^ (tracker &* 0x9E37_79B9_7F4A_7C15)
         }
 
         init(key: UnitKey, tracker: UInt64, number: Int) {
@@ -421,10 +421,4 @@ extension SeriesTracker.ValueKey: HashedKey {
 /// region checking that they do not join the tracker's state.
 private struct BorrowedBytes: @unchecked Sendable {
     let bytes: UnsafeBufferPointer<UInt8>
-}
-
-private extension UInt64 {
-    func rotatedLeft(_ count: UInt64) -> UInt64 {
-        (self << count) | (self >> (64 - count))
-    }
 }

@@ -395,25 +395,14 @@ public final class SeriesMemo: @unchecked Sendable {
 
     // MARK: Hash
 
-    /// Eight bytes at a time, each folded in with a multiply; the last partial word
-    /// read byte by byte; mixed at the end (the index takes the low bits).
+    /// Eight bytes at a time, each folded in with a multiply (the last partial word
+    /// padded with zeros); mixed at the end (the index takes the low bits).
     public static let defaultHash: Hash = { bytes in
         var hash: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(bytes.count)
-        var offset = 0
-        while offset + 8 <= bytes.count {
-            let word = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+        bytes.forEachWord { word in
             hash = (hash ^ (word &* 0xBF58_476D_1CE4_E5B9))
             hash = ((hash << 27) | (hash >> 37)) &* 0x94D0_49BB_1331_11EB
-            offset += 8
         }
-        var tail: UInt64 = 0
-        var shift: UInt64 = 0
-        while offset < bytes.count {
-            tail |= UInt64(bytes[offset]) << shift
-            shift += 8
-            offset += 1
-        }
-        hash ^= tail &* 0xBF58_476D_1CE4_E5B9
         hash ^= hash >> 31
         hash &*= 0xD6E8_FEB8_6659_FD93
         hash ^= hash >> 32
