@@ -144,6 +144,9 @@ struct MemoDraft {
     var decided: Bool { madeDecision && !unrememberable }
     private var madeDecision = false
     private var unrememberable = false
+    /// For `isPlainSeriesPart`, kept so that the check allocates nothing.
+    private var plainCheck = PlainSample()
+    private var plainLine: [UInt8] = []
 
     mutating func start(key: UnsafeBufferPointer<UInt8>) {
         entry = SeriesMemo.Entry()
@@ -192,7 +195,7 @@ struct MemoDraft {
             entry.labelSource = .list
         } else if !rewritten {
             entry.labelSource = .key
-        } else if Self.isPlainSeriesPart(bytes[Int(entry.keyLength)..<(Int(entry.keyLength) + Int(entry.outputLength))]) {
+        } else if isPlainSeriesPart(Int(entry.keyLength)..<(Int(entry.keyLength) + Int(entry.outputLength))) {
             entry.labelSource = .output
         } else {
             entry.labelSource = .list
@@ -205,10 +208,19 @@ struct MemoDraft {
             }
             entry.labelsLength = Int32(bytes.count - labelsStart)
         }
-        entry.series = labels.fingerprint(name: name, excludingBuckets: false)
-        let empty = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
-        entry.unitSum = labels.fingerprint(name: empty, excludingBuckets: true)
-        entry.bucketSum = labels.fingerprint(name: empty, excludingBuckets: false) &- entry.unitSum
+        // The three sums in one walk: a fingerprint is its name's plus its labels'.
+        var unitSum = SeriesFingerprint()
+        var bucketSum = SeriesFingerprint()
+        labels.forEachPresentLabel { labelName, value in
+            if ExpositionTokens.equal(labelName, "le") || ExpositionTokens.equal(labelName, "quantile") {
+                bucketSum.add(labelName, value)
+            } else {
+                unitSum.add(labelName, value)
+            }
+        }
+        entry.unitSum = unitSum
+        entry.bucketSum = bucketSum
+        entry.series = SeriesFingerprint(name: name) &+ unitSum &+ bucketSum
         append(pii)
         switch valueKeys {
         case .none:
@@ -225,17 +237,18 @@ struct MemoDraft {
 
     /// Whether written bytes before a value are in the plain form, read as a plain
     /// sample reads them (its labels can then be read from them again).
-    private static func isPlainSeriesPart(_ bytes: ArraySlice<UInt8>) -> Bool {
-        var line = Array(bytes)
-        line.append(contentsOf: " 0".utf8)
-        var reader = PlainSample()
-        return line.withUnsafeBytes { reader.read($0, strict: false) } && reader.valueStart == bytes.count + 1
+    private mutating func isPlainSeriesPart(_ range: Range<Int>) -> Bool {
+        plainLine.removeAll(keepingCapacity: true)
+        plainLine.append(contentsOf: bytes[range])
+        plainLine.append(contentsOf: " 0".utf8)
+        return plainLine.withUnsafeBytes { plainCheck.read($0, strict: false) } && plainCheck.valueStart == range.count + 1
     }
 
     /// The name, as a length when the key starts with it.
     private mutating func append(name: UnsafeBufferPointer<UInt8>) {
         entry.nameLength = Int32(name.count)
-        entry.nameInKey = name.count <= Int(entry.keyLength) && bytes.prefix(name.count).elementsEqual(name)
+        entry.nameInKey = name.count <= Int(entry.keyLength)
+            && bytes.withUnsafeBufferPointer { ExpositionTokens.equal(UnsafeBufferPointer(rebasing: $0[0..<name.count]), name) }
         if !entry.nameInKey { bytes.append(contentsOf: name) }
     }
 
