@@ -33,8 +33,8 @@ extension ByteKey {
 }
 
 extension UnsafeRawBufferPointer {
-    /// The bytes as little-endian words, eight at a time, the last partial one padded
-    /// with zeros (none when the count is a multiple of eight): what the word hashes
+    /// The bytes as words, eight at a time in the machine's byte order, the last partial
+    /// one padded with zeros (none when the count is a multiple of eight): what the word hashes
     /// (`SeriesMemo.defaultHash`, `SeriesFingerprint`) fold in.
     @inline(__always) func forEachWord(_ body: (UInt64) -> Void) {
         var offset = 0

@@ -14,11 +14,22 @@ struct SeriesFingerprint: Hashable {
         self = name.withUnsafeBufferPointer { labels.fingerprint(name: $0, excludingBuckets: excludingBuckets) }
     }
 
+    /// The lanes' start values, drawn once per process. Without them the hash could be
+    /// run backwards: an app could pick a label value whose fingerprint matches another
+    /// series' (to have it dropped as a duplicate, or passed by admission as a unit it
+    /// is not). With them it cannot be computed from outside; it is still no
+    /// cryptographic hash. Fingerprints never leave the process, so nothing depends on
+    /// their values being the same from one run to the next.
+    private static let seeds: (first: UInt64, second: UInt64) = {
+        var generator = SystemRandomNumberGenerator()
+        return (generator.next(), generator.next())
+    }()
+
     /// Adds one label; an empty value is not added.
     mutating func add(_ labelName: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) {
         guard !value.isEmpty else { return }
-        var first: UInt64 = 0xcbf2_9ce4_8422_2325
-        var second: UInt64 = 0x8422_2325_cbf2_9ce4
+        var first = Self.seeds.first
+        var second = Self.seeds.second
         Self.absorb(labelName, &first, &second)
         Self.absorb(value, &first, &second)
         // Avalanche before summing, so that sums of similar labels do not collide.
