@@ -29,14 +29,6 @@ struct PlainLabels: StructureLabels {
         return fingerprint
     }
 
-    /// The labels of the series' unit (all but `le` and `quantile`) that have a value,
-    /// as edited: what admission counts per label.
-    func forEachUnitLabel(_ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Void) {
-        forEachLabel(excludingBuckets: true) { name, value in
-            if !value.isEmpty { body(name, value) }
-        }
-    }
-
     /// Each label as edited (the dropped left out), name and value.
     func forEachLabel(excludingBuckets: Bool, _ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Void) {
         for (index, label) in sample.labels.enumerated() {
@@ -154,6 +146,8 @@ extension PlainLabels: MemoLabelSource {
     }
 
     func forEachUnitValue(_ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Void) {
-        forEachUnitLabel(body)
+        forEachLabel(excludingBuckets: true) { name, value in
+            if !value.isEmpty { body(name, value) }
+        }
     }
 }

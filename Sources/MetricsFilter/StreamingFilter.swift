@@ -15,10 +15,14 @@
 /// methods on one thread, and no closure it hands out (to the splitter, the structure
 /// check, the memo's draft) reaches a property that is being accessed.
 ///
-/// One per scrape; not thread-safe. Long (about 700 lines) because it holds the three
-/// ways a sample can take, the plain one on positions, the full one on label sets and
-/// the memo's replay, side by side: they must decide alike (the fuzz target holds them
-/// to it), and splitting them would put the parts of each decision in different files.
+/// One per scrape; not thread-safe. Long (about 800 lines) because it holds the ways a
+/// sample can take side by side: the plain one on the line's positions, the plain one
+/// through `RelabelLabels` (rules that need the whole label set), the full one on
+/// label sets, and the memo's replay. They must decide alike, in the same order (the
+/// fuzz target holds them to it), so each runs its checks in the same sequence here;
+/// splitting them would put the parts of one decision in different files. What they
+/// share below the decisions (relabeling, PII rules, admission, the structure check,
+/// the memo) lives in its own types.
 public final class StreamingFilter {
     public let format: ExpositionFormat
     /// How names that are not legacy names reach the scraper.
@@ -41,9 +45,7 @@ public final class StreamingFilter {
     /// `NameRelabeling`), else through `RelabelLabels`. Settable (before the first
     /// chunk) so that the fuzzer can hold the paths against each other.
     var usesPlainPath = true
-    /// The relabel rules, when they need the whole label set: the plain path runs
-    /// them on `relabeled`.
-    private let setRelabeler: Relabeler?
+    /// Where the plain path runs relabel rules that need the whole label set.
     @exclusivity(unchecked) private var relabeled = RelabelLabels()
     @exclusivity(unchecked) private var plain = PlainSample()
     /// What the PII rules made of each label of the plain sample being filtered.
@@ -116,7 +118,6 @@ public final class StreamingFilter {
         self.splitter = LineSplitter(maximumLineLength: policy.maximumLineLength)
         self.structure = ExpositionStructure(format: format)
         self.isPassThrough = policy.isIdentity
-        self.setRelabeler = nameRelabeling == nil ? relabeler : nil
         self.admission = policy.limits.needsTracker
             ? ScrapeAdmission(tracker: tracker ?? SeriesTracker(limits: policy.limits)) : nil
         self.admits = policy.limits.needsTracker
@@ -523,8 +524,8 @@ public final class StreamingFilter {
     /// alone (or that has none), made on the line in place. A changed line is written
     /// anew with its labels in their original order, less the dropped and empty ones.
     private func filterPlainSample(into output: inout [UInt8]) {
-        if let setRelabeler {
-            filterRelabeledPlainSample(setRelabeler, into: &output)
+        if nameRelabeling == nil, let relabeler {
+            filterRelabeledPlainSample(relabeler, into: &output)
             return
         }
         if let nameRelabeling, !nameRelabeling.keepsSeries(named: plain.name) {
@@ -621,7 +622,7 @@ public final class StreamingFilter {
             dropSeries(.relabel, metric: plain.name)
             return
         }
-        if let scrubber, !scrubRelabeled(with: scrubber) {
+        if let scrubber, !scrubber.scrub(&relabeled, counts: &piiCounts) {
             dropSeries(.pii, metric: plain.name)
             return
         }
@@ -681,40 +682,6 @@ public final class StreamingFilter {
                 into: &output)
             record(verdict, rewritten: changed, metric: Array(plain.name))
         }
-    }
-
-    /// The PII rules on the relabeled labels, in name order as on the full path
-    /// (`PIIScrubber.scrub`); false when a rule drops the series.
-    private func scrubRelabeled(with scrubber: PIIScrubber) -> Bool {
-        var index = 0
-        while index < relabeled.slots.count {
-            let slot = relabeled.slots[index]
-            let isName = relabeled.withBytes(slot.name) { ExpositionTokens.equal($0, "__name__") }
-            if isName {
-                index += 1
-                continue
-            }
-            let outcome = relabeled.withBytes(slot.name) { name in
-                relabeled.withBytes(slot.value) { scrubber.outcome(name: name, value: $0) }
-            }
-            switch outcome {
-            case .keep:
-                break
-            case .replace(let value, let rule, let action):
-                count(rule, action)
-                value.withBytes { relabeled.setValue(at: index, copying: $0) }
-                if value.count == 0 { continue }  // deleted: the next label is at `index` now
-            case .dropLabel(let rule):
-                count(rule, .drop)
-                relabeled.delete(at: index)
-                continue
-            case .dropSeries(let rule):
-                count(rule, .dropSeries)
-                return false
-            }
-            index += 1
-        }
-        return true
     }
 
     /// Writes a sample (its original bytes when nothing changed) through the

@@ -1,35 +1,5 @@
 import Synchronization
 
-/// Limits that degrade a scrape series by series instead of failing it, as
-/// Prometheus's own limits do.
-public struct SeriesLimits: Sendable, Hashable {
-    /// Labels per series (the name not counted); more: the series is dropped.
-    public var labelLimit: Int?
-    /// Bytes in one label value; longer: the series is dropped.
-    public var labelValueLengthLimit: Int?
-    /// Samples per scrape: new series stop being admitted where they would pass it.
-    public var sampleLimit: Int?
-    /// Series per metric family.
-    public var seriesPerMetric: Int?
-    /// Distinct values per label name, over all metrics.
-    public var valuesPerLabel: Int?
-    /// An admitted series not seen for this long is forgotten (and must be admitted anew).
-    public var idleTimeout: Duration
-
-    public init(labelLimit: Int? = nil, labelValueLengthLimit: Int? = nil, sampleLimit: Int? = nil,
-                seriesPerMetric: Int? = nil, valuesPerLabel: Int? = nil, idleTimeout: Duration = .seconds(600)) {
-        self.labelLimit = labelLimit
-        self.labelValueLengthLimit = labelValueLengthLimit
-        self.sampleLimit = sampleLimit
-        self.seriesPerMetric = seriesPerMetric
-        self.valuesPerLabel = valuesPerLabel
-        self.idleTimeout = idleTimeout
-    }
-
-    /// Whether any limit needs the admission tracker.
-    public var needsTracker: Bool { sampleLimit != nil || seriesPerMetric != nil || valuesPerLabel != nil }
-}
-
 /// Remembers which series were admitted, across scrapes, so that admission is stable:
 /// a series admitted once stays admitted while it keeps appearing; only new series
 /// beyond a limit are refused. A histogram or summary (its buckets or quantiles,
@@ -120,52 +90,6 @@ public final class SeriesTracker: Sendable {
         /// Units admitted since the tracker was made: a key found absent stays absent
         /// while this has not moved (see `UnitHint`).
         var admissions: UInt64 = 0
-    }
-
-    /// What admission found for a key last time, kept by the caller (a remembered
-    /// series) to spare the next admission of the key a probe of the table of units:
-    /// the unit's number, or that the key was absent when `admissions` was this.
-    ///
-    /// It is taken only for the key and the tracker it was found for (`check`, 64 bits
-    /// of both): a remembered series' unit key depends on the metadata before it, so
-    /// the next admission may be for another key, and a memo may meet another tracker
-    /// (a test's, or after limits changed). A number is also checked against the
-    /// unit's own key before use.
-    struct UnitHint: Equatable {
-        /// A number when ≥ 0; the admissions count when < -1 (see `absentAfter`).
-        private let raw: Int64
-        private let check: UInt64
-
-        static let unknown = UnitHint(raw: -1, check: 0)
-
-        private init(raw: Int64, check: UInt64) {
-            self.raw = raw
-            self.check = check
-        }
-
-        private static func check(_ key: UnitKey, _ tracker: UInt64) -> UInt64 {
-            (key.high ^ key.low.rotated(29)) ^ (tracker &* 0x9E37_79B9_7F4A_7C15)
-        }
-
-        init(key: UnitKey, tracker: UInt64, number: Int) {
-            self.init(raw: Int64(number), check: Self.check(key, tracker))
-        }
-
-        init(key: UnitKey, tracker: UInt64, absentAfter admissions: UInt64) {
-            // Admissions never come near 2^62: one a nanosecond would take 146 years.
-            self.init(raw: -2 - Int64(truncatingIfNeeded: admissions & (UInt64.max >> 2)), check: Self.check(key, tracker))
-        }
-
-        /// The unit's number, when the hint is one for `key` in `tracker`.
-        func number(for key: UnitKey, tracker: UInt64) -> Int? {
-            raw >= 0 && check == Self.check(key, tracker) ? Int(raw) : nil
-        }
-
-        /// The admissions count when `key` was found absent from `tracker`, when the
-        /// hint is one for them.
-        func absentAfter(for key: UnitKey, tracker: UInt64) -> UInt64? {
-            raw < -1 && check == Self.check(key, tracker) ? UInt64(-2 - raw) : nil
-        }
     }
 
     /// Tells trackers apart in `UnitHint`s: numbered as they are made.

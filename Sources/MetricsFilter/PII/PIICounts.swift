@@ -45,21 +45,43 @@ struct PIICounts {
 extension PIIScrubber {
     /// Applies the rules to every label but `__name__`, in the label set's (name)
     /// order; `counts` hears each rule that acted. False when a rule drops the series.
+    /// Through `RelabelLabels`, as the fast path scrubs, so that both paths run one
+    /// implementation.
     func scrub(_ labels: inout LabelSet, counts: inout PIICounts) -> Bool {
-        for label in labels.labels where label.name != LabelSet.metricNameLabel {
-            switch outcome(name: label.name, value: label.value) {
-            case .keep:
+        working.load(labels)
+        guard scrub(&working, counts: &counts) else { return false }
+        if !working.isUnchanged { labels = working.labelSet }
+        return true
+    }
+
+    /// The same on labels in place (the fast path's, after relabeling).
+    func scrub(_ labels: inout RelabelLabels, counts: inout PIICounts) -> Bool {
+        var index = 0
+        while index < labels.slots.count {
+            let slot = labels.slots[index]
+            if labels.withBytes(slot.name, { ExpositionTokens.equal($0, "__name__") }) {
+                index += 1
                 continue
+            }
+            let outcome = labels.withBytes(slot.name) { name in
+                labels.withBytes(slot.value) { self.outcome(name: name, value: $0) }
+            }
+            switch outcome {
+            case .keep:
+                break
             case .replace(let value, let rule, let action):
-                labels.set(label.name, value.bytes)
                 counts.add(rule: rule, action: action)
+                value.withBytes { labels.setValue(at: index, copying: $0) }
+                if value.count == 0 { continue }  // deleted: the next label is at `index` now
             case .dropLabel(let rule):
-                labels.delete(label.name)
                 counts.add(rule: rule, action: .drop)
+                labels.delete(at: index)
+                continue
             case .dropSeries(let rule):
                 counts.add(rule: rule, action: .dropSeries)
                 return false
             }
+            index += 1
         }
         return true
     }

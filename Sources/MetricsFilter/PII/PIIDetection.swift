@@ -243,6 +243,8 @@ final class PIIScrubber {
 
     /// Made once per scrape, on the first `hash`.
     private lazy var writer: PseudonymWriter? = policy.makePseudonymWriter()
+    /// The labels of a `LabelSet` being scrubbed (see `scrub(_:counts:)`).
+    @exclusivity(unchecked) var working = RelabelLabels()
 
     init(policy: PIIPolicy) {
         self.policy = policy

@@ -31,26 +31,6 @@ struct RelabelLabels {
 
     var isEmpty: Bool { slots.isEmpty }
 
-    /// Starts a series: `name` (when not empty) as `__name__`, then `addLoaded` for each
-    /// label and `endLoading`.
-    mutating func beginLoading(metricName name: UnsafeBufferPointer<UInt8>) {
-        bytes.removeAll(keepingCapacity: true)
-        slots.removeAll(keepingCapacity: true)
-        lineCount = 0
-        if !name.isEmpty {
-            LabelSet.metricNameLabel.withUnsafeBufferPointer { addLoaded(name: $0, value: name) }
-        }
-    }
-
-    /// One of the series' labels (names are distinct); an empty value is no label.
-    mutating func addLoaded(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
-        guard !value.isEmpty else { return }
-        let slot = Slot(name: append(name), value: append(value))
-        var position = slots.count
-        while position > 0, precedes(slot.name, slots[position - 1].name) { position -= 1 }
-        slots.insert(slot, at: position)
-    }
-
     /// Starts a series read in place from `line`, in one copy: its metric name and
     /// labels are then given as ranges of the line (`addLoaded(nameAt:valueAt:)`).
     mutating func beginLoading(line: UnsafeBufferPointer<UInt8>, metricName name: Range<Int>) {

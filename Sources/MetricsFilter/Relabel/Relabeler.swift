@@ -11,7 +11,7 @@ internal import COpenSSLShims
 /// `@exclusivity(unchecked)`, as `StreamingFilter`'s is: only its own methods touch it,
 /// on one thread, and no closure it hands out reaches a property being accessed.
 public final class Relabeler {
-    public let rules: [RelabelRule]
+    public var rules: [RelabelRule] { steps.map(\.rule) }
     /// The rules behind references: running a rule then retains one object, where a
     /// copy of the rule would retain each array it holds.
     private let steps: [Step]
@@ -44,7 +44,6 @@ public final class Relabeler {
     @exclusivity(unchecked) private var mapped: [RelabelLabels.Slot] = []
 
     public init(rules: [RelabelRule], cacheCapacity: Int = 4096) {
-        self.rules = rules
         self.steps = rules.map(Step.init)
         self.matchCache = Array(repeating: MatchCache(), count: rules.count)
         self.cacheCapacity = cacheCapacity
