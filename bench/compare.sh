@@ -9,7 +9,8 @@
 # command that made them.
 #
 # Usage: bench/compare.sh [--duration 10s] [--connections 4] [--handshake-time SECONDS]
-#                         [--out FILE.md] [SERIES ...]          (default series: 1000 10000 100000)
+#                         [--memo-budget SIZE] [--out FILE.md] [SERIES ...]
+#                         (default series: 1000 10000 100000)
 # Needs: a release build (make release). Installs nginx, wrk, apache2-utils and gcc
 # with apt when missing (scripts/install-deps.sh bench). A default run takes about
 # 4 minutes: 18 rows of 10 s, 2 x 10 s of handshakes, the setup and the checks.
@@ -25,11 +26,14 @@ command_line=${command_line% }
 
 usage() {
     cat <<EOF
-usage: $prog [--duration 10s] [--connections 4] [--handshake-time SECONDS] [--out FILE.md] [SERIES ...]
+usage: $prog [--duration 10s] [--connections 4] [--handshake-time SECONDS] [--memo-budget SIZE] [--out FILE.md] [SERIES ...]
 
   --duration D          how long wrk loads each (series, setup) row; wrk's syntax (10s, 1m); default 10s
   --connections N       wrk's keep-alive connections, all on one wrk thread; default 4
   --handshake-time S    seconds of openssl s_time per server; default: the duration
+  --memo-budget SIZE    scrapeguard's filter.memo_budget (e.g. 64MiB, sized for the largest
+                        body: scrapeguard filter --repeat 2 shows what a scrape holds); default:
+                        scrapeguard's default, 16MiB
   --out FILE            also write the tables as markdown (for docs/PERFORMANCE.md)
   SERIES                body sizes in series, measured in increasing order; default 1000 10000 100000
 EOF
@@ -42,6 +46,7 @@ die() {
 duration=10s
 connections=4
 handshake_time=
+memo_budget=
 out_file=
 sizes=()
 while (($#)); do
@@ -52,6 +57,8 @@ while (($#)); do
     --connections=*) connections=${1#*=} ;;
     --handshake-time) handshake_time=${2:?--handshake-time needs a value}; shift ;;
     --handshake-time=*) handshake_time=${1#*=} ;;
+    --memo-budget) memo_budget=${2:?--memo-budget needs a size}; shift ;;
+    --memo-budget=*) memo_budget=${1#*=} ;;
     --out) out_file=${2:?--out needs a file}; shift ;;
     --out=*) out_file=${1#*=} ;;
     -h | --help) usage; exit 0 ;;
@@ -75,6 +82,13 @@ else
     die "--duration must look like 10s or 2m, got '$duration'"
 fi
 handshake_time=${handshake_time:-$duration_seconds}
+if [[ -z $memo_budget ]]; then
+    memo_budget_kib=$((16 * 1024))
+elif [[ $memo_budget =~ ^([1-9][0-9]{0,6})(KiB|MiB)$ ]]; then
+    memo_budget_kib=$((BASH_REMATCH[1] * (${BASH_REMATCH[2]} == MiB ? 1024 : 1)))
+else
+    die "--memo-budget must look like 64MiB or 512KiB, got '$memo_budget'"
+fi
 [[ $handshake_time =~ ^[1-9][0-9]*$ ]] || die "--handshake-time must be whole seconds, got '$handshake_time'"
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -228,7 +242,9 @@ done
 bench_web_config "$user" "$sg_hash" >"$work/web.yml"
 upstream_yaml="upstream:
   url: http://127.0.0.1:$up_port/metrics
-  body_size_limit: 256MiB"
+  body_size_limit: 256MiB${memo_budget:+
+filter:
+  memo_budget: $memo_budget}"
 printf '%s\n' "$upstream_yaml" >"$work/sg-pass.yml"
 cat >"$work/sg-pii.yml" <<YAML
 $upstream_yaml
@@ -506,13 +522,13 @@ other_share=$(python3 -c "import sys; t, w, hz, n = map(float, sys.argv[1:]); pr
 # --- the report -------------------------------------------------------------------
 machine="$(nproc) cores, $(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release), $("$nginx" -v 2>&1 | sed 's/.*version: //'), $("$wrk" -v 2>&1 | awk 'NR==1 {print $1, $2}'), $(openssl version | awk '{print $1, $2}')"
 CMP_COMMAND=$command_line CMP_MACHINE=$machine CMP_TLS=${tls_version:-?} CMP_CONNECTIONS=$connections CMP_OTHER_SHARE=$other_share CMP_SOFTIRQ_SHARE=$softirq_share \
-    CMP_DURATION=$duration CMP_HANDSHAKE_TIME=$handshake_time CMP_BCRYPT_COST=$bcrypt_cost \
+    CMP_DURATION=$duration CMP_HANDSHAKE_TIME=$handshake_time CMP_BCRYPT_COST=$bcrypt_cost CMP_MEMO_BUDGET_KIB=$memo_budget_kib \
     python3 - "$results" "$out_file" <<'PY'
 import collections, math, os, sys
 results_file, out_file = sys.argv[1], sys.argv[2]
 command_line = os.environ["CMP_COMMAND"]
 settings = {k: os.environ["CMP_" + k.upper()] for k in ("connections", "duration", "handshake_time", "bcrypt_cost", "machine", "tls", "other_share", "softirq_share")}
-MEMO_BUDGET_KIB = 16 * 1024  # filter.memo_budget: the default, as the configs here leave it
+MEMO_BUDGET_KIB = int(os.environ["CMP_MEMO_BUDGET_KIB"])  # filter.memo_budget (--memo-budget, else the default)
 
 scrapes, rss, handshakes = {}, collections.defaultdict(dict), {}
 for line in open(results_file):
@@ -567,7 +583,7 @@ goals = []
 # The throughput issue's goals: the PII policy at least nginx-apr1's pure proxy and
 # passing through at least 1.5x it, at 10k and 100k series; full handshakes at least
 # nginx's; peak RSS at the largest size within the smallest's plus the memo budget
-# (filter.memo_budget, the default here) plus 4 MiB.
+# (filter.memo_budget: --memo-budget, else the default) plus 4 MiB.
 for size in (10000, 100000):
     label = f"{size // 1000}k series"
     if size not in sizes:
@@ -600,6 +616,8 @@ notes = [
     "upstream bodies to proxy_temp files by default (left as is).",
     "sg-capped serves fewer series than it receives (values_per_label 1000, series_per_metric 5000): see 'series out'. "
     "Peak RSS is VmHWM, which only grows: each size's figure is the peak up to that size.",
+    f"scrapeguard's series memo (filter.memo_budget): {mib(MEMO_BUDGET_KIB)} MiB per process"
+    + (" (the default)." if MEMO_BUDGET_KIB == 16 * 1024 else " (--memo-budget)."),
 ]
 other = int(settings["other_share"])
 notes.append(f"CPU time not spent by this run's processes (other processes, the kernel's threads, a hypervisor's steal time) was {other}% of the machine's while this measured "

@@ -233,9 +233,9 @@ private enum ChunkPlan: CustomStringConvertible {
 /// invariants compare is the app's names (the escaped run has its own check).
 private func runFilter(_ body: [UInt8], policy: FilterPolicy, format: ExpositionFormat, plan: ChunkPlan,
                        plainPath: Bool = true, names: NameEscaping = .allowUTF8,
-                       memo: SeriesMemo? = nil) -> (output: [UInt8], report: FilterReport) {
+                       memo: SeriesMemo? = nil, sharingMemo: Bool = false) -> (output: [UInt8], report: FilterReport) {
     // A fresh tracker every run: admission depends only on this body.
-    let filter = StreamingFilter(policy: policy, format: format, names: names, memo: memo)
+    let filter = StreamingFilter(policy: policy, format: format, names: names, memo: memo, sharingMemo: sharingMemo)
     filter.usesPlainPath = filter.usesPlainPath && plainPath
     var output: [UInt8] = []
     var offset = 0
@@ -564,9 +564,10 @@ public func filterFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int)
 /// The series memo changes nothing but speed: through one memo, a cold pass, a warm
 /// pass in the input's chunks and a warm pass after another body (the same lines with
 /// every digit shifted: other values, other series, other order) each give exactly
-/// the fresh filter's bytes and report; so does a memo first filled under another
-/// policy (it must forget), one too small to hold the body (it refuses and forgets),
-/// and the full path's decisions remembered and replayed.
+/// the fresh filter's bytes and report; so do passes that share the memo (as scrapes
+/// at once do: they only read it, and must leave it as it was), a memo first filled
+/// under another policy (it must forget), one too small to hold the body (it refuses
+/// and forgets), and the full path's decisions remembered and replayed.
 private func checkMemo(_ context: Context, fresh: (output: [UInt8], report: FilterReport),
                        fullPath: (output: [UInt8], report: FilterReport), policyIndex: Int) {
     func expectFresh(_ pass: String, _ run: (output: [UInt8], report: FilterReport),
@@ -588,7 +589,17 @@ private func checkMemo(_ context: Context, fresh: (output: [UInt8], report: Filt
                 fresh)
     expectFresh("warm pass", runFilter(context.body, policy: context.policy, format: context.format, plan: context.plan,
                                        memo: memo), fresh)
+    func expectShared(_ pass: String, _ memo: SeriesMemo, plan: ChunkPlan) {
+        let (state, statistics) = (memo.stateFingerprint, memo.statistics)
+        expectFresh(pass, runFilter(context.body, policy: context.policy, format: context.format, plan: plan, memo: memo,
+                                    sharingMemo: true), fresh)
+        if memo.stateFingerprint != state || memo.statistics != statistics {
+            violated("memo: a \(pass) leaves the memo as it was", context, "held \(memo.usedBytes) bytes")
+        }
+    }
+    expectShared("shared pass", memo, plan: context.plan)
     _ = runFilter(shifted, policy: context.policy, format: context.format, plan: .whole, memo: memo)
+    expectShared("shared pass after another body", memo, plan: .whole)
     expectFresh("warm pass after another body", runFilter(context.body, policy: context.policy, format: context.format,
                                                           plan: .whole, memo: memo), fresh)
 
@@ -605,6 +616,7 @@ private func checkMemo(_ context: Context, fresh: (output: [UInt8], report: Filt
         expectFresh(pass, runFilter(context.body, policy: context.policy, format: context.format, plan: .whole,
                                     memo: tiny), fresh)
     }
+    expectShared("shared pass through a tiny memo", tiny, plan: .whole)
 
     let full = SeriesMemo(budget: 1 << 20)
     for pass in ["cold pass of the full path", "warm pass of the full path"] {
@@ -673,8 +685,9 @@ private func normalizedSamples(_ output: [UInt8], _ format: ExpositionFormat) ->
 // MARK: Protobuf
 
 private func runProtobuf(_ body: [UInt8], policy: FilterPolicy, names: NameEscaping,
-                         plan: ChunkPlan, memo: SeriesMemo? = nil) -> (output: [UInt8], report: FilterReport) {
-    let filter = ProtobufFilter(policy: policy, names: names, memo: memo)
+                         plan: ChunkPlan, memo: SeriesMemo? = nil,
+                         sharingMemo: Bool = false) -> (output: [UInt8], report: FilterReport) {
+    let filter = ProtobufFilter(policy: policy, names: names, memo: memo, sharingMemo: sharingMemo)
     var output: [UInt8] = []
     var offset = 0
     for size in plan.sizes(body.count) {
@@ -729,13 +742,18 @@ private func checkProtobuf(_ body: [UInt8], policy: FilterPolicy, policyName: St
     guard problems.isEmpty, splitter.finish() else {
         fail("the output is well-formed protobuf", "\(problems)\n----- output:\n\(show(whole.output))")
     }
-    // The series memo changes nothing: cold, warm in the input's chunks, warm after
-    // another body (every byte of the body's digits shifted), after a policy change,
-    // and through a memo too small to hold it.
+    // The series memo changes nothing: cold, warm in the input's chunks, shared (read
+    // only, as scrapes at once read it), warm after another body (every byte of the
+    // body's digits shifted), after a policy change, and through a memo too small to
+    // hold it.
     let shifted = body.map { $0 >= 0x30 && $0 <= 0x38 ? $0 + 1 : ($0 == 0x39 ? 0x30 : $0) }
     let memo = SeriesMemo(budget: 1 << 20)
-    for (pass, plan) in [("cold", ChunkPlan.whole), ("warm", plan)] {
-        let run = runProtobuf(body, policy: policy, names: names, plan: plan, memo: memo)
+    for (pass, plan) in [("cold", ChunkPlan.whole), ("warm", plan), ("shared", plan)] {
+        let state = memo.stateFingerprint
+        let run = runProtobuf(body, policy: policy, names: names, plan: plan, memo: memo, sharingMemo: pass == "shared")
+        if pass == "shared", memo.stateFingerprint != state {
+            fail("memo: a shared pass leaves the memo as it was", "held \(memo.usedBytes) bytes")
+        }
         guard run.output == whole.output, run.report == whole.report else {
             fail("memo: \(pass) pass = fresh filter", "memo: \(run.report)\nfresh: \(whole.report)\n----- output:\n\(show(run.output))")
         }
@@ -748,9 +766,15 @@ private func checkProtobuf(_ body: [UInt8], policy: FilterPolicy, policyName: St
     _ = runProtobuf(body, policy: other, names: names, plan: .whole, memo: changed)
     let tiny = SeriesMemo(budget: 1200)
     _ = runProtobuf(shifted, policy: policy, names: names, plan: .whole, memo: tiny)
-    for (pass, memo) in [("warm pass after another body", memo), ("pass after a policy change", changed),
-                         ("pass through a tiny memo", tiny), ("second pass through a tiny memo", tiny)] {
-        let run = runProtobuf(body, policy: policy, names: names, plan: .whole, memo: memo)
+    for (pass, memo) in [("shared pass after another body", memo), ("warm pass after another body", memo),
+                         ("pass after a policy change", changed), ("pass through a tiny memo", tiny),
+                         ("second pass through a tiny memo", tiny), ("shared pass through a tiny memo", tiny)] {
+        let state = memo.stateFingerprint
+        let run = runProtobuf(body, policy: policy, names: names, plan: .whole, memo: memo,
+                              sharingMemo: pass.hasPrefix("shared"))
+        if pass.hasPrefix("shared"), memo.stateFingerprint != state {
+            fail("memo: a \(pass) leaves the memo as it was", "held \(memo.usedBytes) bytes")
+        }
         guard run.output == whole.output, run.report == whole.report else {
             fail("memo: \(pass) = fresh filter", "memo: \(run.report)\nfresh: \(whole.report)\n----- output:\n\(show(run.output))")
         }

@@ -97,7 +97,6 @@ struct FilterCommand: ParsableCommand {
         var first: (output: [UInt8], report: FilterReport)?
         var later: [Double] = []
         for pass in 1...`repeat` {
-            let before = memo.statistics
             // Timed as the gateway runs it: chunk by chunk into a small buffer; what
             // is kept for the check and stdout is copied out of the timed part.
             var elapsed = Duration.zero
@@ -121,11 +120,11 @@ struct FilterCommand: ParsableCommand {
             elapsed += start.duration(to: .now)
             output.append(contentsOf: chunkOutput)
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            let after = memo.statistics
+            let lines = filter.memoCursor.statistics
             printError("""
                 pass \(pass)\(pass == 1 ? " (first scrape)" : ""): \(Self.decimal(seconds * 1000, places: 2)) ms, \
-                \(Self.decimal(Double(input.count) / seconds / 1e6, places: 0)) MB/s; memo: \(after.hits - before.hits) hits, \
-                \(after.misses - before.misses) remembered, \(after.refused - before.refused) not remembered, \
+                \(Self.decimal(Double(input.count) / seconds / 1e6, places: 0)) MB/s; memo: \(lines.hits) hits, \
+                \(lines.misses) remembered, \(lines.refused) not remembered, \
                 \(memo.usedBytes) of \(memo.budget) bytes held
                 """)
             if let first {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 @testable import MetricsFilter
 import Testing
 import TestSupport
@@ -120,33 +121,126 @@ import TestSupport
         #expect(memo.usedBytes <= 7 << 10)
     }
 
-    /// A memo given back goes to the next scrape, with what it remembers; scrapes at
-    /// once each get one, up to four, all within one budget.
+    /// A memo given back goes to the next scrape, with what it remembers; while one
+    /// scrape fills it, another that asks alike goes without one (two memos filled at
+    /// once would split the budget). Scrapers that ask differently get memos of their
+    /// own, up to four at once, all within one budget.
     @Test func scrapesAtOnceShareTheStoresBudget() throws {
         let body = (0..<100).map { "series_with_a_longer_name{n=\"\($0)\"} \($0)" }.joined(separator: "\n") + "\n"
+        let policy = FilterPolicy()
         let store = SeriesMemoStore(budget: 24 << 10)
-        var lease = store.lease(format: .text, names: .unspecified)
-        _ = Self.filter(body, FilterPolicy(), memo: try #require(lease).memo)
+        var lease = store.lease(policy: policy, format: .text, names: .unspecified)
+        #expect(lease?.sharing == false)
+        #expect(store.lease(policy: policy, format: .text, names: .unspecified) == nil, "its memo is being filled")
+        _ = Self.filter(body, policy, memo: try #require(lease).memo)
         let remembered = try #require(lease).memo.statistics.misses
         #expect(remembered == 100)
         lease = nil
-        lease = store.lease(format: .text, names: .unspecified)
+        lease = store.lease(policy: policy, format: .text, names: .unspecified)
         let memo = try #require(lease).memo
-        #expect(Self.filter(body, FilterPolicy(), memo: memo) == Self.filter(body, FilterPolicy(), memo: nil))
-        #expect(memo.statistics.hits == remembered)
+        #expect(FilterHarness.filterOnce(body, policy, format: .text, tracker: nil, chunk: nil, memo: memo,
+                                         sharingMemo: try #require(lease).sharing)
+                == Self.filter(body, policy, memo: nil))
+        #expect(memo.statistics.misses == remembered)
 
-        var leases = [try #require(lease)] + (1..<SeriesMemoStore.maximumMemos).compactMap { _ in store.lease(format: .text, names: .unspecified) }
-        lease = nil
-        #expect(leases.count == SeriesMemoStore.maximumMemos)
-        #expect(store.lease(format: .text, names: .unspecified) == nil)
-        for lease in leases {
-            #expect(Self.filter(body, FilterPolicy(), memo: lease.memo) == Self.filter(body, FilterPolicy(), memo: nil))
+        let askings: [(ExpositionFormat, NameEscaping)] = [(.openMetrics, .unspecified), (.text, .allowUTF8), (.openMetrics, .dots)]
+        var leases = askings.compactMap { store.lease(policy: policy, format: $0.0, names: $0.1) }
+        #expect(leases.count == SeriesMemoStore.maximumMemos - 1)
+        let fifth = store.lease(policy: policy, format: .text, names: .values)
+        #expect(fifth == nil, "four memos at most")
+        let openMetricsBody = body + "# EOF\n"
+        for (lease, asking) in zip(leases, askings) {
+            let input = asking.0 == .openMetrics ? openMetricsBody : body
+            let expected = FilterHarness.filterOnce(input, policy, format: asking.0, names: asking.1, tracker: nil, chunk: nil)
+            #expect(FilterHarness.filterOnce(input, policy, format: asking.0, names: asking.1, tracker: nil, chunk: nil,
+                                             memo: lease.memo) == expected)
         }
         #expect(store.usedBytes <= 24 << 10)
-        #expect(leases.dropFirst().map(\.memo.statistics.misses).reduce(0, +) < 100, "the others share what the first left")
+        #expect(leases.allSatisfy { $0.memo.statistics.misses < remembered }, "the others share what the first left")
         leases.removeAll()
-        #expect(store.lease(format: .text, names: .unspecified) != nil)
-        #expect(SeriesMemoStore(budget: 0).lease() == nil)
+        lease = nil
+        #expect(store.lease(policy: policy, format: .text, names: .values) != nil)
+        #expect(SeriesMemoStore(budget: 0).lease(policy: policy) == nil)
+    }
+
+    /// A memo whose last scrape alone found every line is read by scrapes at once,
+    /// together: they get the same memo, change nothing in it and give what filtering
+    /// in full gives. A line one of them misses keeps further scrapes from joining;
+    /// once they are done, the next scrape has the memo alone and remembers it. Under
+    /// another policy the memo is not shared.
+    @Test func scrapesAtOnceShareASettledMemo() throws {
+        let body = (0..<50).map { "shared_series{n=\"\($0)\"} \($0)" }.joined(separator: "\n") + "\n"
+        let policy = FilterPolicy()
+        let store = SeriesMemoStore(budget: 1 << 20)
+        do {  // filled, and refused nothing: settled
+            let lease = try #require(store.lease(policy: policy, format: .text, names: .unspecified))
+            #expect(!lease.sharing)
+            _ = Self.filter(body, policy, memo: lease.memo)
+        }
+        var leases = (0..<6).compactMap { _ in store.lease(policy: policy, format: .text, names: .unspecified) }
+        let memo = try #require(leases.first).memo
+        #expect(leases.count == 6 && leases.allSatisfy { $0.sharing && $0.memo === memo })
+        let (state, statistics) = (memo.stateFingerprint, memo.statistics)
+        let more = body + "shared_series{n=\"new\"} 1\n"
+        for lease in leases {
+            let shared = FilterHarness.filterOnce(more, policy, format: .text, tracker: nil, chunk: nil, memo: lease.memo,
+                                                  sharingMemo: lease.sharing)
+            #expect(shared == Self.filter(more, policy, memo: nil))
+        }
+        #expect(memo.stateFingerprint == state && memo.statistics == statistics)
+        #expect(store.lease(policy: policy, format: .text, names: .unspecified) == nil,
+                "a memo that fell behind is joined by no more scrapes; none is filled beside it")
+        leases.removeAll()
+        var alone = store.lease(policy: policy, format: .text, names: .unspecified)
+        #expect(alone?.memo === memo && alone?.sharing == false)
+        _ = Self.filter(more, policy, memo: try #require(alone).memo)
+        #expect(memo.statistics.misses == statistics.misses + 1 && memo.statistics.hits == statistics.hits + 50)
+        alone = nil
+        #expect(store.lease(policy: policy, format: .text, names: .unspecified)?.sharing == true,
+                "the line remembered, the memo is shared again")
+        let other = try Self.policy()
+        let underOther = try #require(store.lease(policy: other, format: .text, names: .unspecified))
+        #expect(underOther.memo === memo && !underOther.sharing)
+    }
+
+    /// Scrapes that share a memo run on threads of their own at once: each gives what
+    /// filtering in full gives, and the memo is left as it was.
+    @Test func scrapesSharingAMemoOnThreadsAtOnceGiveTheFreshResult() throws {
+        let policy = try Self.policy()
+        let body = (0..<2000).map { "requests_total{path=\"/p\($0 % 7)\",user=\"u\($0)\"} \($0)" }.joined(separator: "\n") + "\n"
+        let fresh = Self.filter(body, policy, memo: nil)
+        let memo = SeriesMemo(budget: 4 << 20)
+        _ = Self.filter(body, policy, memo: memo)
+        let state = memo.stateFingerprint
+        let results = Mutex<[Bool]>([])
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            for _ in 0..<5 {
+                let shared = FilterHarness.filterOnce(body, policy, format: .text, tracker: nil, chunk: 4096, memo: memo,
+                                                      sharingMemo: true)
+                results.withLock { $0.append(shared == fresh) }
+            }
+        }
+        #expect(results.withLock { $0 } == Array(repeating: true, count: 40))
+        #expect(memo.stateFingerprint == state)
+    }
+
+    /// A memo taken over for a fifth way of asking is filled anew, never shared: what
+    /// it holds was decided for another format or escaping (the review's case).
+    @Test func aMemoTakenOverForAnotherWayOfAskingIsNotShared() throws {
+        let body = "a{x=\"1\"} 1\n"
+        let policy = FilterPolicy()
+        let store = SeriesMemoStore(budget: 1 << 20)
+        let askings: [NameEscaping] = [.underscores, .allowUTF8, .dots, .values]
+        for names in askings {  // four memos, each filled, refused nothing: settled
+            let lease = try #require(store.lease(policy: policy, format: .text, names: names))
+            _ = FilterHarness.filterOnce(body, policy, format: .text, names: names, tracker: nil, chunk: nil, memo: lease.memo)
+        }
+        #expect(store.lease(policy: policy, format: .text, names: .dots)?.sharing == true)
+        let lease = try #require(store.lease(policy: policy, format: .openMetrics, names: .underscores))
+        #expect(!lease.sharing)
+        let openMetrics = body + "# EOF\n"
+        #expect(FilterHarness.filterOnce(openMetrics, policy, format: .openMetrics, tracker: nil, chunk: nil, memo: lease.memo)
+                == FilterHarness.filterOnce(openMetrics, policy, format: .openMetrics, tracker: nil, chunk: nil))
     }
 
     /// A line the full path keeps unchanged is remembered by its own bytes, but its
@@ -167,15 +261,15 @@ import TestSupport
     @Test func scrapersThatAskDifferentlyKeepTheirOwnMemos() throws {
         let store = SeriesMemoStore(budget: 1 << 20)
         let openMetrics = Self.body.replacingOccurrences(of: "requests_total 6\n", with: "") + "# EOF\n"
-        var lease = store.lease(format: .openMetrics, names: .unspecified)
+        var lease = store.lease(policy: FilterPolicy(), format: .openMetrics, names: .unspecified)
         _ = Self.filter(openMetrics, FilterPolicy(), format: .openMetrics, memo: try #require(lease).memo)
         let first = try #require(lease).memo
         lease = nil
-        lease = store.lease(format: .text, names: .unspecified)
+        lease = store.lease(policy: FilterPolicy(), format: .text, names: .unspecified)
         #expect(try #require(lease).memo !== first)
         _ = Self.filter(Self.body, FilterPolicy(), memo: try #require(lease).memo)
         lease = nil
-        lease = store.lease(format: .openMetrics, names: .unspecified)
+        lease = store.lease(policy: FilterPolicy(), format: .openMetrics, names: .unspecified)
         #expect(try #require(lease).memo === first)
         let before = first.statistics.hits
         _ = Self.filter(openMetrics, FilterPolicy(), format: .openMetrics, memo: first)

@@ -20,13 +20,14 @@ public enum FilterHarness {
             }
         }
         if tracker == nil {
-            // The same through a memo of series decisions: cold, warm and warm again,
-            // then through one too small to hold them all (refusing and forgetting).
+            // The same through a memo of series decisions: cold, warm, read as scrapes
+            // at once share it (changing nothing in it) and warm again, then through
+            // one too small to hold them all (refusing and forgetting).
             for budget in [4 << 20, 2048] {
                 let memo = SeriesMemo(budget: budget)
-                for pass in ["cold", "warm", "warm again"] {
+                for pass in ["cold", "warm", "shared", "warm again"] {
                     let remembered = filterOnce(input, policy, format: format, names: names, tracker: nil, chunk: chunk,
-                                                memo: memo)
+                                                memo: memo, sharingMemo: pass == "shared")
                     if remembered.0 != result.0 || remembered.1 != result.1 {
                         Issue.record("the \(pass) pass through a memo of \(budget) bytes changed the result:\n\(remembered.0)\nvs\n\(result.0)\n\(remembered.1)\nvs\n\(result.1)")
                         return result
@@ -39,8 +40,9 @@ public enum FilterHarness {
 
     public static func filterOnce(_ input: String, _ policy: FilterPolicy, format: ExpositionFormat,
                            names: NameEscaping = .unspecified, tracker: SeriesTracker?,
-                           chunk: Int?, memo: SeriesMemo? = nil) -> (String, FilterReport) {
-        let filter = StreamingFilter(policy: policy, format: format, names: names, tracker: tracker, memo: memo)
+                           chunk: Int?, memo: SeriesMemo? = nil, sharingMemo: Bool = false) -> (String, FilterReport) {
+        let filter = StreamingFilter(policy: policy, format: format, names: names, tracker: tracker, memo: memo,
+                                     sharingMemo: sharingMemo)
         var output: [UInt8] = []
         let bytes = Array(input.utf8)
         let size = chunk ?? max(bytes.count, 1)

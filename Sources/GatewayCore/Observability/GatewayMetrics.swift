@@ -138,9 +138,10 @@ package final class GatewayMetrics: Sendable {
 
     /// What one scrape's lines found in the series memo, and what the memo holds.
     func memoUsed(_ lines: SeriesMemo.Statistics, heldBytes: Int) {
-        for (result, count) in [("hit", lines.hits), ("remembered", lines.misses), ("not_remembered", lines.refused)] {
+        for (result, count) in [("hit", lines.hits), ("remembered", lines.misses), ("not_remembered", lines.refused),
+                                ("missed_shared", lines.missedWhileShared)] {
             registry.makeCounter(descriptor: name("filter_memo_lines", "total",
-                                                  "Sample lines by what the series memo did: hit (the decision replayed), remembered, not_remembered (its budget spent)."),
+                                                  "Sample lines by what the series memo did: hit (the decision replayed), remembered, not_remembered (its budget spent), missed_shared (missed by a scrape sharing the memo with others at once: left for the next that has it alone)."),
                                  labels: [("result", result)]).increment(by: Int64(count))
         }
         registry.makeGauge(descriptor: name("filter_memo", "bytes", "Bytes the series memo holds (filter.memo_budget bounds them)."))

@@ -30,13 +30,14 @@ struct PolicyScrapeFilter: ScrapeBodyFilter {
     func makeTransform(format: ScrapeFormat, names: NameEscaping) -> any ScrapeBodyTransform {
         switch format {
         case .exposition(let format):
-            let lease = memos.lease(format: format, names: names)
+            let lease = memos.lease(policy: policy, format: format, names: names)
             return Transform(filter: StreamingFilter(policy: policy, format: format, names: names, tracker: tracker,
-                                                     memo: lease?.memo),
+                                                     memo: lease?.memo, sharingMemo: lease?.sharing ?? false),
                              metrics: metrics, tracker: tracker, lease: lease)
         case .protobuf:
-            let lease = memos.lease(format: nil, names: names)
-            return Transform(filter: ProtobufFilter(policy: policy, names: names, tracker: tracker, memo: lease?.memo),
+            let lease = memos.lease(policy: policy, format: nil, names: names)
+            return Transform(filter: ProtobufFilter(policy: policy, names: names, tracker: tracker, memo: lease?.memo,
+                                                    sharingMemo: lease?.sharing ?? false),
                              metrics: metrics, tracker: tracker, lease: lease)
         }
     }
@@ -49,8 +50,6 @@ struct PolicyScrapeFilter: ScrapeBodyFilter {
         let tracker: SeriesTracker?
         /// Holds the memo for this scrape; it goes back when the transform goes.
         let lease: SeriesMemoStore.Lease?
-        /// The memo's counts as this scrape began.
-        private let memoBefore: SeriesMemo.Statistics
         private(set) var shouldFailScrape = false
         private(set) var readNothing = false
         var retainedBytes: Int { filter.retainedBytes }
@@ -60,7 +59,6 @@ struct PolicyScrapeFilter: ScrapeBodyFilter {
             self.metrics = metrics
             self.tracker = tracker
             self.lease = lease
-            memoBefore = lease?.memo.statistics ?? .init()
         }
 
         mutating func process(_ chunk: ByteBuffer) -> ByteBuffer? {
@@ -78,10 +76,7 @@ struct PolicyScrapeFilter: ScrapeBodyFilter {
             readNothing = report.samplesIn == 0 && !report.linesRejected.isEmpty
             metrics.filtered(report, admitted: tracker?.admittedPerFamily)
             if let lease {
-                let now = lease.memo.statistics
-                metrics.memoUsed(.init(hits: now.hits - memoBefore.hits, misses: now.misses - memoBefore.misses,
-                                       refused: now.refused - memoBefore.refused),
-                                 heldBytes: lease.memo.usedBytes)
+                metrics.memoUsed(filter.memoCursor.statistics, heldBytes: lease.memo.usedBytes)
             }
             return output.isEmpty ? nil : ByteBuffer(bytes: output)
         }
@@ -95,6 +90,8 @@ package protocol ScrapeFilterEngine: AnyObject {
     func finish(into output: inout [UInt8]) -> FilterReport
     var failed: Bool { get }
     var retainedBytes: Int { get }
+    /// This scrape's place in its memo, with what its lines found there.
+    var memoCursor: SeriesMemo.Cursor { get }
 }
 
 extension StreamingFilter: ScrapeFilterEngine {}

@@ -66,7 +66,7 @@ struct ExpositionStructure {
     }
 
     // Series order.
-    private var seriesSeen = FingerprintSet()
+    private var seriesSeen: FingerprintSet
     private var lastSeries: SeriesFingerprint?
     private var lastTimestamp: Double?
     private var lastHadTimestamp = false
@@ -75,8 +75,11 @@ struct ExpositionStructure {
     private var pending: [UInt8] = []
     private var pendingGroup: HistogramGroup?
 
-    init(format: ExpositionFormat) {
+    /// - Parameter expectedSeries: the series the scrape will likely write (what its
+    ///   memo remembers), made room for in the duplicate check up front.
+    init(format: ExpositionFormat, expectedSeries: Int = 0) {
         self.format = format
+        seriesSeen = FingerprintSet(expectedCount: expectedSeries)
     }
 
     /// Bytes held for the rest of the scrape: the series seen and the group held back.

@@ -65,12 +65,20 @@ struct FingerprintSet {
     /// 0 marks a free slot; whether 0 itself is a member is kept apart.
     private var containsZero = false
     private(set) var count = 0
+    /// 4 MiB of table made room for up front at most; a larger scrape grows it.
+    static let maximumExpected = 1 << 18
 
     /// The table's size in bytes: what this set holds while its scrape is in flight.
     var retainedBytes: Int { slots.count * MemoryLayout<UInt64>.stride }
 
-    init() {
-        slots = Array(repeating: 0, count: 1024)
+    /// - Parameter expectedCount: members to make room for up front (a scrape's series
+    ///   as its memo remembers them), so the table is not grown, and each time copied,
+    ///   as it fills. At most `maximumExpected` are: a memo also holds series dropped
+    ///   or no longer scraped, and the table counts in the scrape's buffer budget.
+    init(expectedCount: Int = 0) {
+        var size = 1024
+        while size < min(expectedCount, Self.maximumExpected) * 2 { size *= 2 }
+        slots = Array(repeating: 0, count: size)
     }
 
     func contains(_ fingerprint: SeriesFingerprint) -> Bool {

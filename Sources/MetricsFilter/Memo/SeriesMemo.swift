@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -36,7 +38,13 @@ import Darwin
 /// in memory this type maps itself, so their lookup, insertion under the budget and
 /// compaction stay together; the entry's layout and the draft are in MemoEntry.swift.
 ///
-/// Used by one scrape at a time (`SeriesMemoStore` hands it over); not thread-safe.
+/// Changed by one scrape at a time, or read by several at once and changed by none
+/// (`SeriesMemoStore` hands it over, see `Cursor`): a memo whose last scrape found
+/// every line it could remember (`settled`) has nothing to write down, so scrapes that
+/// overlap read it together rather than each filling a memo of its own. A scrape that
+/// shares it changes nothing in it: it keeps its place in a `Cursor` of its own, and a
+/// line it does not find is filtered in full and only flagged (`missedWhileShared`),
+/// for the next scrape that has the memo alone to remember.
 /// Its state is `@exclusivity(unchecked)`, as `StreamingFilter`'s is: its methods make
 /// every access, none calls out while one is open.
 /// Its memory is reserved (not committed) up front, about 2.1 times the budget of
@@ -44,7 +52,8 @@ import Darwin
 /// written, so that it never grows by copying; where a strict overcommit policy will
 /// not reserve that, the memo is off.
 public final class SeriesMemo: @unchecked Sendable {
-    // @unchecked: one scrape uses it at a time, handed over under SeriesMemoStore's lock.
+    // @unchecked: one scrape changes it at a time, or several read it and none
+    // changes it; handed over under SeriesMemoStore's lock.
 
     /// What one remembered series costs besides its bytes: the entry and its share of
     /// the index.
@@ -62,11 +71,31 @@ public final class SeriesMemo: @unchecked Sendable {
         public var misses = 0
         /// Lines filtered in full and not remembered: the budget was spent.
         public var refused = 0
+        /// Lines filtered in full by a scrape that shared the memo with others: left
+        /// for the next scrape that has it alone.
+        public var missedWhileShared = 0
 
-        public init(hits: Int = 0, misses: Int = 0, refused: Int = 0) {
+        public init(hits: Int = 0, misses: Int = 0, refused: Int = 0, missedWhileShared: Int = 0) {
             self.hits = hits
             self.misses = misses
             self.refused = refused
+            self.missedWhileShared = missedWhileShared
+        }
+    }
+
+    /// One scrape's place in the memo. A scrape that has the memo alone (`exclusive`)
+    /// marks what it meets, links each line after the one before as the prediction for
+    /// next time, and remembers what it did not find; one that shares it with scrapes
+    /// running at once only reads it.
+    public struct Cursor: Sendable {
+        /// The entry of the remembered line before the one being filtered.
+        fileprivate(set) var previous: Int32 = -1
+        /// What this scrape's lines found.
+        public fileprivate(set) var statistics = Statistics()
+        public let exclusive: Bool
+
+        public init(exclusive: Bool) {
+            self.exclusive = exclusive
         }
     }
 
@@ -102,10 +131,15 @@ public final class SeriesMemo: @unchecked Sendable {
     @exclusivity(unchecked) private var generation: UInt32 = 0
     /// The first remembered line of the last scrape: the prediction for the first line.
     @exclusivity(unchecked) private(set) var first: Int32 = -1
-    /// The entry of the remembered line before the one being filtered.
-    @exclusivity(unchecked) private var previous: Int32 = -1
     /// An entry was refused for the budget in this scrape.
     @exclusivity(unchecked) private var full = false
+    /// The last scrape that had the memo alone was refused nothing (it remembered every
+    /// line it met that it could): scrapes at once may share it (read under
+    /// `SeriesMemoStore`'s lock).
+    @exclusivity(unchecked) private(set) var settled = false
+    /// A scrape sharing the memo met a line it could have remembered: the memo is no
+    /// longer settled once the sharing scrapes are done.
+    let missedWhileShared = Atomic<Bool>(false)
 
     /// - Parameters:
     ///   - budget: bytes the memo may hold; 0 turns it off.
@@ -180,13 +214,27 @@ public final class SeriesMemo: @unchecked Sendable {
         return (a, b, c)
     }
 
+    /// A hash of everything the memo holds and its state between scrapes: a scrape
+    /// that shares the memo must leave it unchanged (the fuzz target and the tests
+    /// compare it before and after).
+    var stateFingerprint: UInt64 {
+        var state: [UInt64] = [UInt64(count), UInt64(arenaUsed), UInt64(indexCount), UInt64(bitPattern: Int64(first)),
+                               UInt64(generation), full ? 1 : 0, settled ? 1 : 0, servedAnything ? 1 : 0]
+        for part in [UnsafeRawBufferPointer(start: entries, count: count * MemoryLayout<Entry>.stride),
+                     UnsafeRawBufferPointer(start: arena, count: arenaUsed),
+                     UnsafeRawBufferPointer(start: index, count: indexCount * MemoryLayout<Int32>.stride)] {
+            state.append(Self.defaultHash(part))
+        }
+        return state.withUnsafeBytes { Self.defaultHash($0) }
+    }
+
     /// Bytes the memo holds: its entries, their bytes, its index.
     public var usedBytes: Int {
         count * MemoryLayout<Entry>.stride + arenaUsed + indexCount * MemoryLayout<Int32>.stride
     }
 
-    /// A scrape begins: the memo is cleared if the policy, format or escaping changed,
-    /// and made room in if the last scrape found it full.
+    /// A scrape that has the memo alone begins: the memo is cleared if the policy,
+    /// format or escaping changed, and made room in if the last scrape found it full.
     /// `format` nil: the protobuf exposition.
     func beginScrape(policy: FilterPolicy, format: ExpositionFormat?, names: NameEscaping) {
         if !servedAnything || self.policy != policy || self.format != format || self.names != names {
@@ -199,8 +247,23 @@ public final class SeriesMemo: @unchecked Sendable {
             forgetSeriesNotSeenLastScrape()
         }
         full = false
+        settled = true
         generation &+= 1
-        previous = -1
+    }
+
+    /// Whether scrapes at once may read it together under `policy`: the last scrape
+    /// that had it alone was refused nothing, under this policy, and
+    /// no scrape sharing it since missed a line (those that share it finish, and the
+    /// next has it alone, rather than more joining a memo that falls behind).
+    /// Asked under `SeriesMemoStore`'s lock, while no scrape has the memo alone.
+    func isSettled(for policy: FilterPolicy) -> Bool {
+        settled && servedAnything && !missedWhileShared.load(ordering: .relaxed) && self.policy == policy
+    }
+
+    /// The scrapes that shared the memo are done: if one of them missed a line, the
+    /// next scrape has the memo alone, to remember it.
+    func endSharing() {
+        if missedWhileShared.exchange(false, ordering: .relaxed) { settled = false }
     }
 
     /// Whether its entries were decided for this format (nil: protobuf) and escaping.
@@ -220,15 +283,16 @@ public final class SeriesMemo: @unchecked Sendable {
         if indexCount > 0 { madvise(UnsafeMutableRawPointer(index), indexCount * MemoryLayout<Int32>.stride, MADV_DONTNEED) }
         indexCount = 0
         first = -1
-        previous = -1
+        settled = false
     }
 
     // MARK: Lookup
 
-    /// The entry predicted for the next line: the one that followed the last line's
-    /// entry in the last scrape that saw both (the first line's, for the first).
-    var predicted: Int32 {
-        previous < 0 ? first : entries[Int(previous)].next
+    /// The entry predicted for the line after `cursor`'s: the one that followed the
+    /// last line's entry in the last scrape that saw both (the first line's, for the
+    /// first).
+    func predicted(after cursor: Cursor) -> Int32 {
+        cursor.previous < 0 ? first : entries[Int(cursor.previous)].next
     }
 
     /// Whether `line` starts with entry `number`'s series part followed by a space.
@@ -262,28 +326,35 @@ public final class SeriesMemo: @unchecked Sendable {
     }
 
     /// The entry's line was met in this scrape, after the previous one.
-    func touch(_ number: Int32) {
+    func touch(_ number: Int32, _ cursor: inout Cursor) {
+        cursor.statistics.hits += 1
+        guard cursor.exclusive else {
+            cursor.previous = number
+            return
+        }
         entries[Int(number)].lastSeen = generation
-        follow(with: number)
+        follow(with: number, &cursor)
         statistics.hits += 1
     }
 
     /// Links the entry after the previous line's, as the prediction for next time.
-    private func follow(with number: Int32) {
-        if previous < 0 {
+    private func follow(with number: Int32, _ cursor: inout Cursor) {
+        if cursor.previous < 0 {
             first = number
         } else {
-            entries[Int(previous)].next = number
+            entries[Int(cursor.previous)].next = number
         }
-        previous = number
+        cursor.previous = number
     }
 
     func entry(_ number: Int32) -> Entry {
         entries[Int(number)]
     }
 
-    /// Keeps where admission found the entry's unit (see `Entry.unitHint`).
-    func setUnitHint(_ hint: SeriesTracker.UnitHint, of number: Int32) {
+    /// Keeps where admission found the entry's unit (see `Entry.unitHint`); a scrape
+    /// that shares the memo leaves it.
+    func setUnitHint(_ hint: SeriesTracker.UnitHint, of number: Int32, _ cursor: Cursor) {
+        guard cursor.exclusive else { return }
         entries[Int(number)].unitHint = hint
     }
 
@@ -297,16 +368,23 @@ public final class SeriesMemo: @unchecked Sendable {
 
     /// Remembers a decision about the series part `key`, from `draft` (its bytes,
     /// laid out as `EntryBytes` reads them). Returns the entry, or nil when the budget
-    /// is spent (the scrape goes on without remembering it).
+    /// is spent or the scrape shares the memo (it goes on without remembering it).
     @discardableResult
-    func remember(key: UnsafeBufferPointer<UInt8>, hash: UInt64, draft: inout MemoDraft) -> Int32? {
+    func remember(key: UnsafeBufferPointer<UInt8>, hash: UInt64, draft: inout MemoDraft, _ cursor: inout Cursor) -> Int32? {
+        guard cursor.exclusive else {
+            if cursor.statistics.missedWhileShared == 0 { missedWhileShared.store(true, ordering: .relaxed) }
+            cursor.statistics.missedWhileShared += 1
+            return nil
+        }
         let block = draft.bytes.count
         let indexCount = Self.indexSize(for: count + 1)
         let needed = (count + 1) * MemoryLayout<Entry>.stride + arenaUsed + block + indexCount * MemoryLayout<Int32>.stride
         guard budget > 0, needed <= budget, count < Int32.max, count + 1 <= entryCapacity, indexCount <= indexCapacity,
             shared.take(needed - usedBytes) else {
             full = budget > 0
+            settled = false
             statistics.refused += 1
+            cursor.statistics.refused += 1
             return nil
         }
         draft.bytes.withUnsafeBytes { arena.advanced(by: arenaUsed).copyMemory(from: $0.baseAddress!, byteCount: block) }
@@ -324,8 +402,9 @@ public final class SeriesMemo: @unchecked Sendable {
         } else {
             insertIntoIndex(number, hash: hash)
         }
-        follow(with: number)
+        follow(with: number, &cursor)
         statistics.misses += 1
+        cursor.statistics.misses += 1
         return number
     }
 

@@ -32,13 +32,15 @@ public final class ProtobufFilter {
     private var counts = FilterReport()
     private var piiCounts: PIICounts
     private var admission: ScrapeAdmission?
-    private var seriesSeen = FingerprintSet()
+    private var seriesSeen: FingerprintSet
     /// Samples written so far as Prometheus counts them (`sample_limit`): a metric is
     /// as many as the series the text formats make of it.
     private var samplesWritten = 0
 
     /// The decisions of earlier scrapes per metric (see `filterRemembered`), when given.
     private let memo: SeriesMemo?
+    /// This scrape's place in the memo, and whether it has the memo alone.
+    public private(set) var memoCursor: SeriesMemo.Cursor
     private var draft = MemoDraft()
     /// A metric's memo key: its family's (escaped) name and type, and its label fields
     /// as they came. (Whether it has a bucket or quantile is `Entry.structural`.)
@@ -53,9 +55,10 @@ public final class ProtobufFilter {
     ///   - names: how the scraper takes names that are not legacy names.
     ///   - tracker: the admission memory shared by the scrapes of this policy; needed
     ///     when the policy has a sample, series or label-value limit.
-    ///   - memo: the decisions of earlier scrapes; this scrape uses and adds to them.
+    ///   - memo: the decisions of earlier scrapes; this scrape uses and adds to them,
+    ///     or only reads them when `sharingMemo` (see `StreamingFilter`'s).
     public init(policy: FilterPolicy, names: NameEscaping = .unspecified, tracker: SeriesTracker? = nil,
-                memo: SeriesMemo? = nil) {
+                memo: SeriesMemo? = nil, sharingMemo: Bool = false) {
         self.policy = policy
         self.names = names
         relabeler = policy.relabelRules.isEmpty ? nil : Relabeler(rules: policy.relabelRules)
@@ -64,8 +67,11 @@ public final class ProtobufFilter {
         piiCounts = PIICounts(policy: policy.pii)
         let tracker = policy.limits.needsTracker ? (tracker ?? SeriesTracker(limits: policy.limits)) : nil
         admission = tracker.map { ScrapeAdmission(tracker: $0) }
-        self.memo = memo.flatMap { $0.budget > 0 ? $0 : nil }
-        self.memo?.beginScrape(policy: policy, format: nil, names: names)
+        let memo = memo.flatMap { $0.budget > 0 ? $0 : nil }
+        memoCursor = SeriesMemo.Cursor(exclusive: !sharingMemo)
+        if !sharingMemo { memo?.beginScrape(policy: policy, format: nil, names: names) }
+        self.memo = memo
+        seriesSeen = FingerprintSet(expectedCount: memo?.count ?? 0)
     }
 
     /// Whether an unreadable family or metric failed the scrape (`invalid_lines: fail_scrape`).
@@ -357,14 +363,14 @@ public final class ProtobufFilter {
             recording = true
             defer { recording = false }
             let outcome = try filterMetricFields(metric, fields: fields, family: family, shape: shape)
-            if draft.decided { key.withUnsafeBufferPointer { _ = memo.remember(key: $0, hash: hash, draft: &draft) } }
+            if draft.decided { key.withUnsafeBufferPointer { _ = memo.remember(key: $0, hash: hash, draft: &draft, &memoCursor) } }
             return outcome
         }
         let remembered = memo.bytes(number)
         let entry = remembered.entry
         let name = remembered.name
         if entry.dropReason == .escapedNameClash {
-            memo.touch(number)
+            memo.touch(number, &memoCursor)
             counts.drop(.escapedNameClash, metric: Array(name))
             return .drop
         }
@@ -373,7 +379,7 @@ public final class ProtobufFilter {
             // Decided for a metric with (or without) a bucket or quantile: not this one.
             return try filterMetricFields(metric, fields: fields, family: family, shape: shape)
         }
-        memo.touch(number)
+        memo.touch(number, &memoCursor)
         remembered.forEachPIICount { piiCounts.add(index: $0, count: $1) }
         if let reason = entry.dropReason {
             switch reason {
