@@ -85,7 +85,8 @@ handshake_time=${handshake_time:-$duration_seconds}
 if [[ -z $memo_budget ]]; then
     memo_budget_kib=$((16 * 1024))
 elif [[ $memo_budget =~ ^([1-9][0-9]{0,6})(KiB|MiB)$ ]]; then
-    memo_budget_kib=$((BASH_REMATCH[1] * (${BASH_REMATCH[2]} == MiB ? 1024 : 1)))
+    memo_budget_kib=${BASH_REMATCH[1]}
+    [[ ${BASH_REMATCH[2]} == MiB ]] && memo_budget_kib=$((memo_budget_kib * 1024))
 else
     die "--memo-budget must look like 64MiB or 512KiB, got '$memo_budget'"
 fi

@@ -125,7 +125,7 @@ public final class StreamingFilter {
         let memo = memo.flatMap { $0.budget > 0 ? $0 : nil }
         self.memoCursor = SeriesMemo.Cursor(exclusive: !sharingMemo)
         if !sharingMemo { memo?.beginScrape(policy: policy, format: format, names: names) }
-        self.structure = ExpositionStructure(format: format, expectedSeries: memo?.count ?? 0)
+        self.structure = ExpositionStructure(format: format, expectedSeries: memo?.seriesWrittenLastScrape ?? 0)
         self.isPassThrough = policy.isIdentity
         self.admission = policy.limits.needsTracker
             ? ScrapeAdmission(tracker: tracker ?? SeriesTracker(limits: policy.limits)) : nil
@@ -163,6 +163,7 @@ public final class StreamingFilter {
             // Always closed: the HTTP body ended whole, so nothing was cut short.
             output.append(contentsOf: "# EOF\n".utf8)
         }
+        memo?.scrapeEnded(seriesWritten: counts.samplesOut, memoCursor)
         return report
     }
 
@@ -247,10 +248,14 @@ public final class StreamingFilter {
             replay(found, memo: memo, line: bytes, into: &output)
             return true
         }
-        draft.start(key: key)
-        piiBefore = scrubber == nil ? nil : piiCounts
-        recording = true
+        recording = memo.takesMore(memoCursor)
         defer { recording = false }
+        if recording {
+            draft.start(key: key)
+            piiBefore = scrubber == nil ? nil : piiCounts
+        } else {
+            memo.passedOver(&memoCursor)
+        }
         if usesPlainPath {
             filterPlainSample(into: &output)
         } else if case .success(.sample(let sample)) = ExpositionParser.parse(line, format: format) {
@@ -261,7 +266,7 @@ public final class StreamingFilter {
             parseAndFilter(line, into: &output)
             return true
         }
-        if draft.decided { memo.remember(key: key, hash: hash, draft: &draft, &memoCursor) }
+        if recording, draft.decided { memo.remember(key: key, hash: hash, draft: &draft, &memoCursor) }
         return true
     }
 

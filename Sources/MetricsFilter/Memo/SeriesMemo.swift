@@ -137,6 +137,10 @@ public final class SeriesMemo: @unchecked Sendable {
     /// line it met that it could): scrapes at once may share it (read under
     /// `SeriesMemoStore`'s lock).
     @exclusivity(unchecked) private(set) var settled = false
+    /// Series the last scrape that had the memo alone wrote: what the next makes room
+    /// for in its duplicate check (not `count`: a memo also holds series dropped,
+    /// refused by a limit, or no longer scraped).
+    @exclusivity(unchecked) private(set) var seriesWrittenLastScrape = 0
     /// A scrape sharing the memo met a line it could have remembered: the memo is no
     /// longer settled once the sharing scrapes are done.
     let missedWhileShared = Atomic<Bool>(false)
@@ -219,7 +223,8 @@ public final class SeriesMemo: @unchecked Sendable {
     /// compare it before and after).
     var stateFingerprint: UInt64 {
         var state: [UInt64] = [UInt64(count), UInt64(arenaUsed), UInt64(indexCount), UInt64(bitPattern: Int64(first)),
-                               UInt64(generation), full ? 1 : 0, settled ? 1 : 0, servedAnything ? 1 : 0]
+                               UInt64(generation), full ? 1 : 0, settled ? 1 : 0, servedAnything ? 1 : 0,
+                               UInt64(seriesWrittenLastScrape)]
         for part in [UnsafeRawBufferPointer(start: entries, count: count * MemoryLayout<Entry>.stride),
                      UnsafeRawBufferPointer(start: arena, count: arenaUsed),
                      UnsafeRawBufferPointer(start: index, count: indexCount * MemoryLayout<Int32>.stride)] {
@@ -260,6 +265,31 @@ public final class SeriesMemo: @unchecked Sendable {
         settled && servedAnything && !missedWhileShared.load(ordering: .relaxed) && self.policy == policy
     }
 
+    /// A scrape ended, having written `seriesWritten` series; kept when it had the
+    /// memo alone.
+    func scrapeEnded(seriesWritten: Int, _ cursor: Cursor) {
+        if cursor.exclusive { seriesWrittenLastScrape = seriesWritten }
+    }
+
+    /// Whether a line this scrape does not find is worth writing down: not once the
+    /// budget refused one in this scrape (every later line would be refused as well,
+    /// after the cost of writing its decision down), nor once a scrape that shares
+    /// the memo has flagged a miss (one is all the flag needs).
+    func takesMore(_ cursor: Cursor) -> Bool {
+        cursor.exclusive ? budget > 0 && !full : cursor.statistics.missedWhileShared == 0
+    }
+
+    /// A line this scrape does not find was filtered without being written down
+    /// (`takesMore` was false): counted as the memo would have counted it.
+    func passedOver(_ cursor: inout Cursor) {
+        if cursor.exclusive {
+            statistics.refused += 1
+            cursor.statistics.refused += 1
+        } else {
+            cursor.statistics.missedWhileShared += 1
+        }
+    }
+
     /// The scrapes that shared the memo are done: if one of them missed a line, the
     /// next scrape has the memo alone, to remember it.
     func endSharing() {
@@ -284,6 +314,7 @@ public final class SeriesMemo: @unchecked Sendable {
         indexCount = 0
         first = -1
         settled = false
+        seriesWrittenLastScrape = 0
     }
 
     // MARK: Lookup

@@ -71,7 +71,7 @@ public final class ProtobufFilter {
         memoCursor = SeriesMemo.Cursor(exclusive: !sharingMemo)
         if !sharingMemo { memo?.beginScrape(policy: policy, format: nil, names: names) }
         self.memo = memo
-        seriesSeen = FingerprintSet(expectedCount: memo?.count ?? 0)
+        seriesSeen = FingerprintSet(expectedCount: memo?.seriesWrittenLastScrape ?? 0)
     }
 
     /// Whether an unreadable family or metric failed the scrape (`invalid_lines: fail_scrape`).
@@ -109,6 +109,7 @@ public final class ProtobufFilter {
     /// scrape under `fail_scrape`); what it held is not written.
     public func finish(into output: inout [UInt8]) -> FilterReport {
         if !splitter.finish() { reject(.truncatedMessage) }
+        memo?.scrapeEnded(seriesWritten: seriesSeen.count, memoCursor)
         return report
     }
 
@@ -358,12 +359,18 @@ public final class ProtobufFilter {
             return (memo.find(key, hash: hash), hash)
         }
         guard let number = found else {
-            key.withUnsafeBufferPointer { draft.start(key: $0) }
-            piiBefore = scrubber == nil ? nil : piiCounts
-            recording = true
+            recording = memo.takesMore(memoCursor)
             defer { recording = false }
+            if recording {
+                key.withUnsafeBufferPointer { draft.start(key: $0) }
+                piiBefore = scrubber == nil ? nil : piiCounts
+            } else {
+                memo.passedOver(&memoCursor)
+            }
             let outcome = try filterMetricFields(metric, fields: fields, family: family, shape: shape)
-            if draft.decided { key.withUnsafeBufferPointer { _ = memo.remember(key: $0, hash: hash, draft: &draft, &memoCursor) } }
+            if recording, draft.decided {
+                key.withUnsafeBufferPointer { _ = memo.remember(key: $0, hash: hash, draft: &draft, &memoCursor) }
+            }
             return outcome
         }
         let remembered = memo.bytes(number)
