@@ -3,7 +3,7 @@
 
 SWIFT ?= swift
 
-.PHONY: all build release demo test test-deps test-swift test-deploy test-e2e test-fuzz test-image bench image clean
+.PHONY: all build release demo test test-deps test-swift test-deploy test-e2e test-fuzz test-image bench image clean test-tsan
 
 all: build
 
@@ -29,7 +29,13 @@ demo: build
 test-deps:
 	@bash scripts/install-deps.sh test
 
-test: test-deps test-swift test-deploy test-e2e test-fuzz test-image
+test: test-deps test-swift test-tsan test-deploy test-e2e test-fuzz test-image
+
+# The series memo's sharing under ThreadSanitizer: scrapes that share a memo read it
+# on threads at once and must write nothing to it (a build of its own, about 70 s).
+test-tsan:
+	$(SWIFT) build --build-tests --sanitize=thread --build-path .build-tsan
+	$(SWIFT) test --skip-build --sanitize=thread --build-path .build-tsan --filter SeriesMemoTests
 
 # The image built and proven (see `image`), its size printed beside the goal.
 test-image: image
