@@ -82,4 +82,4 @@ image: release
 	$(if $(filter 0,$(shell id -u)),,sudo) bash scripts/image.sh "$$($(SWIFT) build -c release --show-bin-path)/scrapeguard"
 
 clean:
-	rm -rf .build .build-fuzz .build-image .venv-test Benchmarks/.build
+	rm -rf .build .build-fuzz .build-image .build-tsan .venv-test Benchmarks/.build

@@ -254,6 +254,7 @@ public final class StreamingFilter {
             draft.start(key: key)
             piiBefore = scrubber == nil ? nil : piiCounts
         } else {
+            piiBefore = nil  // no PII delta to work out for a decision not written down
             memo.passedOver(&memoCursor)
         }
         if usesPlainPath {

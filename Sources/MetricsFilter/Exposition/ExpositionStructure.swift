@@ -75,8 +75,9 @@ struct ExpositionStructure {
     private var pending: [UInt8] = []
     private var pendingGroup: HistogramGroup?
 
-    /// - Parameter expectedSeries: the series the scrape will likely write (what its
-    ///   memo remembers), made room for in the duplicate check up front.
+    /// - Parameter expectedSeries: the series the scrape will likely write (what the
+    ///   last scrape through its memo wrote), made room for in the duplicate check up
+    ///   front.
     init(format: ExpositionFormat, expectedSeries: Int = 0) {
         self.format = format
         seriesSeen = FingerprintSet(expectedCount: expectedSeries)

@@ -71,10 +71,10 @@ struct FingerprintSet {
     /// The table's size in bytes: what this set holds while its scrape is in flight.
     var retainedBytes: Int { slots.count * MemoryLayout<UInt64>.stride }
 
-    /// - Parameter expectedCount: members to make room for up front (a scrape's series
-    ///   as its memo remembers them), so the table is not grown, and each time copied,
-    ///   as it fills. At most `maximumExpected` are: a memo also holds series dropped
-    ///   or no longer scraped, and the table counts in the scrape's buffer budget.
+    /// - Parameter expectedCount: members to make room for up front (the series the
+    ///   last scrape through the memo wrote), so the table is not grown, and each time
+    ///   copied, as it fills. At most `maximumExpected` are: the table counts in the
+    ///   scrape's buffer budget, and the last scrape is only a guess at this one.
     init(expectedCount: Int = 0) {
         var size = 1024
         while size < min(expectedCount, Self.maximumExpected) * 2 { size *= 2 }

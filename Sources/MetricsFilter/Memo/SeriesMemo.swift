@@ -272,15 +272,18 @@ public final class SeriesMemo: @unchecked Sendable {
     }
 
     /// Whether a line this scrape does not find is worth writing down: not once the
-    /// budget refused one in this scrape (every later line would be refused as well,
-    /// after the cost of writing its decision down), nor once a scrape that shares
-    /// the memo has flagged a miss (one is all the flag needs).
+    /// budget refused one in this scrape (a later one would mostly be refused as
+    /// well, after the cost of writing its decision down; which series a full memo
+    /// holds is a matter of speed only), nor once a scrape that shares the memo has
+    /// flagged a miss (one is all the flag needs).
     func takesMore(_ cursor: Cursor) -> Bool {
         cursor.exclusive ? budget > 0 && !full : cursor.statistics.missedWhileShared == 0
     }
 
-    /// A line this scrape does not find was filtered without being written down
-    /// (`takesMore` was false): counted as the memo would have counted it.
+    /// A line this scrape does not find is filtered without being written down
+    /// (`takesMore` was false): counted as refused (or missed while shared), also when
+    /// its decision would not have been one the memo keeps (a malformed metric, PII
+    /// counts past what an entry holds): without the draft that is not known.
     func passedOver(_ cursor: inout Cursor) {
         if cursor.exclusive {
             statistics.refused += 1

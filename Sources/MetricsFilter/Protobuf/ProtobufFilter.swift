@@ -365,6 +365,7 @@ public final class ProtobufFilter {
                 key.withUnsafeBufferPointer { draft.start(key: $0) }
                 piiBefore = scrubber == nil ? nil : piiCounts
             } else {
+                piiBefore = nil  // no PII delta to work out for a decision not written down
                 memo.passedOver(&memoCursor)
             }
             let outcome = try filterMetricFields(metric, fields: fields, family: family, shape: shape)
