@@ -1,7 +1,7 @@
 import Synchronization
 
 /// Bytes that memos may hold together: one memo's own, or the memos of a store's
-/// (one per scrape running at once) sharing `filter.memo_budget`.
+/// (one per way of asking: format and escaping) sharing `filter.memo_budget`.
 final class MemoBudget: Sendable {
     let limit: Int
     private let used = Atomic<Int>(0)
