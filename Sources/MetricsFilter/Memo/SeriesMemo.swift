@@ -34,9 +34,13 @@ import Darwin
 /// recently seen). Everything is forgotten when the policy, the format or the name
 /// escaping differs from the last scrape's.
 ///
-/// About 410 lines, one job: the three parts (entries, their bytes, the index) live
+/// About 520 lines, one job: the three parts (entries, their bytes, the index) live
 /// in memory this type maps itself, so their lookup, insertion under the budget and
-/// compaction stay together; the entry's layout and the draft are in MemoEntry.swift.
+/// compaction stay together, and so does the rule of who may change them (a scrape
+/// alone) and who only reads them (`Cursor`, `settled`, `missedWhileShared`): every
+/// write is a method here, where the sharing rule can be checked against it. The
+/// entry's layout and the draft are in MemoEntry.swift, the lending in
+/// SeriesMemoStore.swift.
 ///
 /// Changed by one scrape at a time, or read by several at once and changed by none
 /// (`SeriesMemoStore` hands it over, see `Cursor`): a memo whose last scrape found
@@ -104,6 +108,8 @@ public final class SeriesMemo: @unchecked Sendable {
     /// share.
     private let shared: MemoBudget
     let hash: Hash
+    /// What the lines of the scrapes that had the memo alone and ended found, added up
+    /// as each ends (`scrapeEnded`); a scrape's own counts are its `Cursor`'s.
     @exclusivity(unchecked) public private(set) var statistics = Statistics()
 
     // What the entries were decided under.
@@ -262,13 +268,17 @@ public final class SeriesMemo: @unchecked Sendable {
     /// next has it alone, rather than more joining a memo that falls behind).
     /// Asked under `SeriesMemoStore`'s lock, while no scrape has the memo alone.
     func isSettled(for policy: FilterPolicy) -> Bool {
-        settled && servedAnything && !missedWhileShared.load(ordering: .relaxed) && self.policy == policy
+        settled && !missedWhileShared.load(ordering: .relaxed) && self.policy == policy
     }
 
-    /// A scrape ended, having written `seriesWritten` series; kept when it had the
-    /// memo alone.
+    /// A scrape ended, having written `seriesWritten` series: that, and what its lines
+    /// found, are kept when it had the memo alone.
     func scrapeEnded(seriesWritten: Int, _ cursor: Cursor) {
-        if cursor.exclusive { seriesWrittenLastScrape = seriesWritten }
+        guard cursor.exclusive else { return }
+        seriesWrittenLastScrape = seriesWritten
+        statistics.hits += cursor.statistics.hits
+        statistics.misses += cursor.statistics.misses
+        statistics.refused += cursor.statistics.refused
     }
 
     /// Whether a line this scrape does not find is worth writing down: not once the
@@ -286,7 +296,6 @@ public final class SeriesMemo: @unchecked Sendable {
     /// counts past what an entry holds): without the draft that is not known.
     func passedOver(_ cursor: inout Cursor) {
         if cursor.exclusive {
-            statistics.refused += 1
             cursor.statistics.refused += 1
         } else {
             cursor.statistics.missedWhileShared += 1
@@ -368,7 +377,6 @@ public final class SeriesMemo: @unchecked Sendable {
         }
         entries[Int(number)].lastSeen = generation
         follow(with: number, &cursor)
-        statistics.hits += 1
     }
 
     /// Links the entry after the previous line's, as the prediction for next time.
@@ -417,7 +425,6 @@ public final class SeriesMemo: @unchecked Sendable {
             shared.take(needed - usedBytes) else {
             full = budget > 0
             settled = false
-            statistics.refused += 1
             cursor.statistics.refused += 1
             return nil
         }
@@ -437,7 +444,6 @@ public final class SeriesMemo: @unchecked Sendable {
             insertIntoIndex(number, hash: hash)
         }
         follow(with: number, &cursor)
-        statistics.misses += 1
         cursor.statistics.misses += 1
         return number
     }
