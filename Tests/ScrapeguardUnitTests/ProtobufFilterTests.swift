@@ -140,6 +140,11 @@ import Testing
         (P.field(2, P.varintField(1, 5)), "bad_field_type"),
         (P.varintField(7, 1), "bad_field_type"),
         (P.field(7, P.field(3, P.field(3, P.field(1, P.varintField(1, 1))))), "bad_field_type"),
+        // A metric's own fields are checked before the messages in them, in every
+        // path: a counter sent as a varint is found before the label pair cut short,
+        // and a cut-off field before a label pair's wrong wire type.
+        (P.field(1, [0x0A, 0x05, 0x61]) + P.varintField(3, 0), "bad_field_type"),
+        (P.field(1, P.varintField(1, 1)) + [0xFF], "truncated_varint"),
     ])
     func malformedMetricsAreDroppedAndCounted(_ metric: [UInt8], _ reason: String) {
         let good = P.metric([], P.gauge(1))

@@ -346,6 +346,14 @@ public final class SeriesMemo: @unchecked Sendable {
         return memcmp(line.baseAddress!, arena + Int(entry.offset), length) == 0
     }
 
+    /// Whether entry `number` was remembered for `key` (a protobuf metric's key: its
+    /// family, type and label fields), byte for byte.
+    func hasKey(_ number: Int32, _ key: UnsafeBufferPointer<UInt8>) -> Bool {
+        let entry = entries[Int(number)]
+        guard Int(entry.keyLength) == key.count else { return false }
+        return key.isEmpty || memcmp(key.baseAddress!, arena + Int(entry.offset), key.count) == 0
+    }
+
     /// The entry remembered for a series part, if any: found by hash, confirmed byte
     /// for byte.
     func find(_ key: UnsafeBufferPointer<UInt8>, hash: UInt64) -> Int32? {

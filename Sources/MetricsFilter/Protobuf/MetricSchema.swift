@@ -3,77 +3,160 @@
 /// for a message, its own shape. A metric that does not fit is refused before any of
 /// it is passed on, raw fields included: Prometheus's decoder would fail the whole
 /// scrape on it, where the text formats lose one line. Unknown fields may be anything.
+///
+/// A metric is checked in two steps, the same in every path so that a malformed one is
+/// refused for the same reason whichever path meets it: its own fields first
+/// (`readFields`), then the messages inside them, in order (`validateInside`). The
+/// memo's replay takes the second step without the label pairs: their bytes are those
+/// of a metric checked before. Both are plain loops over a `ProtoWire.FieldReader` and
+/// a `switch` (no closures or tables; the fields go to a buffer the filter reuses):
+/// they run for every metric of a scrape.
 enum MetricSchema {
-    private enum Message: Int, CaseIterable {
+    private enum Message {
         case metric, labelPair, gauge, counter, summary, quantile, histogram, bucket, span, exemplar, timestamp
     }
 
-    /// Plain values (no references, no boxes): the table lives for the process.
-    private enum Field {
+    /// What a field may be.
+    private enum Expected {
+        /// Unknown to the schema: anything.
+        case anything
         /// The wire types taken, as a bit set of their raw values.
         case scalar(UInt8)
         case message(Message)
     }
 
-    private static func wireTypes(_ types: ProtoWire.WireType...) -> Field {
-        .scalar(types.reduce(0) { $0 | 1 << $1.rawValue })
-    }
-
-    private static let varint = wireTypes(.varint)
-    private static let fixed64 = wireTypes(.fixed64)
+    private static let varint: Expected = .scalar(1 << ProtoWire.WireType.varint.rawValue)
+    private static let fixed64: Expected = .scalar(1 << ProtoWire.WireType.fixed64.rawValue)
+    private static let bytes: Expected = .scalar(1 << ProtoWire.WireType.lengthDelimited.rawValue)
     /// A repeated number: one record each, or packed in one length-delimited record.
-    private static let repeatedVarint = wireTypes(.varint, .lengthDelimited)
-    private static let repeatedFixed64 = wireTypes(.fixed64, .lengthDelimited)
-    private static let bytes = wireTypes(.lengthDelimited)
+    private static let repeatedVarint: Expected = .scalar(1 << ProtoWire.WireType.varint.rawValue
+        | 1 << ProtoWire.WireType.lengthDelimited.rawValue)
+    private static let repeatedFixed64: Expected = .scalar(1 << ProtoWire.WireType.fixed64.rawValue
+        | 1 << ProtoWire.WireType.lengthDelimited.rawValue)
 
-    private static let shapes: [Message: [Int: Field]] = [
-        .metric: [1: .message(.labelPair), 2: .message(.gauge), 3: .message(.counter), 4: .message(.summary),
-                  5: .message(.gauge), 6: varint, 7: .message(.histogram)],
-        .labelPair: [1: bytes, 2: bytes],
-        .gauge: [1: fixed64],  // Gauge and Untyped
-        .counter: [1: fixed64, 2: .message(.exemplar), 3: .message(.timestamp)],
-        .summary: [1: varint, 2: fixed64, 3: .message(.quantile), 4: .message(.timestamp)],
-        .quantile: [1: fixed64, 2: fixed64],
-        .histogram: [1: varint, 2: fixed64, 3: .message(.bucket), 4: fixed64, 5: varint, 6: fixed64, 7: varint,
-                     8: fixed64, 9: .message(.span), 10: repeatedVarint, 11: repeatedFixed64, 12: .message(.span),
-                     13: repeatedVarint, 14: repeatedFixed64, 15: .message(.timestamp), 16: .message(.exemplar)],
-        .bucket: [1: varint, 2: fixed64, 3: .message(.exemplar), 4: fixed64],
-        .span: [1: varint, 2: varint],
-        .exemplar: [1: .message(.labelPair), 2: fixed64, 3: .message(.timestamp)],
-        .timestamp: [1: varint, 2: varint],
-    ]
-
-    /// `shapes` as arrays by message and field number: a lookup per field is an index,
-    /// not two hashes.
-    private static let fieldsByNumber: [[Field?]] = Message.allCases.map { kind in
-        let shape = shapes[kind] ?? [:]
-        var fields = [Field?](repeating: nil, count: (shape.keys.max() ?? 0) + 1)
-        for (number, field) in shape { fields[number] = field }
-        return fields
+    private static func expected(_ number: Int, in message: Message) -> Expected {
+        switch message {
+        case .metric:
+            switch number {
+            case 1: .message(.labelPair)
+            case 2, 5: .message(.gauge)  // Gauge and Untyped
+            case 3: .message(.counter)
+            case 4: .message(.summary)
+            case 6: varint
+            case 7: .message(.histogram)
+            default: .anything
+            }
+        case .labelPair:
+            number == 1 || number == 2 ? bytes : .anything
+        case .gauge:
+            number == 1 ? fixed64 : .anything
+        case .counter:
+            switch number {
+            case 1: fixed64
+            case 2: .message(.exemplar)
+            case 3: .message(.timestamp)
+            default: .anything
+            }
+        case .summary:
+            switch number {
+            case 1: varint
+            case 2: fixed64
+            case 3: .message(.quantile)
+            case 4: .message(.timestamp)
+            default: .anything
+            }
+        case .quantile:
+            number == 1 || number == 2 ? fixed64 : .anything
+        case .histogram:
+            switch number {
+            case 1, 5, 7: varint
+            case 2, 4, 6, 8: fixed64
+            case 3: .message(.bucket)
+            case 9, 12: .message(.span)
+            case 10, 13: repeatedVarint
+            case 11, 14: repeatedFixed64
+            case 15: .message(.timestamp)
+            case 16: .message(.exemplar)
+            default: .anything
+            }
+        case .bucket:
+            switch number {
+            case 1: varint
+            case 2, 4: fixed64
+            case 3: .message(.exemplar)
+            default: .anything
+            }
+        case .span:
+            number == 1 || number == 2 ? varint : .anything
+        case .exemplar:
+            switch number {
+            case 1: .message(.labelPair)
+            case 2: fixed64
+            case 3: .message(.timestamp)
+            default: .anything
+            }
+        case .timestamp:
+            number == 1 || number == 2 ? varint : .anything
+        }
     }
 
-    /// The top-level fields of `message`; throws when it is not a well-formed `Metric`.
+    /// Whether `field` has a wire type its number takes in `message`; the message
+    /// inside it, if any.
+    private static func check(_ field: ProtoWire.Field, in message: Message) throws(ProtoWire.Malformed) -> Message? {
+        switch expected(field.number, in: message) {
+        case .anything:
+            return nil
+        case .scalar(let types):
+            guard types & 1 << field.wireType.rawValue != 0 else { throw ProtoWire.Malformed(reason: "bad field type") }
+            return nil
+        case .message(let inner):
+            guard field.wireType == .lengthDelimited else { throw ProtoWire.Malformed(reason: "bad field type") }
+            return inner
+        }
+    }
+
+    /// The first step: the top-level fields of `metric`, into `fields` (emptied
+    /// first), each of a wire type its number takes.
+    static func readFields(of metric: UnsafeRawBufferPointer,
+                           into fields: inout [ProtoWire.Field]) throws(ProtoWire.Malformed) {
+        fields.removeAll(keepingCapacity: true)
+        var reader = ProtoWire.FieldReader(metric)
+        while let field = try reader.next() {
+            _ = try check(field, in: .metric)
+            fields.append(field)
+        }
+    }
+
+    /// The second step: the messages inside `fields` (as `readFields` gave them), in
+    /// order, but the label pairs' when `skippingLabels`. Returns whether the metric
+    /// holds an exemplar (a counter's, a classic bucket's or a native histogram's).
+    static func validateInside(_ metric: UnsafeRawBufferPointer, fields: [ProtoWire.Field],
+                               skippingLabels: Bool) throws(ProtoWire.Malformed) -> Bool {
+        var hasExemplar = false
+        for field in fields where !(skippingLabels && field.number == MetricField.Metric.label) {
+            // `readFields` checked the wire type: a known message is length-delimited.
+            guard case .message(let inner) = expected(field.number, in: .metric) else { continue }
+            try validate(metric.value(of: field), inner, &hasExemplar)
+        }
+        return hasExemplar
+    }
+
+    /// Both steps: the top-level fields of `metric`; throws when it is not a
+    /// well-formed `Metric`.
     @discardableResult
-    static func validate(metric message: UnsafeRawBufferPointer) throws(ProtoWire.Malformed) -> [ProtoWire.Field] {
+    static func validate(metric: UnsafeRawBufferPointer) throws(ProtoWire.Malformed) -> [ProtoWire.Field] {
         var fields: [ProtoWire.Field] = []
-        try validate(message, .metric) { fields.append($0) }
+        try readFields(of: metric, into: &fields)
+        _ = try validateInside(metric, fields: fields, skippingLabels: false)
         return fields
     }
 
     private static func validate(_ message: UnsafeRawBufferPointer, _ kind: Message,
-                                 _ visit: (ProtoWire.Field) -> Void = { _ in }) throws(ProtoWire.Malformed) {
-        let fields = fieldsByNumber[kind.rawValue]
-        try ProtoWire.forEachField(of: message) { field throws(ProtoWire.Malformed) in
-            visit(field)
-            switch field.number >= 0 && field.number < fields.count ? fields[field.number] : nil {
-            case nil:
-                return
-            case .scalar(let types)?:
-                guard types & 1 << field.wireType.rawValue != 0 else { throw ProtoWire.Malformed(reason: "bad field type") }
-            case .message(let inner)?:
-                guard field.wireType == .lengthDelimited else { throw ProtoWire.Malformed(reason: "bad field type") }
-                try validate(message.value(of: field), inner)
-            }
+                                 _ hasExemplar: inout Bool) throws(ProtoWire.Malformed) {
+        if kind == .exemplar { hasExemplar = true }
+        var reader = ProtoWire.FieldReader(message)
+        while let field = try reader.next() {
+            if let inner = try check(field, in: kind) { try validate(message.value(of: field), inner, &hasExemplar) }
         }
     }
 }

@@ -27,7 +27,17 @@ enum ProtoWire {
     }
 
     /// Reads a varint at `index` (at most ten bytes), moving past it.
+    @inline(__always)
     static func varint(_ bytes: UnsafeRawBufferPointer, at index: inout Int) throws(Malformed) -> UInt64 {
+        // Most varints here (keys, lengths under 128) are one byte.
+        if index < bytes.count, bytes[index] < 0x80 {
+            index += 1
+            return UInt64(bytes[index - 1])
+        }
+        return try longVarint(bytes, at: &index)
+    }
+
+    private static func longVarint(_ bytes: UnsafeRawBufferPointer, at index: inout Int) throws(Malformed) -> UInt64 {
         var value: UInt64 = 0
         var shift: UInt64 = 0
         while true {
@@ -46,7 +56,7 @@ enum ProtoWire {
     /// Every field of `message`, in order. Groups (wire types 3 and 4, deprecated and
     /// unused by the exposition) and field number 0 are refused. For a message of
     /// bounded size (a metric, at most `max_line_length`); a family is walked with
-    /// `forEachField`, which keeps nothing.
+    /// a `FieldReader`, which keeps nothing.
     static func fields(of message: UnsafeRawBufferPointer) throws(Malformed) -> [Field] {
         var fields: [Field] = []
         try forEachField(of: message) { fields.append($0) }
@@ -56,8 +66,23 @@ enum ProtoWire {
     /// Calls `body` with each field of `message`, in order, holding none.
     static func forEachField(of message: UnsafeRawBufferPointer,
                              _ body: (Field) throws(Malformed) -> Void) throws(Malformed) {
-        var index = 0
-        while index < message.count {
+        var reader = FieldReader(message)
+        while let field = try reader.next() { try body(field) }
+    }
+
+    /// A message's fields one at a time, for a loop that runs per metric: no closure
+    /// to call, nothing held.
+    struct FieldReader {
+        private let message: UnsafeRawBufferPointer
+        private var index = 0
+
+        init(_ message: UnsafeRawBufferPointer) {
+            self.message = message
+        }
+
+        /// The next field; nil at the message's end.
+        mutating func next() throws(Malformed) -> Field? {
+            guard index < message.count else { return nil }
             let start = index
             let key = try varint(message, at: &index)
             guard let wireType = WireType(rawValue: UInt8(key & 7)) else { throw Malformed(reason: "unsupported wire type") }
@@ -77,7 +102,7 @@ enum ProtoWire {
                 index += Int(length)
             }
             guard index <= message.count else { throw Malformed(reason: "truncated field") }
-            try body(Field(number: Int(key >> 3), wireType: wireType, start: start, valueStart: valueStart, end: index))
+            return Field(number: Int(key >> 3), wireType: wireType, start: start, valueStart: valueStart, end: index)
         }
     }
 

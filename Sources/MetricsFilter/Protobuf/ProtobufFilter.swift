@@ -18,38 +18,54 @@
 /// With a `SeriesMemo`, a metric whose family, type and label fields an earlier
 /// scrape decided has that decision replayed (`filterRemembered`).
 ///
-/// One per scrape; not thread-safe. About 500 lines: a family, a metric and its
+/// Its per-metric state is `@exclusivity(unchecked)`, as `StreamingFilter`'s is and
+/// for the same reason: only this class's own methods, on one thread, reach it.
+///
+/// One per scrape; not thread-safe. About 600 lines: a family, a metric and its
 /// exemplars are read and rewritten together (the rewrite of one needs the verdict on
 /// the others), and the memo's replay sits beside the full path it must agree with;
-/// the wire format, the schema and the parts' shape are apart (`ProtoWire`,
-/// `DelimitedSplitter`, `MetricMessages`, `MetricSchema`, `MetricShape`).
+/// the wire format, the schema, the parts' shape and the family's writing are apart
+/// (`ProtoWire`, `DelimitedSplitter`, `MetricMessages`, `MetricSchema`, `MetricShape`,
+/// `FamilyWriter`).
 public final class ProtobufFilter {
     public let names: NameEscaping
     private let policy: FilterPolicy
     private let relabeler: Relabeler?
     private let scrubber: PIIScrubber?
     private var splitter: DelimitedSplitter
-    private var counts = FilterReport()
-    private var piiCounts: PIICounts
-    private var admission: ScrapeAdmission?
-    private var seriesSeen: FingerprintSet
+    @exclusivity(unchecked) private var counts = FilterReport()
+    @exclusivity(unchecked) private var piiCounts: PIICounts
+    @exclusivity(unchecked) private var admission: ScrapeAdmission?
+    @exclusivity(unchecked) private var seriesSeen: FingerprintSet
     /// Samples written so far as Prometheus counts them (`sample_limit`): a metric is
     /// as many as the series the text formats make of it.
-    private var samplesWritten = 0
+    @exclusivity(unchecked) private var samplesWritten = 0
+    /// The metric's top-level fields (`MetricSchema.readFields`), and the family being
+    /// written (`FamilyWriter`): buffers kept from one metric and family to the next,
+    /// while they are no larger than `keptBufferBytes`.
+    @exclusivity(unchecked) private var fieldBuffer: [ProtoWire.Field] = []
+    @exclusivity(unchecked) private var familyBuffer: [UInt8] = []
+    /// A buffer larger than this goes back to the allocator after its metric or
+    /// family: a scrape does not hold a large family's rewrite (up to twice
+    /// `max_family_length`) to its end, against `server.max_buffered_bytes`.
+    private static let keptBufferBytes = 1 << 20
 
     /// The decisions of earlier scrapes per metric (see `filterRemembered`), when given.
     private let memo: SeriesMemo?
+    /// `memo` as each metric reaches it, without a retain and a release (see
+    /// `StreamingFilter.memoPerLine`); `memo` keeps it alive.
+    private let memoPerMetric: Unmanaged<SeriesMemo>?
     /// This scrape's place in the memo, and whether it has the memo alone.
-    public private(set) var memoCursor: SeriesMemo.Cursor
-    private var draft = MemoDraft()
+    @exclusivity(unchecked) public private(set) var memoCursor: SeriesMemo.Cursor
+    @exclusivity(unchecked) private var draft = MemoDraft()
     /// A metric's memo key: its family's (escaped) name and type, and its label fields
     /// as they came. (Whether it has a bucket or quantile is `Entry.structural`.)
-    private var key: [UInt8] = []
+    @exclusivity(unchecked) private var key: [UInt8] = []
     /// While a metric the memo did not know is filtered: its decision is written down.
-    private var recording = false
-    private var piiBefore: PIICounts?
+    @exclusivity(unchecked) private var recording = false
+    @exclusivity(unchecked) private var piiBefore: PIICounts?
     /// A remembered metric's admission value keys, kept between metrics.
-    private var values: [SeriesTracker.ValueKey] = []
+    @exclusivity(unchecked) private var values: [SeriesTracker.ValueKey] = []
 
     /// - Parameters:
     ///   - names: how the scraper takes names that are not legacy names.
@@ -71,6 +87,7 @@ public final class ProtobufFilter {
         memoCursor = SeriesMemo.Cursor(exclusive: !sharingMemo)
         if !sharingMemo { memo?.beginScrape(policy: policy, format: nil, names: names) }
         self.memo = memo
+        memoPerMetric = memo.map { Unmanaged.passUnretained($0) }
         seriesSeen = FingerprintSet(expectedCount: memo?.seriesWrittenLastScrape ?? 0)
     }
 
@@ -78,9 +95,10 @@ public final class ProtobufFilter {
     public var failed: Bool { counts.failed }
 
     /// Bytes held until the scrape ends: the family being gathered, the duplicate
-    /// check's table, the admission state.
+    /// check's table, the admission state, the buffers kept between families.
     public var retainedBytes: Int {
-        splitter.retainedBytes + seriesSeen.retainedBytes + (admission?.retainedBytes ?? 0)
+        splitter.retainedBytes + seriesSeen.retainedBytes + (admission?.retainedBytes ?? 0) + familyBuffer.capacity
+            + fieldBuffer.capacity * MemoryLayout<ProtoWire.Field>.stride
     }
 
     /// What this scrape's filter did so far. A "sample" here is a `Metric`.
@@ -135,8 +153,9 @@ public final class ProtobufFilter {
     private func filterFamily(_ family: UnsafeRawBufferPointer, into output: inout [UInt8]) {
         // Walked, never listed: a family of millions of tiny fields costs no memory.
         var head = FamilyHead()
-        do {
-            try ProtoWire.forEachField(of: family) { field throws(ProtoWire.Malformed) in
+        do throws(ProtoWire.Malformed) {
+            var reader = ProtoWire.FieldReader(family)
+            while let field = try reader.next() {
                 switch (field.number, field.wireType) {
                 case (MetricField.Family.name, .lengthDelimited):
                     head.name = Array(family.value(of: field))
@@ -161,39 +180,53 @@ public final class ProtobufFilter {
         }
         let familyName = names.metricName(name)
         let shape = MetricShape(familyType: head.type)
-        var rewritten: [UInt8] = []
+        var buffer: [UInt8] = []
+        swap(&buffer, &familyBuffer)  // the writer's alone: emptying it keeps its capacity
+        var writer = FamilyWriter(family: family, buffer: buffer)
         var keptMetrics = 0
         var movedOrder: [[UInt8]] = []
         var moved: [[UInt8]: [[UInt8]]] = [:]
-        // The first walk vouched for every field: this one cannot fail.
-        try? ProtoWire.forEachField(of: family) { field in
-            guard field.number == MetricField.Family.metric else {
-                if field.number == MetricField.Family.name && familyName != name {
-                    ProtoWire.appendField(MetricField.Family.name, familyName, to: &rewritten)
-                } else {
-                    rewritten.append(contentsOf: family.whole(field))
-                }
+        // The first walk vouched for every field: this one cannot fail. Were it to,
+        // the family would be refused rather than its rest written unfiltered.
+        var reader = ProtoWire.FieldReader(family)
+        while true {
+            let next: ProtoWire.Field?
+            do throws(ProtoWire.Malformed) { next = try reader.next() } catch {
+                reject(unparsed: error)
+                familyBuffer = writer.discard()
                 return
             }
+            guard let field = next else { break }
+            guard field.number == MetricField.Family.metric else {
+                if field.number == MetricField.Family.name && familyName != name {
+                    writer.replace(field, number: MetricField.Family.name, length: familyName.count) {
+                        $0.append(contentsOf: familyName)
+                    }
+                }
+                continue
+            }
             counts.samplesIn += 1
-            switch filterMetric(family.value(of: field), family: familyName, type: head.type, shape: shape) {
+            switch filterMetric(field, of: family, family: familyName, type: head.type, shape: shape, writer: &writer) {
             case .drop:
-                return
-            case .keep:
-                rewritten.append(contentsOf: family.whole(field))
-            case .rewrite(let metric):
-                ProtoWire.appendField(MetricField.Family.metric, metric, to: &rewritten)
+                writer.remove(field)
+                continue
+            case .keep, .rewritten:
+                break
             case .move(let newName, let metric):
+                writer.remove(field)
                 if moved[newName] == nil { movedOrder.append(newName) }
                 moved[newName, default: []].append(metric)
-                return
+                continue
             }
             keptMetrics += 1
         }
         // A family whose every metric is gone is not written: an empty family says nothing.
         if keptMetrics > 0 || !head.hasMetrics {
-            ProtoWire.appendDelimited(rewritten, to: &output)
+            familyBuffer = writer.finish(into: &output)
+        } else {
+            familyBuffer = writer.discard()
         }
+        if familyBuffer.capacity > Self.keptBufferBytes { familyBuffer = [] }
         for newName in movedOrder {
             var movedFamily: [UInt8] = []
             ProtoWire.appendField(MetricField.Family.name, newName, to: &movedFamily)
@@ -212,34 +245,50 @@ public final class ProtobufFilter {
     private enum MetricOutcome {
         case drop
         case keep
-        case rewrite([UInt8])
+        /// Written in its place in the family (`FamilyWriter.replace`).
+        case rewritten
         /// Renamed by a rule: to a family of the new name.
         case move([UInt8], [UInt8])
     }
 
-    private func filterMetric(_ metric: UnsafeRawBufferPointer, family: [UInt8], type: UInt64,
-                              shape: MetricShape) -> MetricOutcome {
+    private func filterMetric(_ field: ProtoWire.Field, of familyBytes: UnsafeRawBufferPointer, family: [UInt8],
+                              type: UInt64, shape: MetricShape, writer: inout FamilyWriter) -> MetricOutcome {
+        let metric = familyBytes.value(of: field)
         // A metric is the protobuf's line: bounded alike, so that no one metric's
         // labels can cost more than a line's.
         guard metric.count <= policy.maximumLineLength else {
             reject(.metricTooLarge)
             return .drop
         }
-        do {
-            guard let memo else {
-                return try filterMetricFields(metric, fields: MetricSchema.validate(metric: metric), family: family,
-                                              shape: shape)
+        var fields: [ProtoWire.Field] = []
+        swap(&fields, &fieldBuffer)  // the local's alone: reading into it allocates nothing
+        defer { if fields.capacity * MemoryLayout<ProtoWire.Field>.stride <= Self.keptBufferBytes { fieldBuffer = fields } }
+        do throws(ProtoWire.Malformed) {
+            try MetricSchema.readFields(of: metric, into: &fields)
+            guard let memoPerMetric else {
+                let hasExemplar = try MetricSchema.validateInside(metric, fields: fields, skippingLabels: false)
+                return try filterMetricFields(metric, fields: fields, hasExemplar: hasExemplar, family: family,
+                                              shape: shape, place: field, writer: &writer)
             }
-            return try filterRemembered(metric, family: family, type: type, shape: shape, memo: memo)
+            let outcome = memoPerMetric._withUnsafeGuaranteedRef { memo in
+                Result { () throws(ProtoWire.Malformed) in
+                    try filterRemembered(metric, fields: fields, family: family, type: type, shape: shape, memo: memo,
+                                         place: field, writer: &writer)
+                }
+            }
+            return try outcome.get()
         } catch {
             reject(unparsed: error)
             return .drop
         }
     }
 
-    /// `fields`: the metric's top-level fields, as its schema check gave them.
-    private func filterMetricFields(_ metric: UnsafeRawBufferPointer, fields: [ProtoWire.Field], family: [UInt8],
-                                    shape: MetricShape) throws(ProtoWire.Malformed) -> MetricOutcome {
+    /// `fields`: the metric's top-level fields, as its schema check gave them;
+    /// `hasExemplar`: whether the check met one. `place`: the metric's field in the
+    /// family that `writer` writes.
+    private func filterMetricFields(_ metric: UnsafeRawBufferPointer, fields: [ProtoWire.Field], hasExemplar: Bool,
+                                    family: [UInt8], shape: MetricShape, place: ProtoWire.Field,
+                                    writer: inout FamilyWriter) throws(ProtoWire.Malformed) -> MetricOutcome {
         let appLabels = try MetricMessages.labels(of: metric, fields: fields, number: MetricField.Metric.label)
         let read = appLabels.map { Label(name: names.labelName($0.name), value: $0.value) }
         let escaped = read != appLabels
@@ -283,7 +332,7 @@ public final class ProtobufFilter {
         // What the exemplars' PII rules count is not the series' decision.
         let piiOfLabels = piiDelta
         // Every check that can fail comes before the series is admitted and recorded.
-        let exemplars = try scrubExemplars(metric, fields: fields)
+        let exemplars = try scrubExemplars(metric, fields: fields, hasExemplar: hasExemplar)
         if let reason = limitProblem(name: name, labels: output, structuralLabel: structuralLabel) {
             counts.drop(reason, metric: name)
             if recording { name.withUnsafeBufferPointer { draft.drop(reason, metric: $0, pii: piiOfLabels) } }
@@ -320,22 +369,41 @@ public final class ProtobufFilter {
         counts.samplesOut += 1
         guard changed || exemplars != nil else { return .keep }
         counts.samplesRewritten += 1
-        return rewrite(metric, fields: fields, labelPairs: labelPairs, exemplars: exemplars, name: name, family: family)
+        return labelPairs.withUnsafeBytes {
+            rewrite(metric, fields: fields, labelPairs: $0, exemplars: exemplars, name: name, family: family, place: place,
+                    writer: &writer)
+        }
     }
 
     /// The new label pairs, then every other field as it came (or as the exemplars'
-    /// rewrite left it), in place; moved when the name is not the family's.
-    private func rewrite(_ metric: UnsafeRawBufferPointer, fields: [ProtoWire.Field], labelPairs: [UInt8], exemplars: [UInt8]?,
-                         name: [UInt8], family: [UInt8]) -> MetricOutcome {
-        var rewritten = labelPairs
-        if let exemplars {
-            MetricMessages.appendFields(of: exemplars, except: MetricField.Metric.label, to: &rewritten)
-        } else {
+    /// rewrite left it): written in the metric's place, or moved when the name is not
+    /// the family's.
+    private func rewrite(_ metric: UnsafeRawBufferPointer, fields: [ProtoWire.Field], labelPairs: UnsafeRawBufferPointer,
+                         exemplars: [UInt8]?, name: some Collection<UInt8>, family: [UInt8], place: ProtoWire.Field,
+                         writer: inout FamilyWriter) -> MetricOutcome {
+        guard exemplars == nil, name.elementsEqual(family) else {
+            var rewritten = Array(labelPairs)
+            if let exemplars {
+                MetricMessages.appendFields(of: exemplars, except: MetricField.Metric.label, to: &rewritten)
+            } else {
+                for field in fields where field.number != MetricField.Metric.label {
+                    rewritten.append(contentsOf: metric.whole(field))
+                }
+            }
+            guard name.elementsEqual(family) else { return .move(Array(name), rewritten) }
+            writer.replace(place, number: MetricField.Family.metric, length: rewritten.count) { $0.append(contentsOf: rewritten) }
+            return .rewritten
+        }
+        // The common case, with no copy in between: the length first, then the parts.
+        var length = labelPairs.count
+        for field in fields where field.number != MetricField.Metric.label { length += field.end - field.start }
+        writer.replace(place, number: MetricField.Family.metric, length: length) { output in
+            output.append(contentsOf: labelPairs)
             for field in fields where field.number != MetricField.Metric.label {
-                rewritten.append(contentsOf: metric.whole(field))
+                output.append(contentsOf: metric.whole(field))
             }
         }
-        return name == family ? .rewrite(rewritten) : .move(name, rewritten)
+        return .rewritten
     }
 
     // MARK: The memo
@@ -345,20 +413,26 @@ public final class ProtobufFilter {
     /// takes (so a malformed part is refused as it would be); the checks that depend
     /// on the rest of the metric or the scrape run as before: its schema, its samples,
     /// its exemplars, admission, the duplicate check. Any other metric is filtered in
-    /// full and its decision written down.
-    private func filterRemembered(_ metric: UnsafeRawBufferPointer, family: [UInt8], type: UInt64, shape: MetricShape,
-                                  memo: SeriesMemo) throws(ProtoWire.Malformed) -> MetricOutcome {
-        let fields = try MetricSchema.validate(metric: metric)
+    /// full and its decision written down. A remembered metric's label pairs are not
+    /// checked again (`validateInside` skips them): their bytes are in its key, those
+    /// of a metric whose check passed.
+    private func filterRemembered(_ metric: UnsafeRawBufferPointer, fields: [ProtoWire.Field], family: [UInt8],
+                                  type: UInt64, shape: MetricShape, memo: SeriesMemo, place: ProtoWire.Field,
+                                  writer: inout FamilyWriter) throws(ProtoWire.Malformed) -> MetricOutcome {
         key.removeAll(keepingCapacity: true)
         key.append(contentsOf: family)
         key.append(0xFF)  // never in a name: UTF-8 has no 0xFF byte
         withUnsafeBytes(of: type.littleEndian) { key.append(contentsOf: $0) }
         for field in fields where field.number == MetricField.Metric.label { key.append(contentsOf: metric.whole(field)) }
+        // The metric that followed the last one in the last scrape, else by hash.
         let (found, hash): (Int32?, UInt64) = key.withUnsafeBufferPointer { key in
+            let predicted = memo.predicted(after: memoCursor)
+            if predicted >= 0, memo.hasKey(predicted, key) { return (predicted, 0) }
             let hash = memo.hash(of: key)
             return (memo.find(key, hash: hash), hash)
         }
         guard let number = found else {
+            let hasExemplar = try MetricSchema.validateInside(metric, fields: fields, skippingLabels: false)
             recording = memo.takesMore(memoCursor)
             defer { recording = false }
             if recording {
@@ -368,12 +442,14 @@ public final class ProtobufFilter {
                 piiBefore = nil  // no PII delta to work out for a decision not written down
                 memo.passedOver(&memoCursor)
             }
-            let outcome = try filterMetricFields(metric, fields: fields, family: family, shape: shape)
+            let outcome = try filterMetricFields(metric, fields: fields, hasExemplar: hasExemplar, family: family,
+                                                 shape: shape, place: place, writer: &writer)
             if recording, draft.decided {
                 key.withUnsafeBufferPointer { _ = memo.remember(key: $0, hash: hash, draft: &draft, &memoCursor) }
             }
             return outcome
         }
+        let hasExemplar = try MetricSchema.validateInside(metric, fields: fields, skippingLabels: true)
         let remembered = memo.bytes(number)
         let entry = remembered.entry
         let name = remembered.name
@@ -385,7 +461,8 @@ public final class ProtobufFilter {
         let (samples, structuralLabel) = try shape.samples(of: metric, fields: fields)
         guard entry.structural == 0 || (entry.structural == 2) == structuralLabel else {
             // Decided for a metric with (or without) a bucket or quantile: not this one.
-            return try filterMetricFields(metric, fields: fields, family: family, shape: shape)
+            return try filterMetricFields(metric, fields: fields, hasExemplar: hasExemplar, family: family, shape: shape,
+                                          place: place, writer: &writer)
         }
         memo.touch(number, &memoCursor)
         remembered.forEachPIICount { piiCounts.add(index: $0, count: $1) }
@@ -398,7 +475,7 @@ public final class ProtobufFilter {
                 return .drop
             }
         }
-        let exemplars = try scrubExemplars(metric, fields: fields)
+        let exemplars = try scrubExemplars(metric, fields: fields, hasExemplar: hasExemplar)
         if let reason = entry.dropReason {
             counts.drop(reason, metric: Array(name))
             return .drop
@@ -419,16 +496,18 @@ public final class ProtobufFilter {
         counts.samplesOut += 1
         guard entry.rewritten || exemplars != nil else { return .keep }
         counts.samplesRewritten += 1
-        var labelPairs: [UInt8] = []
         if entry.rewritten {
-            labelPairs.append(contentsOf: remembered.output)
-        } else {
-            // Its labels as the full path writes unchanged ones: sorted, empty values out.
-            let read = try MetricMessages.labels(of: metric, fields: fields, number: MetricField.Metric.label)
-            MetricMessages.appendLabelPairs(LabelSet(labels: read).labels, field: MetricField.Metric.label, to: &labelPairs)
+            return rewrite(metric, fields: fields, labelPairs: UnsafeRawBufferPointer(remembered.output),
+                           exemplars: exemplars, name: name, family: family, place: place, writer: &writer)
         }
-        return rewrite(metric, fields: fields, labelPairs: labelPairs, exemplars: exemplars, name: Array(name),
-                       family: family)
+        // Its labels as the full path writes unchanged ones: sorted, empty values out.
+        var labelPairs: [UInt8] = []
+        let read = try MetricMessages.labels(of: metric, fields: fields, number: MetricField.Metric.label)
+        MetricMessages.appendLabelPairs(LabelSet(labels: read).labels, field: MetricField.Metric.label, to: &labelPairs)
+        return labelPairs.withUnsafeBytes {
+            rewrite(metric, fields: fields, labelPairs: $0, exemplars: exemplars, name: name, family: family, place: place,
+                    writer: &writer)
+        }
     }
 
     /// The PII counts the metric being recorded added to its labels.
@@ -490,10 +569,11 @@ public final class ProtobufFilter {
 
     /// The metric with its exemplars' labels through the PII rules (a counter's
     /// exemplar, a histogram's per-bucket and native exemplars); nil when no exemplar
-    /// changed. An exemplar a rule would drop the series for is taken off.
-    private func scrubExemplars(_ metric: UnsafeRawBufferPointer,
-                                fields: [ProtoWire.Field]) throws(ProtoWire.Malformed) -> [UInt8]? {
-        guard scrubber != nil || !names.keepsUTF8,
+    /// changed (and without a walk when the schema check met none). An exemplar a rule
+    /// would drop the series for is taken off.
+    private func scrubExemplars(_ metric: UnsafeRawBufferPointer, fields: [ProtoWire.Field],
+                                hasExemplar: Bool) throws(ProtoWire.Malformed) -> [UInt8]? {
+        guard hasExemplar, scrubber != nil || !names.keepsUTF8,
               fields.contains(where: { $0.number == MetricField.Metric.counter || $0.number == MetricField.Metric.histogram })
         else { return nil }
         return try MetricMessages.rewrite(metric, fields: [MetricField.Metric.counter, MetricField.Metric.histogram]) {
