@@ -83,7 +83,7 @@ public final class StreamingFilter {
     /// What this scrape's filter did so far.
     public var report: FilterReport {
         var report = counts
-        if let dropRun { report.drop(dropRun.reason, metric: dropRun.metric, count: dropRun.count) }
+        dropRun.flush(into: &report)
         if let scrubber { piiCounts.add(to: &report, scrubber: scrubber) }
         return report
     }
@@ -98,10 +98,8 @@ public final class StreamingFilter {
     private let admits: Bool
     /// Whether admission counts label values (`values_per_label`).
     private let countsValues: Bool
-    /// Drops of one reason and metric in a row, counted into `counts` when another
-    /// comes (or the report is read): a steady scrape's drops come in runs, and
-    /// counting each alone makes a string and hashes it twice.
-    @exclusivity(unchecked) private var dropRun: (reason: DropReason, metric: [UInt8], count: Int)?
+    /// Drops of one reason and metric in a row (see `DropRun`).
+    @exclusivity(unchecked) private var dropRun = DropRun()
     @exclusivity(unchecked) private var lastFamilyFingerprint: (name: [UInt8], fingerprint: SeriesFingerprint)?
 
     /// - Parameters:
@@ -376,12 +374,7 @@ public final class StreamingFilter {
 
     /// Counts a dropped series as part of a run (see `dropRun`).
     private func countDrop(_ reason: DropReason, metric: UnsafeBufferPointer<UInt8>) {
-        if let run = dropRun, run.reason == reason, run.metric.withUnsafeBufferPointer({ ExpositionTokens.equal($0, metric) }) {
-            dropRun!.count += 1
-            return
-        }
-        if let run = dropRun { counts.drop(run.reason, metric: run.metric, count: run.count) }
-        dropRun = (reason, Array(metric), 1)
+        dropRun.add(reason, metric: metric, to: &counts)
     }
 
     /// The family a sample belongs to (see `family(of:current:)`), in place.

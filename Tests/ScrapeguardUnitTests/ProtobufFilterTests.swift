@@ -46,6 +46,87 @@ import Testing
         return whole
     }
 
+    /// `input` through one filter, with `memo` when given (only read when `sharing`).
+    static func filtered(_ input: [UInt8], _ policy: FilterPolicy, memo: SeriesMemo?,
+                         sharing: Bool = false) -> ([UInt8], FilterReport) {
+        let filter = ProtobufFilter(policy: policy, names: .allowUTF8, memo: memo, sharingMemo: sharing)
+        var output: [UInt8] = []
+        filter.process(input, into: &output)
+        return (output, filter.finish(into: &output))
+    }
+
+    static let histogramWithBucket = P.field(7, P.varintField(1, 3) + P.doubleField(2, 1.5)
+        + P.field(3, P.varintField(1, 3) + P.doubleField(2, 1)))
+    static let histogramWithoutBucket = P.field(7, P.varintField(1, 3) + P.doubleField(2, 1.5))
+
+    /// The memo knows the metric it predicts by the label fields' bytes at its start,
+    /// and reads only the fields after them. After two scrapes that remembered
+    /// `remembered` (in a family of `type`), `variant` comes where it came (in a family
+    /// of `variantType`), and must be filtered as a fresh filter filters it, warm and
+    /// through the memo shared, under policies that keep, rewrite, drop and scrub:
+    /// the same labels after the value, one label more after the value, a value of
+    /// the wrong wire type or cut short after the labels, a label set that starts
+    /// with the same bytes, no labels, another family type, a histogram that lost its
+    /// bucket (decided again in full), an exemplar to scrub on unchanged labels.
+    @Test(arguments: [
+        (P.metric([("path", "/a")], P.counter(1)), 0, P.counter(1) + P.field(1, P.labelPair("path", "/a")), 0),
+        (P.metric([("path", "/a")], P.counter(1)), 0,
+         P.metric([("path", "/a")], P.counter(1) + P.field(1, P.labelPair("code", "500"))), 0),
+        (P.metric([("path", "/a")], P.counter(1)), 0, P.metric([("path", "/a")], P.varintField(3, 1)), 0),
+        (P.metric([("path", "/a")], P.counter(1)), 0, P.metric([("path", "/a")], [0x1A, 0x09, 0x09]), 0),
+        (P.metric([("path", "/a")], P.counter(1)), 0, P.metric([("path", "/a"), ("code", "200")], P.counter(1)), 0),
+        (P.metric([("path", "/a")], P.counter(1)), 0, P.metric([("path", "/a")], P.counter(5)), 0),
+        (P.metric([], P.counter(1)), 0, P.metric([], P.counter(2)), 0),
+        (P.metric([], P.counter(1)), 0, P.counter(2) + P.field(1, P.labelPair("path", "/a")), 0),
+        (P.metric([("path", "/a")], P.counter(1)), 0, P.metric([("path", "/a")], P.gauge(1)), 1),
+        (P.metric([("path", "/a")], Self.histogramWithBucket), 4, P.metric([("path", "/a")], Self.histogramWithoutBucket), 4),
+        (P.metric([("path", "/a")], P.counter(1)), 0,
+         P.metric([("path", "/a")], P.counter(1, exemplar: P.exemplar([("user_id", "42")], 1))), 0),
+    ] as [([UInt8], UInt64, [UInt8], UInt64)])
+    func thePredictedMetricIsKnownByItsLabelBytes(_ remembered: [UInt8], _ type: UInt64, _ variant: [UInt8],
+                                                  _ variantType: UInt64) throws {
+        let other = P.metric([("path", "/b")], P.counter(2))
+        let first = P.delimited([P.family("requests_total", type: type, metrics: [remembered, other])])
+        let body = P.delimited([P.family("requests_total", type: variantType, metrics: [variant, other])])
+        let rewrite = try RelabelRule(.init(action: "replace", sourceLabels: ["path"], targetLabel: "route",
+                                            regex: "/(.*)", replacement: "$1"))
+        let drop = try RelabelRule(.init(action: "drop", sourceLabels: ["path"], regex: "/a"))
+        var scrub = FilterPolicy()
+        scrub.pii = PIIPolicy(labelRules: [.init(name: "user", labelNames: ["user_id"], action: .drop)])
+        for policy in [FilterPolicy(), FilterPolicy(relabelRules: [rewrite]), FilterPolicy(relabelRules: [drop]), scrub] {
+            let fresh = Self.filtered(body, policy, memo: nil)
+            let memo = SeriesMemo(budget: 1 << 20)
+            for _ in 0..<2 { _ = Self.filtered(first, policy, memo: memo) }
+            // Read only first (the memo is as the two scrapes left it), then as its own.
+            let shared = Self.filtered(body, policy, memo: memo, sharing: true)
+            let warm = Self.filtered(body, policy, memo: memo)
+            for (pass, result) in [("shared", shared), ("warm", warm)] {
+                #expect(result.0 == fresh.0, "\(pass), \(policy.relabelRules.count) rules")
+                #expect(result.1 == fresh.1, "\(pass): \(result.1) vs \(fresh.1)")
+            }
+            #expect(Self.filtered(first, policy, memo: memo) == Self.filtered(first, policy, memo: nil))
+        }
+    }
+
+    /// A remembered metric's drops of one metric and reason are counted together, as
+    /// a fresh filter counts them.
+    @Test func dropsOfRememberedMetricsAreCountedAsFresh() throws {
+        let drop = try RelabelRule(.init(action: "drop", sourceLabels: ["path"], regex: "/[ab]"))
+        let policy = FilterPolicy(relabelRules: [drop])
+        let body = P.delimited([
+            P.family("requests_total", type: 0, metrics: ["/a", "/b", "/c"].map { P.metric([("path", $0)], P.counter(1)) }),
+            P.family("errors_total", type: 0, metrics: ["/a", "/c"].map { P.metric([("path", $0)], P.counter(1)) }),
+        ])
+        let fresh = Self.filtered(body, policy, memo: nil)
+        #expect(fresh.1.seriesDropped == ["relabel": 3])
+        #expect(fresh.1.seriesDroppedByMetric == [
+            FilterReport.DroppedKey(reason: "relabel", metric: "requests_total"): 2,
+            FilterReport.DroppedKey(reason: "relabel", metric: "errors_total"): 1,
+        ])
+        let memo = SeriesMemo(budget: 1 << 20)
+        for _ in 0..<3 { #expect(Self.filtered(body, policy, memo: memo) == fresh) }
+    }
+
     /// A counter with an unknown field (99) on the metric and on the family, a gauge.
     static let counterMetric = P.metric([("path", "/a"), ("user_id", "42")],
                                         P.counter(7, exemplar: P.exemplar([("trace_id", "t1"), ("user_id", "42")], 1))

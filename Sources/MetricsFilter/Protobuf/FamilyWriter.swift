@@ -7,7 +7,7 @@ struct FamilyWriter {
     private let family: UnsafeRawBufferPointer
     /// The family as rewritten so far, once something changed; a buffer the filter
     /// hands from one family to the next, for its capacity (see
-    /// `ProtobufFilter.keptFamilyBuffer`).
+    /// `ProtobufFilter.keptBufferBytes`).
     private var rewritten: [UInt8]
     /// Where the bytes of `family` not yet in `rewritten` start.
     private var copiedUpTo = 0

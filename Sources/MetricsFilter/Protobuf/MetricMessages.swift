@@ -43,7 +43,9 @@ enum MetricMessages {
     /// refused, as Prometheus refuses it.
     static func labelPair(_ message: UnsafeRawBufferPointer) throws(ProtoWire.Malformed) -> Label {
         var label = Label(name: [], value: [])
-        for field in try ProtoWire.fields(of: message) where field.wireType == .lengthDelimited {
+        var reader = ProtoWire.FieldReader(message)
+        while let field = try reader.next() {
+            guard field.wireType == .lengthDelimited else { continue }
             if field.number == MetricField.LabelPair.name { label.name = Array(message.value(of: field)) }
             if field.number == MetricField.LabelPair.value { label.value = Array(message.value(of: field)) }
         }
@@ -70,11 +72,13 @@ enum MetricMessages {
     }
 
     static func appendLabelPair(_ label: Label, field number: Int, to output: inout [UInt8]) {
-        var pair: [UInt8] = []
-        pair.reserveCapacity(label.name.count + label.value.count + 4)
-        ProtoWire.appendField(MetricField.LabelPair.name, label.name, to: &pair)
-        ProtoWire.appendField(MetricField.LabelPair.value, label.value, to: &pair)
-        ProtoWire.appendField(number, pair, to: &output)
+        // The pair's length first: its two fields go straight to `output`.
+        let length = ProtoWire.fieldLength(MetricField.LabelPair.name, payload: label.name.count)
+            + ProtoWire.fieldLength(MetricField.LabelPair.value, payload: label.value.count)
+        ProtoWire.appendVarint(UInt64(number) << 3 | UInt64(ProtoWire.WireType.lengthDelimited.rawValue), to: &output)
+        ProtoWire.appendVarint(UInt64(length), to: &output)
+        ProtoWire.appendField(MetricField.LabelPair.name, label.name, to: &output)
+        ProtoWire.appendField(MetricField.LabelPair.value, label.value, to: &output)
     }
 
     /// The fields of `message` but those numbered `number`, appended as they are.

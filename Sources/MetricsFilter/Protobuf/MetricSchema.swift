@@ -8,7 +8,8 @@
 /// refused for the same reason whichever path meets it: its own fields first
 /// (`readFields`), then the messages inside them, in order (`validateInside`). The
 /// memo's replay takes the second step without the label pairs: their bytes are those
-/// of a metric checked before. Both are plain loops over a `ProtoWire.FieldReader` and
+/// of a metric checked before (the predicted metric's replay takes the first one from
+/// just after its label fields, `readFields(of:from:into:)`, for the same reason). Both are plain loops over a `ProtoWire.FieldReader` and
 /// a `switch` (no closures or tables; the fields go to a buffer the filter reuses):
 /// they run for every metric of a scrape.
 enum MetricSchema {
@@ -117,10 +118,12 @@ enum MetricSchema {
 
     /// The first step: the top-level fields of `metric`, into `fields` (emptied
     /// first), each of a wire type its number takes.
-    static func readFields(of metric: UnsafeRawBufferPointer,
+    /// `from`: where to start, a field's start (the memo's replay knows the fields
+    /// before it).
+    static func readFields(of metric: UnsafeRawBufferPointer, from start: Int = 0,
                            into fields: inout [ProtoWire.Field]) throws(ProtoWire.Malformed) {
         fields.removeAll(keepingCapacity: true)
-        var reader = ProtoWire.FieldReader(metric)
+        var reader = ProtoWire.FieldReader(metric, from: start)
         while let field = try reader.next() {
             _ = try check(field, in: .metric)
             fields.append(field)

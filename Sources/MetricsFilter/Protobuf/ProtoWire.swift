@@ -76,8 +76,11 @@ enum ProtoWire {
         private let message: UnsafeRawBufferPointer
         private var index = 0
 
-        init(_ message: UnsafeRawBufferPointer) {
+        /// From byte `index` of `message` on (a field's start): the fields' places are
+        /// still counted from the message's start.
+        init(_ message: UnsafeRawBufferPointer, from index: Int = 0) {
             self.message = message
+            self.index = index
         }
 
         /// The next field; nil at the message's end.
@@ -113,6 +116,23 @@ enum ProtoWire {
             value >>= 7
         }
         output.append(UInt8(value))
+    }
+
+    /// The bytes `value` takes as a varint.
+    static func varintLength(_ value: UInt64) -> Int {
+        var value = value
+        var length = 1
+        while value >= 0x80 {
+            value >>= 7
+            length += 1
+        }
+        return length
+    }
+
+    /// The bytes a length-delimited field numbered `number` takes with a payload of
+    /// `payload` bytes.
+    static func fieldLength(_ number: Int, payload: Int) -> Int {
+        varintLength(UInt64(number) << 3 | UInt64(WireType.lengthDelimited.rawValue)) + varintLength(UInt64(payload)) + payload
     }
 
     /// A length-delimited field: key, length, payload.

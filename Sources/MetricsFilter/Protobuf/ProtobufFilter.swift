@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Filters the protobuf exposition (varint-delimited `io.prometheus.client.MetricFamily`
 /// messages: what Prometheus asks for first when native histograms are on), chunk by
 /// chunk, with the policy the text formats get. A `Metric` is the unit: its labels,
@@ -21,7 +29,7 @@
 /// Its per-metric state is `@exclusivity(unchecked)`, as `StreamingFilter`'s is and
 /// for the same reason: only this class's own methods, on one thread, reach it.
 ///
-/// One per scrape; not thread-safe. About 600 lines: a family, a metric and its
+/// One per scrape; not thread-safe. About 700 lines: a family, a metric and its
 /// exemplars are read and rewritten together (the rewrite of one needs the verdict on
 /// the others), and the memo's replay sits beside the full path it must agree with;
 /// the wire format, the schema, the parts' shape and the family's writing are apart
@@ -66,6 +74,8 @@ public final class ProtobufFilter {
     @exclusivity(unchecked) private var piiBefore: PIICounts?
     /// A remembered metric's admission value keys, kept between metrics.
     @exclusivity(unchecked) private var values: [SeriesTracker.ValueKey] = []
+    /// Drops of one reason and metric in a row (see `DropRun`).
+    @exclusivity(unchecked) private var dropRun = DropRun()
 
     /// - Parameters:
     ///   - names: how the scraper takes names that are not legacy names.
@@ -104,6 +114,7 @@ public final class ProtobufFilter {
     /// What this scrape's filter did so far. A "sample" here is a `Metric`.
     public var report: FilterReport {
         var report = counts
+        dropRun.flush(into: &report)
         if let scrubber { piiCounts.add(to: &report, scrubber: scrubber) }
         return report
     }
@@ -264,6 +275,15 @@ public final class ProtobufFilter {
         swap(&fields, &fieldBuffer)  // the local's alone: reading into it allocates nothing
         defer { if fields.capacity * MemoryLayout<ProtoWire.Field>.stride <= Self.keptBufferBytes { fieldBuffer = fields } }
         do throws(ProtoWire.Malformed) {
+            if let memoPerMetric {
+                let outcome = memoPerMetric._withUnsafeGuaranteedRef { memo in
+                    Result { () throws(ProtoWire.Malformed) in
+                        try replayPredicted(metric, fields: &fields, family: family, type: type, shape: shape, memo: memo,
+                                            place: field, writer: &writer)
+                    }
+                }
+                if let outcome = try outcome.get() { return outcome }
+            }
             try MetricSchema.readFields(of: metric, into: &fields)
             guard let memoPerMetric else {
                 let hasExemplar = try MetricSchema.validateInside(metric, fields: fields, skippingLabels: false)
@@ -292,8 +312,7 @@ public final class ProtobufFilter {
         let appLabels = try MetricMessages.labels(of: metric, fields: fields, number: MetricField.Metric.label)
         let read = appLabels.map { Label(name: names.labelName($0.name), value: $0.value) }
         let escaped = read != appLabels
-        let sortedNames = (read.map(\.name) + [LabelSet.metricNameLabel]).sorted { $0.lexicographicallyPrecedes($1) }
-        if zip(sortedNames, sortedNames.dropFirst()).contains(where: { $0.0 == $0.1 }) {
+        if Self.namesClash(read) {
             // Two labels of one name, or a label called `__name__` (the family's name is it).
             guard escaped else { throw ProtoWire.Malformed(reason: "duplicate label") }
             dropSeries(.escapedNameClash, metric: family)
@@ -334,7 +353,7 @@ public final class ProtobufFilter {
         // Every check that can fail comes before the series is admitted and recorded.
         let exemplars = try scrubExemplars(metric, fields: fields, hasExemplar: hasExemplar)
         if let reason = limitProblem(name: name, labels: output, structuralLabel: structuralLabel) {
-            counts.drop(reason, metric: name)
+            name.withUnsafeBufferPointer { countDrop(reason, metric: $0) }
             if recording { name.withUnsafeBufferPointer { draft.drop(reason, metric: $0, pii: piiOfLabels) } }
             return .drop
         }
@@ -358,11 +377,11 @@ public final class ProtobufFilter {
         if let reason = name.withUnsafeBufferPointer({
             admit(SeriesTracker.UnitKey(series), name: $0, values: valueKeys, samples: samples)
         }) {
-            counts.drop(reason, metric: name)
+            name.withUnsafeBufferPointer { countDrop(reason, metric: $0) }
             return .drop
         }
         guard !seriesSeen.contains(series) else {
-            counts.drop(.duplicate, metric: name)
+            name.withUnsafeBufferPointer { countDrop(.duplicate, metric: $0) }
             return .drop
         }
         seriesSeen.insert(series)
@@ -449,20 +468,65 @@ public final class ProtobufFilter {
             }
             return outcome
         }
+        return try replay(number, metric, fields: fields, labelsRead: true, family: family, shape: shape, memo: memo,
+                          place: place, writer: &writer)
+    }
+
+    /// The metric the memo predicts, when it is that one: its label fields are the
+    /// predicted entry's, byte for byte, at its start (where client libraries write
+    /// them), and no label field follows. Then only the fields after them are read
+    /// (`fields`), and the decision replayed; nil when it is not the predicted metric
+    /// (it is then read whole and looked up as any other: the predicted entry's whole
+    /// key first, then by hash).
+    ///
+    /// The same metric by its bytes: its key (family, type, label fields) is the
+    /// entry's; the label fields, which parse alike wherever they stand, are those of a
+    /// metric whose check passed, so the first field that can be malformed is after
+    /// them, as it is on the full path.
+    private func replayPredicted(_ metric: UnsafeRawBufferPointer, fields: inout [ProtoWire.Field], family: [UInt8],
+                                 type: UInt64, shape: MetricShape, memo: SeriesMemo, place: ProtoWire.Field,
+                                 writer: inout FamilyWriter) throws(ProtoWire.Malformed) -> MetricOutcome? {
+        let predicted = memo.predicted(after: memoCursor)
+        guard predicted >= 0 else { return nil }
+        let key = memo.bytes(predicted).key
+        let labelsStart = family.count + 1 + MemoryLayout<UInt64>.size
+        guard key.count >= labelsStart, key[family.count] == 0xFF,
+              family.withUnsafeBufferPointer({ ExpositionTokens.equal(UnsafeBufferPointer(rebasing: key[0..<family.count]), $0) }),
+              withUnsafeBytes(of: type.littleEndian, { typeBytes in
+                  memcmp(typeBytes.baseAddress!, key.baseAddress! + family.count + 1, typeBytes.count) == 0
+              }) else { return nil }
+        let labelsLength = key.count - labelsStart
+        guard metric.count >= labelsLength,
+              labelsLength == 0 || memcmp(metric.baseAddress!, key.baseAddress! + labelsStart, labelsLength) == 0
+        else { return nil }
+        try MetricSchema.readFields(of: metric, from: labelsLength, into: &fields)
+        guard !fields.contains(where: { $0.number == MetricField.Metric.label }) else { return nil }
+        return try replay(predicted, metric, fields: fields, labelsRead: false, family: family, shape: shape, memo: memo,
+                          place: place, writer: &writer)
+    }
+
+    /// A remembered metric's decision replayed (see `filterRemembered`). `fields`: the
+    /// metric's fields, its label fields among them only when `labelsRead` (the
+    /// predicted metric's are known by their bytes; the two rare turns that read the
+    /// labels read the fields again).
+    private func replay(_ number: Int32, _ metric: UnsafeRawBufferPointer, fields: [ProtoWire.Field], labelsRead: Bool,
+                        family: [UInt8], shape: MetricShape, memo: SeriesMemo, place: ProtoWire.Field,
+                        writer: inout FamilyWriter) throws(ProtoWire.Malformed) -> MetricOutcome {
         let hasExemplar = try MetricSchema.validateInside(metric, fields: fields, skippingLabels: true)
         let remembered = memo.bytes(number)
         let entry = remembered.entry
         let name = remembered.name
         if entry.dropReason == .escapedNameClash {
             memo.touch(number, &memoCursor)
-            counts.drop(.escapedNameClash, metric: Array(name))
+            countDrop(.escapedNameClash, metric: name)
             return .drop
         }
         let (samples, structuralLabel) = try shape.samples(of: metric, fields: fields)
         guard entry.structural == 0 || (entry.structural == 2) == structuralLabel else {
             // Decided for a metric with (or without) a bucket or quantile: not this one.
-            return try filterMetricFields(metric, fields: fields, hasExemplar: hasExemplar, family: family, shape: shape,
-                                          place: place, writer: &writer)
+            return try filterMetricFields(metric, fields: labelsRead ? fields : try Self.allFields(of: metric),
+                                          hasExemplar: hasExemplar, family: family, shape: shape, place: place,
+                                          writer: &writer)
         }
         memo.touch(number, &memoCursor)
         remembered.forEachPIICount { piiCounts.add(index: $0, count: $1) }
@@ -471,25 +535,25 @@ public final class ProtobufFilter {
             case .invalidName, .labelLimit, .labelValueLengthLimit:
                 break  // decided after the exemplars: they are read (and may be refused) first
             default:
-                counts.drop(reason, metric: Array(name))
+                countDrop(reason, metric: name)
                 return .drop
             }
         }
         let exemplars = try scrubExemplars(metric, fields: fields, hasExemplar: hasExemplar)
         if let reason = entry.dropReason {
-            counts.drop(reason, metric: Array(name))
+            countDrop(reason, metric: name)
             return .drop
         }
         if admission != nil {
             values.removeAll(keepingCapacity: true)
             remembered.forEachValueKey { values.append($0) }
             if let reason = admit(SeriesTracker.UnitKey(entry.series), name: name, values: values, samples: samples) {
-                counts.drop(reason, metric: Array(name))
+                countDrop(reason, metric: name)
                 return .drop
             }
         }
         guard !seriesSeen.contains(entry.series) else {
-            counts.drop(.duplicate, metric: Array(name))
+            countDrop(.duplicate, metric: name)
             return .drop
         }
         seriesSeen.insert(entry.series)
@@ -502,7 +566,8 @@ public final class ProtobufFilter {
         }
         // Its labels as the full path writes unchanged ones: sorted, empty values out.
         var labelPairs: [UInt8] = []
-        let read = try MetricMessages.labels(of: metric, fields: fields, number: MetricField.Metric.label)
+        let read = try MetricMessages.labels(of: metric, fields: labelsRead ? fields : try Self.allFields(of: metric),
+                                             number: MetricField.Metric.label)
         MetricMessages.appendLabelPairs(LabelSet(labels: read).labels, field: MetricField.Metric.label, to: &labelPairs)
         return labelPairs.withUnsafeBytes {
             rewrite(metric, fields: fields, labelPairs: $0, exemplars: exemplars, name: name, family: family, place: place,
@@ -510,16 +575,44 @@ public final class ProtobufFilter {
         }
     }
 
+    /// Every top-level field of a metric whose fields after its labels were read
+    /// (its labels are a checked entry's): this cannot fail, and were it to, the
+    /// metric would be refused, never passed on with labels the policy did not see.
+    private static func allFields(of metric: UnsafeRawBufferPointer) throws(ProtoWire.Malformed) -> [ProtoWire.Field] {
+        var fields: [ProtoWire.Field] = []
+        try MetricSchema.readFields(of: metric, into: &fields)
+        return fields
+    }
+
     /// The PII counts the metric being recorded added to its labels.
     private var piiDelta: PIICounts.Delta {
         piiBefore.map { piiCounts.delta(since: $0) } ?? .none
     }
 
+    /// Counts a dropped series as part of a run (see `dropRun`).
+    private func countDrop(_ reason: DropReason, metric: UnsafeBufferPointer<UInt8>) {
+        dropRun.add(reason, metric: metric, to: &counts)
+    }
+
     /// A metric dropped before its exemplars are read: counted, and written down when
     /// recording.
     private func dropSeries(_ reason: DropReason, metric: [UInt8]) {
-        counts.drop(reason, metric: metric)
+        metric.withUnsafeBufferPointer { countDrop(reason, metric: $0) }
         if recording { metric.withUnsafeBufferPointer { draft.drop(reason, metric: $0, pii: piiDelta) } }
+    }
+
+    /// Whether two labels have one name, or one is called `__name__` (the family's name
+    /// is it). A metric's labels are few: compared pairwise, they need no sorted copy.
+    private static func namesClash(_ labels: [Label]) -> Bool {
+        guard labels.count <= 32 else {
+            let sorted = (labels.map(\.name) + [LabelSet.metricNameLabel]).sorted { $0.lexicographicallyPrecedes($1) }
+            return zip(sorted, sorted.dropFirst()).contains { $0.0 == $0.1 }
+        }
+        for (position, label) in labels.enumerated() {
+            if label.name == LabelSet.metricNameLabel { return true }
+            for other in labels[(position + 1)...] where other.name == label.name { return true }
+        }
+        return false
     }
 
     /// Whether the rules treat every part of a histogram or summary as they treat the
