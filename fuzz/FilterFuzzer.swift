@@ -618,6 +618,16 @@ private func checkMemo(_ context: Context, fresh: (output: [UInt8], report: Filt
     }
     expectShared("shared pass through a tiny memo", tiny, plan: .whole)
 
+    // A memo that holds a few entries (the tiny one holds none: its index alone is
+    // more) and overflows, so that forgetting moves entries down between passes.
+    let small = SeriesMemo(budget: 6 << 10)
+    let freshShifted = runFilter(shifted, policy: context.policy, format: context.format, plan: .whole)
+    for (round, input) in [context.body, shifted, context.body, context.body, shifted, context.body].enumerated() {
+        expectFresh("pass \(round) through a small memo", runFilter(input, policy: context.policy, format: context.format,
+                                                                 plan: .whole, memo: small),
+                    input == context.body ? fresh : freshShifted)
+    }
+
     let full = SeriesMemo(budget: 1 << 20)
     for pass in ["cold pass of the full path", "warm pass of the full path"] {
         expectFresh(pass, runFilter(context.body, policy: context.policy, format: context.format, plan: .whole,
@@ -777,6 +787,19 @@ private func checkProtobuf(_ body: [UInt8], policy: FilterPolicy, policyName: St
         }
         guard run.output == whole.output, run.report == whole.report else {
             fail("memo: \(pass) = fresh filter", "memo: \(run.report)\nfresh: \(whole.report)\n----- output:\n\(show(run.output))")
+        }
+    }
+    // A memo that holds a few entries (the tiny one holds none: its index alone is
+    // more) and overflows, so that forgetting moves entries down (and the series'
+    // numbers are made again) between passes.
+    let small = SeriesMemo(budget: 6 << 10)
+    let freshShifted = runProtobuf(shifted, policy: policy, names: names, plan: .whole)
+    for (round, input) in [body, shifted, body, body, shifted, body].enumerated() {
+        let run = runProtobuf(input, policy: policy, names: names, plan: .whole, memo: small)
+        let expected = input == body ? whole : freshShifted
+        guard run.output == expected.output, run.report == expected.report else {
+            fail("memo: pass \(round) through a small memo = fresh filter",
+                 "memo: \(run.report)\nfresh: \(expected.report)\n----- output:\n\(show(run.output))")
         }
     }
     let identity = FilterPolicy(maximumLineLength: 1 << 30, maximumFamilyLength: 1 << 30)

@@ -108,6 +108,105 @@ import Testing
         }
     }
 
+    /// Two metrics the rules make one series are written once, whichever way each is
+    /// checked (a remembered metric by its series' number, one filtered in full or
+    /// remembered after the numbering by its fingerprint), in any order, warm, shared
+    /// and fresh alike.
+    @Test func aSeriesMetTwiceIsWrittenOnceWhicheverWayEachIsChecked() throws {
+        let policy = FilterPolicy(relabelRules: [try RelabelRule(.init(action: "labeldrop", regex: "code"))])
+        let a = P.metric([("path", "/a")], P.counter(1))
+        let a200 = P.metric([("path", "/a"), ("code", "200")], P.counter(2))
+        let a500 = P.metric([("path", "/a"), ("code", "500")], P.counter(3))
+        let b = P.metric([("path", "/b")], P.counter(4))
+        func body(_ metrics: [[UInt8]]) -> [UInt8] {
+            P.delimited([P.family("requests_total", type: 0, metrics: metrics)])
+        }
+        let bodies = [[a, b], [a, a200, b], [a200, a, b], [b, a200], [a200, b, a, a500], [a500, a200]].map(body)
+        for earlier in bodies {
+            for now in bodies {
+                let fresh = Self.filtered(now, policy, memo: nil)
+                let memo = SeriesMemo(budget: 1 << 20)
+                // The second scrape numbers what the first remembered; the third adds.
+                for _ in 0..<3 { _ = Self.filtered(earlier, policy, memo: memo) }
+                let shared = Self.filtered(now, policy, memo: memo, sharing: true)
+                let warm = Self.filtered(now, policy, memo: memo)
+                let again = Self.filtered(now, policy, memo: memo)
+                for (pass, result) in [("shared", shared), ("warm", warm), ("warm again", again)] {
+                    #expect(result.0 == fresh.0, "\(pass)")
+                    #expect(result.1 == fresh.1, "\(pass): \(result.1) vs \(fresh.1)")
+                }
+            }
+        }
+        let both = Self.filtered(body([a200, b, a, a500]), policy, memo: nil)
+        #expect(both.1.seriesDropped == ["duplicate": 2])
+    }
+
+    /// A memo too small for the scrape forgets the series the last scrape did not see
+    /// and moves the rest down: the series' numbers must be made again even when as
+    /// many entries are left as were numbered, or a duplicate would pass (the first
+    /// sequence) or a series be dropped as one (the second). Each scrape through the
+    /// memo must give the fresh filter's result.
+    @Test func aFullMemoThatForgetsStillFindsEveryDuplicate() throws {
+        let policy = FilterPolicy(relabelRules: [try RelabelRule(.init(action: "labeldrop", regex: "code"))])
+        func metric(_ path: String, code: String? = nil) -> [UInt8] {
+            P.metric([("path", path)] + (code.map { [("code", $0)] } ?? []), P.counter(1))
+        }
+        // Never fits the memo: every scrape with it finds the memo full.
+        let big = metric("/" + String(repeating: "x", count: 6000))
+        let sequences = [
+            [[metric("/p"), metric("/q"), metric("/r")]]
+                + Array(repeating: [metric("/r"), metric("/a", code: "200"), metric("/a", code: "500"), big], count: 3),
+            [[metric("/a", code: "200"), metric("/a", code: "500")]]
+                + Array(repeating: [metric("/b"), metric("/c"), big], count: 3),
+        ]
+        for (number, sequence) in sequences.enumerated() {
+            let memo = SeriesMemo(budget: 8 << 10)
+            for (scrape, metrics) in sequence.enumerated() {
+                let input = P.delimited([P.family("requests_total", type: 0, metrics: metrics)])
+                let fresh = Self.filtered(input, policy, memo: nil)
+                let warm = Self.filtered(input, policy, memo: memo)
+                #expect(warm.0 == fresh.0, "sequence \(number), scrape \(scrape)")
+                #expect(warm.1 == fresh.1, "sequence \(number), scrape \(scrape): \(warm.1) vs \(fresh.1)")
+            }
+            #expect(memo.statistics.refused > 0, "the memo was full")
+        }
+    }
+
+    /// The series' numbers count in the memo's budget, are made again when the
+    /// entries change (and not while they do not), go with everything the memo
+    /// forgets, and are not made where the budget has no room for them.
+    @Test func seriesNumbersCountInTheBudget() {
+        let body = P.delimited([P.family("requests_total", type: 0, metrics: (0..<200).map {
+            P.metric([("path", "/\($0)")], P.counter(1))
+        })])
+        let budget = MemoBudget(limit: 1 << 20)
+        do {
+            let memo = SeriesMemo(sharing: budget)
+            _ = Self.filtered(body, FilterPolicy(), memo: memo)
+            #expect(memo.numberedSeries == 0, "nothing to number before the first scrape")
+            _ = Self.filtered(body, FilterPolicy(), memo: memo)
+            #expect(memo.numberedSeries == 200)
+            #expect(budget.usedBytes == memo.usedBytes && memo.usedBytes <= memo.budget)
+            let held = memo.usedBytes
+            _ = Self.filtered(body, FilterPolicy(), memo: memo)
+            #expect(memo.usedBytes == held, "the same entries: numbered once")
+            var limited = FilterPolicy()
+            limited.limits.sampleLimit = 1000
+            _ = Self.filtered(body, limited, memo: memo)
+            #expect(memo.numberedSeries == 0 && budget.usedBytes == memo.usedBytes)
+        }
+        #expect(budget.usedBytes == 0)
+        // A budget the entries fill leaves no room for numbers: none, and the check is
+        // by fingerprint, with the same result.
+        let roomy = SeriesMemo(budget: 1 << 20)
+        _ = Self.filtered(body, FilterPolicy(), memo: roomy)
+        let tight = SeriesMemo(budget: roomy.usedBytes + 16)
+        for _ in 0..<3 {
+            #expect(Self.filtered(body, FilterPolicy(), memo: tight) == Self.filtered(body, FilterPolicy(), memo: nil))
+        }
+        #expect(tight.numberedSeries == 0 && tight.usedBytes <= tight.budget)
+    }
+
     /// A remembered metric's drops of one metric and reason are counted together, as
     /// a fresh filter counts them.
     @Test func dropsOfRememberedMetricsAreCountedAsFresh() throws {

@@ -28,7 +28,8 @@ import Darwin
 /// which entry followed it: the next line is first compared with that one, without
 /// hashing, and its bytes are read in the order they were written.
 ///
-/// Bounded by a byte budget (entries, their bytes and the hash index): a series that
+/// Bounded by a byte budget (entries, their bytes, the hash index; a protobuf memo's
+/// series numbers, `SeriesNumbers`, when they fit): a series that
 /// does not fit is filtered without the memo. When a scrape found the memo full, the
 /// next one begins by forgetting every series the last scrape did not see (the least
 /// recently seen). Everything is forgotten when the policy, the format or the name
@@ -147,6 +148,8 @@ public final class SeriesMemo: @unchecked Sendable {
     /// for in its duplicate check (not `count`: a memo also holds series dropped,
     /// refused by a limit, or no longer scraped).
     @exclusivity(unchecked) private(set) var seriesWrittenLastScrape = 0
+    /// A protobuf memo's series, numbered for the duplicate check (see `SeriesNumbers`).
+    @exclusivity(unchecked) private var seriesNumbers: SeriesNumbers?
     /// A scrape sharing the memo met a line it could have remembered: the memo is no
     /// longer settled once the sharing scrapes are done.
     let missedWhileShared = Atomic<Bool>(false)
@@ -230,7 +233,7 @@ public final class SeriesMemo: @unchecked Sendable {
     var stateFingerprint: UInt64 {
         var state: [UInt64] = [UInt64(count), UInt64(arenaUsed), UInt64(indexCount), UInt64(bitPattern: Int64(first)),
                                UInt64(generation), full ? 1 : 0, settled ? 1 : 0, servedAnything ? 1 : 0,
-                               UInt64(seriesWrittenLastScrape)]
+                               UInt64(seriesWrittenLastScrape), UInt64(numberedSeries)]
         for part in [UnsafeRawBufferPointer(start: entries, count: count * MemoryLayout<Entry>.stride),
                      UnsafeRawBufferPointer(start: arena, count: arenaUsed),
                      UnsafeRawBufferPointer(start: index, count: indexCount * MemoryLayout<Int32>.stride)] {
@@ -239,9 +242,10 @@ public final class SeriesMemo: @unchecked Sendable {
         return state.withUnsafeBytes { Self.defaultHash($0) }
     }
 
-    /// Bytes the memo holds: its entries, their bytes, its index.
+    /// Bytes the memo holds: its entries, their bytes, its index, its series' numbers.
     public var usedBytes: Int {
         count * MemoryLayout<Entry>.stride + arenaUsed + indexCount * MemoryLayout<Int32>.stride
+            + (seriesNumbers?.bytes ?? 0)
     }
 
     /// A scrape that has the memo alone begins: the memo is cleared if the policy,
@@ -257,9 +261,45 @@ public final class SeriesMemo: @unchecked Sendable {
         } else if full {
             forgetSeriesNotSeenLastScrape()
         }
+        if format == nil { numberSeries() }
         full = false
         settled = true
         generation &+= 1
+    }
+
+    /// Numbers the entries' series again when they changed (see `SeriesNumbers`), if
+    /// the budget has room; else there are no numbers.
+    private func numberSeries() {
+        if let numbers = seriesNumbers {
+            // Entries are only added between compactions (which drop the numbers):
+            // the same count is the same entries.
+            guard numbers.count != count else { return }
+            dropSeriesNumbers()
+        }
+        guard count > 0, usedBytes + SeriesNumbers.bytes(for: count) <= budget,
+              shared.take(SeriesNumbers.bytes(for: count)) else { return }
+        seriesNumbers = SeriesNumbers(entries: entries, count: count)
+    }
+
+    private func dropSeriesNumbers() {
+        guard let numbers = seriesNumbers else { return }
+        seriesNumbers = nil
+        shared.give(numbers.bytes)
+    }
+
+    /// How many series numbers there are: the bits a scrape's duplicate check needs.
+    var numberedSeries: Int { seriesNumbers?.count ?? 0 }
+
+    /// The number of the series entry `number` writes, when numbered; else the number
+    /// of `series` (see `SeriesNumbers`): the one rule every series a protobuf scrape
+    /// writes is checked under.
+    func seriesNumber(ofEntry number: Int32, series: SeriesFingerprint) -> Int32? {
+        seriesNumbers?.number(ofEntry: number) ?? seriesNumbers?.number(for: series, entries: entries)
+    }
+
+    /// The number of `series` when an entry numbered writes it.
+    func seriesNumber(for series: SeriesFingerprint) -> Int32? {
+        seriesNumbers?.number(for: series, entries: entries)
     }
 
     /// Whether scrapes at once may read it together under `policy`: the last scrape
@@ -316,6 +356,7 @@ public final class SeriesMemo: @unchecked Sendable {
     /// Forgets everything.
     func removeAll() {
         shared.give(usedBytes)
+        seriesNumbers = nil
         if count > 0 {
             madvise(UnsafeMutableRawPointer(entries), count * MemoryLayout<Entry>.stride, MADV_DONTNEED)
             madvise(arena, arenaUsed, MADV_DONTNEED)
@@ -429,6 +470,7 @@ public final class SeriesMemo: @unchecked Sendable {
         let block = draft.bytes.count
         let indexCount = Self.indexSize(for: count + 1)
         let needed = (count + 1) * MemoryLayout<Entry>.stride + arenaUsed + block + indexCount * MemoryLayout<Int32>.stride
+            + (seriesNumbers?.bytes ?? 0)
         guard budget > 0, needed <= budget, count < Int32.max, count + 1 <= entryCapacity, indexCount <= indexCapacity,
             shared.take(needed - usedBytes) else {
             full = budget > 0
@@ -514,6 +556,10 @@ public final class SeriesMemo: @unchecked Sendable {
         Self.giveBack(arena, keeping: cursor, of: arenaUsed)
         Self.giveBack(UnsafeMutableRawPointer(entries), keeping: kept * MemoryLayout<Entry>.stride,
                       of: count * MemoryLayout<Entry>.stride)
+        // Entries moved down: numbers by entry mean other series now, even where as
+        // many entries are left as were numbered (`numberSeries` makes them again).
+        // Their bytes go back below, with the rest.
+        if kept != count { seriesNumbers = nil }
         count = kept
         arenaUsed = cursor
         rebuildIndex(size: Self.indexSize(for: count))

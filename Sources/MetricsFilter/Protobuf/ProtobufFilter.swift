@@ -44,7 +44,8 @@ public final class ProtobufFilter {
     @exclusivity(unchecked) private var counts = FilterReport()
     @exclusivity(unchecked) private var piiCounts: PIICounts
     @exclusivity(unchecked) private var admission: ScrapeAdmission?
-    @exclusivity(unchecked) private var seriesSeen: FingerprintSet
+    /// The duplicate check: the series this scrape wrote.
+    @exclusivity(unchecked) private var written: WrittenSeries
     /// Samples written so far as Prometheus counts them (`sample_limit`): a metric is
     /// as many as the series the text formats make of it.
     @exclusivity(unchecked) private var samplesWritten = 0
@@ -98,7 +99,10 @@ public final class ProtobufFilter {
         if !sharingMemo { memo?.beginScrape(policy: policy, format: nil, names: names) }
         self.memo = memo
         memoPerMetric = memo.map { Unmanaged.passUnretained($0) }
-        seriesSeen = FingerprintSet(expectedCount: memo?.seriesWrittenLastScrape ?? 0)
+        // Fingerprints are kept for what the memo did not number (all, without numbers).
+        let numbered = memo?.numberedSeries ?? 0
+        written = WrittenSeries(numbered: numbered,
+                                expectedOthers: max(0, (memo?.seriesWrittenLastScrape ?? 0) - numbered))
     }
 
     /// Whether an unreadable family or metric failed the scrape (`invalid_lines: fail_scrape`).
@@ -107,7 +111,7 @@ public final class ProtobufFilter {
     /// Bytes held until the scrape ends: the family being gathered, the duplicate
     /// check's table, the admission state, the buffers kept between families.
     public var retainedBytes: Int {
-        splitter.retainedBytes + seriesSeen.retainedBytes + (admission?.retainedBytes ?? 0) + familyBuffer.capacity
+        splitter.retainedBytes + written.retainedBytes + (admission?.retainedBytes ?? 0) + familyBuffer.capacity
             + fieldBuffer.capacity * MemoryLayout<ProtoWire.Field>.stride
     }
 
@@ -138,7 +142,7 @@ public final class ProtobufFilter {
     /// scrape under `fail_scrape`); what it held is not written.
     public func finish(into output: inout [UInt8]) -> FilterReport {
         if !splitter.finish() { reject(.truncatedMessage) }
-        memo?.scrapeEnded(seriesWritten: seriesSeen.count, memoCursor)
+        memo?.scrapeEnded(seriesWritten: written.count, memoCursor)
         return report
     }
 
@@ -380,11 +384,10 @@ public final class ProtobufFilter {
             name.withUnsafeBufferPointer { countDrop(reason, metric: $0) }
             return .drop
         }
-        guard !seriesSeen.contains(series) else {
+        guard written.insert(series, number: memo?.seriesNumber(for: series)) else {
             name.withUnsafeBufferPointer { countDrop(.duplicate, metric: $0) }
             return .drop
         }
-        seriesSeen.insert(series)
         counts.samplesOut += 1
         guard changed || exemplars != nil else { return .keep }
         counts.samplesRewritten += 1
@@ -552,11 +555,10 @@ public final class ProtobufFilter {
                 return .drop
             }
         }
-        guard !seriesSeen.contains(entry.series) else {
+        guard written.insert(entry.series, number: memo.seriesNumber(ofEntry: number, series: entry.series)) else {
             countDrop(.duplicate, metric: name)
             return .drop
         }
-        seriesSeen.insert(entry.series)
         counts.samplesOut += 1
         guard entry.rewritten || exemplars != nil else { return .keep }
         counts.samplesRewritten += 1
