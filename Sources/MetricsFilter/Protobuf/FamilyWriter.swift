@@ -35,6 +35,8 @@ struct FamilyWriter {
         let start = rewritten.count
         body(&rewritten)
         // A length that said otherwise would misframe every field after it.
+        // safe: every caller computes `length` from the very byte ranges `body` appends
+        // (the filter's own arithmetic, no input decides it); a mismatch is a bug here.
         precondition(rewritten.count - start == length, "a replaced field's length is what it said")
     }
 

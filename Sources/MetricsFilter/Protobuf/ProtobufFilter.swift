@@ -68,8 +68,10 @@ public final class ProtobufFilter {
     @exclusivity(unchecked) public private(set) var memoCursor: SeriesMemo.Cursor
     @exclusivity(unchecked) private var draft = MemoDraft()
     /// A metric's memo key: its family's (escaped) name and type, and its label fields
-    /// as they came. (Whether it has a bucket or quantile is `Entry.structural`.)
+    /// as they came. (Whether it has a bucket or quantile is `Entry.structural`.) The
+    /// family's part, its first `keyPrefixLength` bytes, is written once per family.
     @exclusivity(unchecked) private var key: [UInt8] = []
+    @exclusivity(unchecked) private var keyPrefixLength = 0
     /// While a metric the memo did not know is filtered: its decision is written down.
     @exclusivity(unchecked) private var recording = false
     @exclusivity(unchecked) private var piiBefore: PIICounts?
@@ -195,6 +197,13 @@ public final class ProtobufFilter {
         }
         let familyName = names.metricName(name)
         let shape = MetricShape(familyType: head.type)
+        if memo != nil {
+            key.removeAll(keepingCapacity: true)
+            key.append(contentsOf: familyName)
+            key.append(0xFF)  // never in a name: UTF-8 has no 0xFF byte
+            withUnsafeBytes(of: head.type.littleEndian) { key.append(contentsOf: $0) }
+            keyPrefixLength = key.count
+        }
         var buffer: [UInt8] = []
         swap(&buffer, &familyBuffer)  // the writer's alone: emptying it keeps its capacity
         var writer = FamilyWriter(family: family, buffer: buffer)
@@ -221,7 +230,7 @@ public final class ProtobufFilter {
                 continue
             }
             counts.samplesIn += 1
-            switch filterMetric(field, of: family, family: familyName, type: head.type, shape: shape, writer: &writer) {
+            switch filterMetric(field, of: family, family: familyName, shape: shape, writer: &writer) {
             case .drop:
                 writer.remove(field)
                 continue
@@ -267,7 +276,7 @@ public final class ProtobufFilter {
     }
 
     private func filterMetric(_ field: ProtoWire.Field, of familyBytes: UnsafeRawBufferPointer, family: [UInt8],
-                              type: UInt64, shape: MetricShape, writer: inout FamilyWriter) -> MetricOutcome {
+                              shape: MetricShape, writer: inout FamilyWriter) -> MetricOutcome {
         let metric = familyBytes.value(of: field)
         // A metric is the protobuf's line: bounded alike, so that no one metric's
         // labels can cost more than a line's.
@@ -282,7 +291,7 @@ public final class ProtobufFilter {
             if let memoPerMetric {
                 let outcome = memoPerMetric._withUnsafeGuaranteedRef { memo in
                     Result { () throws(ProtoWire.Malformed) in
-                        try replayPredicted(metric, fields: &fields, family: family, type: type, shape: shape, memo: memo,
+                        try replayPredicted(metric, fields: &fields, family: family, shape: shape, memo: memo,
                                             place: field, writer: &writer)
                     }
                 }
@@ -296,7 +305,7 @@ public final class ProtobufFilter {
             }
             let outcome = memoPerMetric._withUnsafeGuaranteedRef { memo in
                 Result { () throws(ProtoWire.Malformed) in
-                    try filterRemembered(metric, fields: fields, family: family, type: type, shape: shape, memo: memo,
+                    try filterRemembered(metric, fields: fields, family: family, shape: shape, memo: memo,
                                          place: field, writer: &writer)
                 }
             }
@@ -403,7 +412,8 @@ public final class ProtobufFilter {
     private func rewrite(_ metric: UnsafeRawBufferPointer, fields: [ProtoWire.Field], labelPairs: UnsafeRawBufferPointer,
                          exemplars: [UInt8]?, name: some Collection<UInt8>, family: [UInt8], place: ProtoWire.Field,
                          writer: inout FamilyWriter) -> MetricOutcome {
-        guard exemplars == nil, name.elementsEqual(family) else {
+        let moved = !name.elementsEqual(family)
+        guard exemplars == nil, !moved else {
             var rewritten = Array(labelPairs)
             if let exemplars {
                 MetricMessages.appendFields(of: exemplars, except: MetricField.Metric.label, to: &rewritten)
@@ -412,7 +422,7 @@ public final class ProtobufFilter {
                     rewritten.append(contentsOf: metric.whole(field))
                 }
             }
-            guard name.elementsEqual(family) else { return .move(Array(name), rewritten) }
+            if moved { return .move(Array(name), rewritten) }
             writer.replace(place, number: MetricField.Family.metric, length: rewritten.count) { $0.append(contentsOf: rewritten) }
             return .rewritten
         }
@@ -439,12 +449,9 @@ public final class ProtobufFilter {
     /// checked again (`validateInside` skips them): their bytes are in its key, those
     /// of a metric whose check passed.
     private func filterRemembered(_ metric: UnsafeRawBufferPointer, fields: [ProtoWire.Field], family: [UInt8],
-                                  type: UInt64, shape: MetricShape, memo: SeriesMemo, place: ProtoWire.Field,
+                                  shape: MetricShape, memo: SeriesMemo, place: ProtoWire.Field,
                                   writer: inout FamilyWriter) throws(ProtoWire.Malformed) -> MetricOutcome {
-        key.removeAll(keepingCapacity: true)
-        key.append(contentsOf: family)
-        key.append(0xFF)  // never in a name: UTF-8 has no 0xFF byte
-        withUnsafeBytes(of: type.littleEndian) { key.append(contentsOf: $0) }
+        key.removeSubrange(keyPrefixLength...)
         for field in fields where field.number == MetricField.Metric.label { key.append(contentsOf: metric.whole(field)) }
         // The metric that followed the last one in the last scrape, else by hash.
         let (found, hash): (Int32?, UInt64) = key.withUnsafeBufferPointer { key in
@@ -487,20 +494,19 @@ public final class ProtobufFilter {
     /// metric whose check passed, so the first field that can be malformed is after
     /// them, as it is on the full path.
     private func replayPredicted(_ metric: UnsafeRawBufferPointer, fields: inout [ProtoWire.Field], family: [UInt8],
-                                 type: UInt64, shape: MetricShape, memo: SeriesMemo, place: ProtoWire.Field,
+                                 shape: MetricShape, memo: SeriesMemo, place: ProtoWire.Field,
                                  writer: inout FamilyWriter) throws(ProtoWire.Malformed) -> MetricOutcome? {
         let predicted = memo.predicted(after: memoCursor)
         guard predicted >= 0 else { return nil }
-        let key = memo.bytes(predicted).key
-        let labelsStart = family.count + 1 + MemoryLayout<UInt64>.size
-        guard key.count >= labelsStart, key[family.count] == 0xFF,
-              family.withUnsafeBufferPointer({ ExpositionTokens.equal(UnsafeBufferPointer(rebasing: key[0..<family.count]), $0) }),
-              withUnsafeBytes(of: type.littleEndian, { typeBytes in
-                  memcmp(typeBytes.baseAddress!, key.baseAddress! + family.count + 1, typeBytes.count) == 0
-              }) else { return nil }
-        let labelsLength = key.count - labelsStart
+        // The entry's key: this family's part (`key`'s first bytes), then its label fields.
+        let entryKey = memo.bytes(predicted).key
+        let labelsStart = keyPrefixLength
+        guard entryKey.count >= labelsStart,
+              key.withUnsafeBufferPointer({ memcmp($0.baseAddress!, entryKey.baseAddress!, labelsStart) == 0 })
+        else { return nil }
+        let labelsLength = entryKey.count - labelsStart
         guard metric.count >= labelsLength,
-              labelsLength == 0 || memcmp(metric.baseAddress!, key.baseAddress! + labelsStart, labelsLength) == 0
+              labelsLength == 0 || memcmp(metric.baseAddress!, entryKey.baseAddress! + labelsStart, labelsLength) == 0
         else { return nil }
         try MetricSchema.readFields(of: metric, from: labelsLength, into: &fields)
         guard !fields.contains(where: { $0.number == MetricField.Metric.label }) else { return nil }
