@@ -28,7 +28,8 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
-        // Functions for what OpenSSL exposes only as macros, and bcrypt via libcrypt.
+        // Functions for what OpenSSL exposes only as macros, bcrypt via libcrypt, and
+        // the pseudonyms' HMAC (hmac.c).
         .target(
             name: "COpenSSLShims",
             dependencies: ["COpenSSL"],

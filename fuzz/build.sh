@@ -45,11 +45,16 @@ module CRE2 {
 }
 EOF
 
-echo "fuzz/build.sh: compiling Sources/COpenSSLShims/shims.c and Sources/CRE2" >&2
-# shellcheck disable=SC2086
-"${nice[@]}" "$clang" -O1 -g -fsanitize=fuzzer-no-link,address \
-    -I Sources/COpenSSLShims/include $cflags \
-    -c Sources/COpenSSLShims/shims.c -o "$out/obj/shims.o"
+echo "fuzz/build.sh: compiling Sources/COpenSSLShims/*.c and Sources/CRE2" >&2
+shim_objects=()
+for source in Sources/COpenSSLShims/*.c; do
+    object=$out/obj/$(basename "$source" .c).o
+    # shellcheck disable=SC2086
+    "${nice[@]}" "$clang" -O1 -g -fsanitize=fuzzer-no-link,address \
+        -I Sources/COpenSSLShims/include $cflags \
+        -c "$source" -o "$object"
+    shim_objects+=("$object")
+done
 # shellcheck disable=SC2086
 "${nice[@]}" "${clang}++" -O1 -g -std=c++17 -fsanitize=fuzzer-no-link,address \
     -I Sources/CRE2/include $cflags \
@@ -70,7 +75,7 @@ for flag in $cflags; do xcc+=(-Xcc "$flag"); done
     -I "$root/Sources/COpenSSL" -I "$out/modules/COpenSSLShims" -I "$out/modules/CRE2" \
     -Xcc -I -Xcc "$root/Sources/COpenSSLShims/include" ${xcc[@]+"${xcc[@]}"} \
     $(find "$root/Sources/MetricsFilter" -name '*.swift' | sort) "$root/fuzz/FilterFuzzer.swift" \
-    "$out/obj/shims.o" "$out/obj/scrapeguard_re2.o" \
+    "${shim_objects[@]}" "$out/obj/scrapeguard_re2.o" \
     $libs -lcrypt -lstdc++ \
     -o "$out/filter-fuzzer") \
     2> >(grep -v "warning: Cannot export local symbol '__asan" >&2)

@@ -558,8 +558,8 @@ public final class StreamingFilter {
             plainOrder.removeAll(keepingCapacity: true)
             for index in plain.labels.indices {
                 var position = plainOrder.count
-                while position > 0, plain.labelName(plain.labels[index]).lexicographicallyPrecedes(
-                    plain.labelName(plain.labels[plainOrder[position - 1]])) {
+                while position > 0, ExpositionTokens.precedes(
+                    plain.labelName(plain.labels[index]), plain.labelName(plain.labels[plainOrder[position - 1]])) {
                     position -= 1
                 }
                 plainOrder.insert(index, at: position)

@@ -3,8 +3,8 @@
 
 /*
  * Functions for the parts of OpenSSL 3 that are macros (Swift cannot import
- * them), a few fixed callbacks, and bcrypt through libcrypt. Every name has
- * the `sg_` prefix.
+ * them), a few fixed callbacks, bcrypt through libcrypt, and the pseudonyms'
+ * HMAC-SHA256 from saved states (hmac.c). Every name has the `sg_` prefix.
  */
 
 #include <openssl/ssl.h>
@@ -71,14 +71,17 @@ int sg_bcrypt_hash(const char *password, int cost, char *out, size_t out_length)
 /* MD5 of `data` into `out` (16 bytes), for Prometheus's hashmod. 1 on success. */
 int sg_md5(const void *data, size_t length, unsigned char *out);
 
-/* A keyed HMAC-SHA256: made once per key, then duplicated for each user (a scrape),
- * which re-initializes it per value: no fetch and no keying per value. */
+/* A keyed HMAC-SHA256 (hmac.c): made once per key, then duplicated for each user (a
+ * scrape); a value is hashed from copies of the key's saved states, allocating nothing. */
 typedef struct sg_hmac sg_hmac;
 /* NULL when the key is empty or OpenSSL failed. */
 sg_hmac *sg_hmac_sha256_new(const unsigned char *key, size_t key_length);
 sg_hmac *sg_hmac_dup(const sg_hmac *hmac);
 /* HMAC of `data` into `out` (32 bytes). 1 on success. */
-int sg_hmac_compute(sg_hmac *hmac, const void *data, size_t length, unsigned char *out);
+int sg_hmac_compute(const sg_hmac *hmac, const void *data, size_t length, unsigned char *out);
 void sg_hmac_free(sg_hmac *hmac);
+/* OpenSSL's own one-shot HMAC-SHA256 (`HMAC()`), which the tests hold sg_hmac to. */
+int sg_hmac_sha256_reference(const unsigned char *key, size_t key_length, const void *data, size_t length,
+                             unsigned char *out);
 
 #endif

@@ -14,6 +14,16 @@ enum ExpositionTokens {
         bytes.count == other.count && (bytes.isEmpty || memcmp(bytes.baseAddress!, other.baseAddress!, bytes.count) == 0)
     }
 
+    /// Byte-wise order (a prefix first), as `lexicographicallyPrecedes` gives it, by `memcmp`.
+    static func precedes(_ bytes: UnsafeBufferPointer<UInt8>, _ other: UnsafeBufferPointer<UInt8>) -> Bool {
+        let common = min(bytes.count, other.count)
+        if common > 0 {
+            let order = memcmp(bytes.baseAddress!, other.baseAddress!, common)
+            if order != 0 { return order < 0 }
+        }
+        return bytes.count < other.count
+    }
+
     static func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ literal: StaticString) -> Bool {
         equal(bytes, UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }

@@ -32,7 +32,12 @@ enum PIIDetection {
     /// `local@domain.tld`: a local part of letters, digits and `._%+-`, a domain of
     /// dot-separated labels ending in a top-level domain of two or more letters.
     static func containsEmail(_ value: UnsafeBufferPointer<UInt8>) -> Bool {
-        for at in value.indices where value[at] == UInt8(ascii: "@") {
+        guard let base = value.baseAddress else { return false }
+        var searchFrom = 0
+        // memchr finds each `@`: most values have none, and it scans them a word at a time.
+        while searchFrom < value.count, let found = memchr(base + searchFrom, Int32(UInt8(ascii: "@")), value.count - searchFrom) {
+            let at = base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+            searchFrom = at + 1
             var start = at
             while start > 0, isAlphanumeric(value[start - 1]) || "._%+-".utf8.contains(value[start - 1]) { start -= 1 }
             guard start < at else { continue }
@@ -194,13 +199,17 @@ enum PIIDetection {
     }
 }
 
-/// Applies a `PIIPolicy` to label sets, memoizing per (label name, value) in a
-/// bounded cache. Not thread-safe: one per scrape.
+/// Applies a `PIIPolicy` to label sets, memoizing what it does per label name.
+/// Not thread-safe: one per scrape.
 final class PIIScrubber {
     let policy: PIIPolicy
     /// What the policy does with a label of this name, memoized per name.
     private var decisions: [ByteKey: NameDecision] = [:]
-    private var recentDecisions: [(hash: UInt64, name: [UInt8], decision: NameDecision)] = []
+    /// The names met last, for `decision(forNameIn:)`: plain values in one array and
+    /// the names' bytes in another, so that looking one up retains nothing.
+    private var recentNames: [RecentName] = []
+    private var recentNameBytes: [UInt8] = []
+    private static let recentNamesCapacity = 64
     private let cacheCapacity = 8192
 
     enum Outcome {
@@ -241,13 +250,22 @@ final class PIIScrubber {
         case exempt
     }
 
-    /// Made once per scrape, on the first `hash`.
-    private lazy var writer: PseudonymWriter? = policy.makePseudonymWriter()
+    private struct RecentName {
+        /// The name's length and its first and last bytes.
+        var hash: UInt64
+        var start: Int
+        var count: Int
+        var decision: NameDecision
+    }
+
+    /// One per scrape (a copy of the keyed states: no allocation per value).
+    private let writer: PseudonymWriter?
     /// The labels of a `LabelSet` being scrubbed (see `scrub(_:counts:)`).
     @exclusivity(unchecked) var working = RelabelLabels()
 
     init(policy: PIIPolicy) {
         self.policy = policy
+        writer = policy.makePseudonymWriter()
     }
 
     private func decision(for name: [UInt8]) -> NameDecision {
@@ -267,18 +285,29 @@ final class PIIScrubber {
     }
 
     /// The decision for a name in a line, found without copying the name: the names
-    /// seen last are compared by a hash of their bytes, then byte for byte. An
-    /// exposition has few label names, so the list is short.
+    /// seen last are compared by their length and end bytes, then byte for byte. An
+    /// exposition has few label names, so the list is short (a hash of every byte,
+    /// byte-serial, cost more than the comparisons it saved).
     private func decision(forNameIn name: UnsafeBufferPointer<UInt8>) -> NameDecision {
-        let hash = ByteKey.fnv1a(name)
-        for entry in recentDecisions where entry.hash == hash && entry.name.count == name.count {
-            let same = name.isEmpty || entry.name.withUnsafeBufferPointer { memcmp($0.baseAddress!, name.baseAddress!, name.count) == 0 }
-            if same { return entry.decision }
+        let hash = name.isEmpty ? 0 : UInt64(name.count) | UInt64(name[0]) << 32 | UInt64(name[name.count - 1]) << 40
+        let known = recentNames.withUnsafeBufferPointer { entries in
+            recentNameBytes.withUnsafeBufferPointer { bytes -> NameDecision? in
+                for entry in entries where entry.hash == hash && entry.count == name.count {
+                    if name.isEmpty || memcmp(bytes.baseAddress! + entry.start, name.baseAddress!, name.count) == 0 {
+                        return entry.decision
+                    }
+                }
+                return nil
+            }
         }
-        let copy = Array(name)
-        let found = decision(for: copy)
-        if recentDecisions.count >= 64 { recentDecisions.removeFirst() }
-        recentDecisions.append((hash, copy, found))
+        if let known { return known }
+        let found = decision(for: Array(name))
+        if recentNames.count >= Self.recentNamesCapacity {
+            recentNames.removeAll(keepingCapacity: true)
+            recentNameBytes.removeAll(keepingCapacity: true)
+        }
+        recentNames.append(RecentName(hash: hash, start: recentNameBytes.count, count: name.count, decision: found))
+        recentNameBytes.append(contentsOf: name)
         return found
     }
 

@@ -1,11 +1,10 @@
 internal import COpenSSLShims
 
-/// HMAC-SHA256 under one key, set up once: each pseudonym re-initializes a copy of a
-/// keyed template instead of fetching the algorithm and keying it again (which costs
-/// more than the hash itself in OpenSSL 3). OpenSSL itself is behind the C shims'
-/// `sg_hmac_*`.
+/// HMAC-SHA256 under one key, set up once: the key's two pad blocks are hashed when it
+/// is made, and each pseudonym starts from copies of those states (the C shims'
+/// `sg_hmac_*`, hmac.c, which says why not EVP_MAC).
 final class Pseudonymizer: @unchecked Sendable {
-    // @unchecked: the template is never changed after init; each use works on a copy.
+    // @unchecked: the template is never changed after init; hashing only reads it.
     private let template: OpaquePointer?
 
     init(key: [UInt8]) {
@@ -18,18 +17,18 @@ final class Pseudonymizer: @unchecked Sendable {
 
     /// `h_` and the first 16 hex digits of HMAC-SHA256(key, value); nil if OpenSSL failed.
     func pseudonym(_ value: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
-        makeWriter()?.pseudonym(value)?.withBytes { Array($0) }
+        guard let template else { return nil }
+        return PseudonymWriter.pseudonym(hmac: template, value)?.withBytes { Array($0) }
     }
 
-    /// A context of its own for one user at a time (a scrape): it is keyed once, here,
-    /// and only re-initialized per value, so a pseudonym allocates nothing in OpenSSL.
+    /// A copy of the keyed states for one scrape's filter, which it owns.
     func makeWriter() -> PseudonymWriter? {
         guard let template, let copy = sg_hmac_dup(template) else { return nil }
         return PseudonymWriter(hmac: copy)
     }
 }
 
-/// Writes pseudonyms with one keyed HMAC context. Not thread-safe: one per scrape.
+/// Writes pseudonyms with its own copy of the keyed states (hashing only reads it).
 final class PseudonymWriter {
     private let hmac: OpaquePointer
 
@@ -43,6 +42,10 @@ final class PseudonymWriter {
 
     /// `h_` and the first 16 hex digits of HMAC-SHA256(key, value); nil if OpenSSL failed.
     func pseudonym(_ value: UnsafeBufferPointer<UInt8>) -> Pseudonym? {
+        Self.pseudonym(hmac: hmac, value)
+    }
+
+    fileprivate static func pseudonym(hmac: OpaquePointer, _ value: UnsafeBufferPointer<UInt8>) -> Pseudonym? {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest -> Pseudonym? in
             guard sg_hmac_compute(hmac, value.baseAddress, value.count, digest.baseAddress) == 1 else { return nil }
             return Pseudonym(digest: UnsafeBufferPointer(digest))

@@ -182,7 +182,9 @@ struct RelabelLabels {
     }
 
     private func precedes(_ lhs: Range<Int>, _ rhs: Range<Int>) -> Bool {
-        bytes.withUnsafeBufferPointer { UnsafeBufferPointer(rebasing: $0[lhs]).lexicographicallyPrecedes($0[rhs]) }
+        bytes.withUnsafeBufferPointer {
+            ExpositionTokens.precedes(UnsafeBufferPointer(rebasing: $0[lhs]), UnsafeBufferPointer(rebasing: $0[rhs]))
+        }
     }
 
     private func same(_ lhs: Range<Int>, _ rhs: Range<Int>) -> Bool {
