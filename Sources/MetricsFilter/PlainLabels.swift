@@ -124,7 +124,7 @@ struct PlainLabels: StructureLabels {
             opened = true
             output.append(contentsOf: sample.labelName(label))
             output.append(contentsOf: "=\"".utf8)
-            value.withBytes { ExpositionWriter.escape($0, into: &output) }
+            value.writeEscaped(into: &output)
             output.append(UInt8(ascii: "\""))
         }
         if opened { output.append(UInt8(ascii: "}")) }

@@ -557,12 +557,14 @@ public final class StreamingFilter {
             // same `drop_series` rule ends the series, as on the full path.
             plainOrder.removeAll(keepingCapacity: true)
             for index in plain.labels.indices {
-                var position = plainOrder.count
-                while position > 0, ExpositionTokens.precedes(
-                    plain.labelName(plain.labels[index]), plain.labelName(plain.labels[plainOrder[position - 1]])) {
+                let name = plain.labelName(plain.labels[index])
+                plainOrder.append(index)
+                var position = plainOrder.count - 1
+                while position > 0, ExpositionTokens.precedes(name, plain.labelName(plain.labels[plainOrder[position - 1]])) {
+                    plainOrder[position] = plainOrder[position - 1]
                     position -= 1
                 }
-                plainOrder.insert(index, at: position)
+                plainOrder[position] = index
             }
             for index in plainOrder {
                 if case .drop = plainEdits[index] { continue }  // relabeled away

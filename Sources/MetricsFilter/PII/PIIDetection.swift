@@ -207,8 +207,8 @@ final class PIIScrubber {
     private var decisions: [ByteKey: NameDecision] = [:]
     /// The names met last, for `decision(forNameIn:)`: plain values in one array and
     /// the names' bytes in another, so that looking one up retains nothing.
-    private var recentNames: [RecentName] = []
-    private var recentNameBytes: [UInt8] = []
+    @exclusivity(unchecked) private var recentNames: [RecentName] = []
+    @exclusivity(unchecked) private var recentNameBytes: [UInt8] = []
     private static let recentNamesCapacity = 64
     private let cacheCapacity = 8192
 
@@ -239,6 +239,15 @@ final class PIIScrubber {
         }
 
         var bytes: [UInt8] { withBytes { Array($0) } }
+
+        /// Appends it as a label value in the text format: a pseudonym (`h_` and hex
+        /// digits) as it is, a marker escaped.
+        func writeEscaped(into output: inout [UInt8]) {
+            switch self {
+            case .marker(let marker): ExpositionWriter.escape(marker, into: &output)
+            case .pseudonym(let pseudonym): pseudonym.withBytes { output.append(contentsOf: $0) }
+            }
+        }
     }
 
     private enum NameDecision {

@@ -15,6 +15,9 @@ public final class Relabeler {
     /// The rules behind references: running a rule then retains one object, where a
     /// copy of the rule would retain each array it holds.
     private let steps: [Step]
+    /// The same, reached without a retain and release per rule per series (`steps`
+    /// owns them for the relabeler's life).
+    private let unretainedSteps: [Unmanaged<Step>]
 
     private final class Step {
         let rule: RelabelRule
@@ -45,6 +48,7 @@ public final class Relabeler {
 
     public init(rules: [RelabelRule], cacheCapacity: Int = 4096) {
         self.steps = rules.map(Step.init)
+        self.unretainedSteps = steps.map { Unmanaged.passUnretained($0) }
         self.matchCache = Array(repeating: MatchCache(), count: rules.count)
         self.cacheCapacity = cacheCapacity
     }
@@ -59,8 +63,8 @@ public final class Relabeler {
 
     /// Applies every rule to labels in place; false when the series is dropped.
     func apply(_ labels: inout RelabelLabels) -> Bool {
-        for index in steps.indices {
-            guard apply(steps[index], index: index, to: &labels) else { return false }
+        for index in unretainedSteps.indices {
+            guard unretainedSteps[index]._withUnsafeGuaranteedRef({ apply($0, index: index, to: &labels) }) else { return false }
         }
         return true
     }
@@ -73,15 +77,15 @@ public final class Relabeler {
         case .labelmap:
             mapped.removeAll(keepingCapacity: true)
             mapped.append(contentsOf: labels.slots)
-            for slot in mapped where labels.withBytes(slot.name, { matches(index, $0) }) {
+            for slot in mapped where labels.withBytes(slot.name, { matches(step, index, $0) }) {
                 target.removeAll(keepingCapacity: true)
                 labels.withBytes(slot.name) { step.rule.regex.replaceAll($0, with: step.rule.replacement, into: &target) }
                 target.withUnsafeBufferPointer { labels.set($0, valueAt: slot.value) }
             }
         case .labeldrop:
-            labels.delete { matches(index, $0) }
+            labels.delete { matches(step, index, $0) }
         case .labelkeep:
-            labels.delete { !matches(index, $0) }
+            labels.delete { !matches(step, index, $0) }
         }
         return true
     }
@@ -97,9 +101,9 @@ public final class Relabeler {
     private func apply(_ step: Step, index: Int, source: Source, to labels: inout RelabelLabels) -> Bool {
         switch step.rule.action {
         case .drop:
-            return !withSource(source, labels) { matches(index, $0) }
+            return !withSource(source, labels) { matches(step, index, $0) }
         case .keep:
-            return withSource(source, labels) { matches(index, $0) }
+            return withSource(source, labels) { matches(step, index, $0) }
         case .dropequal, .keepequal:
             let targetValue = step.rule.targetLabel.withUnsafeBufferPointer { labels.valueRange(of: $0) }
             let equal = withSource(source, labels) { value in labels.withBytes(targetValue) { ExpositionTokens.equal($0, value) } }
@@ -108,7 +112,7 @@ public final class Relabeler {
             target.removeAll(keepingCapacity: true)
             result.removeAll(keepingCapacity: true)
             let matched = withSource(source, labels) { value -> Bool in
-                guard let groups = match(index, value) else { return false }
+                guard let groups = match(step, index, value) else { return false }
                 step.rule.regex.expand(step.rule.targetLabel, subject: value, match: groups, into: &target)
                 step.rule.regex.expand(step.rule.replacement, subject: value, match: groups, into: &result)
                 return true
@@ -167,33 +171,45 @@ public final class Relabeler {
     }
 
     /// The match with its groups, for `replace`; memoized per value.
-    private func match(_ index: Int, _ subject: UnsafeBufferPointer<UInt8>) -> [Int]? {
-        memoized(index, subject) { steps[index].rule.regex.match(subject) }
+    private func match(_ step: Step, _ index: Int, _ subject: UnsafeBufferPointer<UInt8>) -> [Int]? {
+        let found = lookUp(index, subject)
+        if found.hit { return matchCache[index].answers[found.place!].groups }
+        let groups = step.rule.regex.match(subject)
+        remember(groups, index, subject, found)
+        return groups
     }
 
     /// Whether it matches, for every other action: RE2 answers that from its DFA,
     /// without the slower pass that finds groups. Memoized the same way (a rule has
-    /// one action, so its cache holds one kind of answer).
-    private func matches(_ index: Int, _ subject: UnsafeBufferPointer<UInt8>) -> Bool {
-        memoized(index, subject) { steps[index].rule.regex.matches(subject) ? [] : nil } != nil
+    /// one action, so its cache holds one kind of answer); a hit is read in place,
+    /// without taking a copy of the answer (a retain and release per series).
+    private func matches(_ step: Step, _ index: Int, _ subject: UnsafeBufferPointer<UInt8>) -> Bool {
+        let found = lookUp(index, subject)
+        if found.hit { return matchCache[index].answers[found.place!].groups != nil }
+        let matched = step.rule.regex.matches(subject)
+        remember(matched ? [] : nil, index, subject, found)
+        return matched
     }
 
-    private func memoized(_ index: Int, _ subject: UnsafeBufferPointer<UInt8>, _ compute: () -> [Int]?) -> [Int]? {
+    /// Where `subject`'s answer is in rule `index`'s cache: its hash, the place that
+    /// hash points to, and whether that place holds this very subject.
+    private func lookUp(_ index: Int, _ subject: UnsafeBufferPointer<UInt8>) -> (hash: UInt64, place: Int?, hit: Bool) {
         let hash = ByteKey.fnv1a(subject)
-        let place = matchCache[index].places[hash]
-        if let place, matchCache[index].answers[place].subject.withUnsafeBufferPointer({ ExpositionTokens.equal($0, subject) }) {
-            return matchCache[index].answers[place].groups
-        }
-        let result = compute()
-        if let place {
+        guard let place = matchCache[index].places[hash] else { return (hash, nil, false) }
+        let hit = matchCache[index].answers[place].subject.withUnsafeBufferPointer { ExpositionTokens.equal($0, subject) }
+        return (hash, place, hit)
+    }
+
+    private func remember(_ groups: [Int]?, _ index: Int, _ subject: UnsafeBufferPointer<UInt8>,
+                          _ found: (hash: UInt64, place: Int?, hit: Bool)) {
+        if let place = found.place {
             // Another value with the same hash: it takes the place.
-            matchCache[index].answers[place] = (Array(subject), result)
-            return result
+            matchCache[index].answers[place] = (Array(subject), groups)
+            return
         }
         if matchCache[index].answers.count >= cacheCapacity { matchCache[index] = MatchCache() }
-        matchCache[index].places[hash] = matchCache[index].answers.count
-        matchCache[index].answers.append((Array(subject), result))
-        return result
+        matchCache[index].places[found.hash] = matchCache[index].answers.count
+        matchCache[index].answers.append((Array(subject), groups))
     }
 
     /// `value` in decimal, as Go's `fmt.Sprintf("%d")` writes it.
