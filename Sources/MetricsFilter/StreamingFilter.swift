@@ -1,8 +1,8 @@
 /// Filters one exposition, chunk by chunk: every line is parsed (one that is not
 /// understood is never passed on), samples go through relabeling, and series that
 /// end up with the same identity are passed on once. Memory is one partial line, the
-/// output of one chunk, and at most 16 bytes per series of this scrape (the duplicate
-/// check).
+/// output of one chunk, and the duplicate check: a bit per series the memo numbered,
+/// at most 16 bytes per other series of this scrape.
 ///
 /// With a `SeriesMemo`, a plain sample line whose series part an earlier scrape
 /// decided has that decision replayed (see "The series memo" in
@@ -72,8 +72,9 @@ public final class StreamingFilter {
     /// Whether an unreadable line failed the scrape (`invalid_lines: fail_scrape`).
     public var failed: Bool { counts.failed }
 
-    /// Bytes this scrape's state holds and keeps until the scrape ends, growing with
-    /// the series written so far (about 8 to 16 bytes each, for the duplicate check),
+    /// Bytes this scrape's state holds and keeps until the scrape ends: the duplicate
+    /// check's bits for the memo's numbered series, made up front, and 8 to 16 bytes
+    /// for each other series written so far,
     /// plus a histogram group held back. The gateway counts them in its buffer budget,
     /// beside the body bytes waiting for the scraper.
     public var retainedBytes: Int {
@@ -123,7 +124,8 @@ public final class StreamingFilter {
         let memo = memo.flatMap { $0.budget > 0 ? $0 : nil }
         self.memoCursor = SeriesMemo.Cursor(exclusive: !sharingMemo)
         if !sharingMemo { memo?.beginScrape(policy: policy, format: format, names: names) }
-        self.structure = ExpositionStructure(format: format, expectedSeries: memo?.seriesWrittenLastScrape ?? 0)
+        self.structure = ExpositionStructure(format: format, expectedSeries: memo?.seriesWrittenLastScrape ?? 0,
+                                             numbering: SeriesNumbering(memo: memo))
         self.isPassThrough = policy.isIdentity
         self.admission = policy.limits.needsTracker
             ? ScrapeAdmission(tracker: tracker ?? SeriesTracker(limits: policy.limits)) : nil
@@ -341,7 +343,7 @@ public final class StreamingFilter {
         let verdict = structure.sample(
             name: name, labels: labels, value: format == .openMetrics ? ExpositionStructure.number(plain.value) : nil,
             time: timestamp.flatMap { ExpositionStructure.number($0) }, hasTimestamp: timestamp != nil,
-            hasExemplar: false, rewritten: entry.rewritten,
+            hasExemplar: false, rewritten: entry.rewritten, memoEntry: number,
             render: { _, buffer in
                 buffer.append(contentsOf: remembered.output)
                 buffer.append(contentsOf: UnsafeBufferPointer(rebasing: line[keyLength...]))

@@ -315,6 +315,94 @@ import TestSupport
         }
     }
 
+    /// A label drop makes metrics one series: each body after another, through a memo
+    /// whose series are numbered (the second scrape numbers them), shared, warm, shared
+    /// again (the warm pass remembered lines it did not number: replayed, they are
+    /// checked by fingerprint) and warm again, writes each series once as a fresh
+    /// filter does, whether the duplicate check meets it by its number (replayed) or by
+    /// its fingerprint (filtered in full, or remembered after the numbering).
+    @Test func aSeriesMetTwiceIsWrittenOnceWhicheverWayEachIsChecked() throws {
+        let policy = FilterPolicy(relabelRules: [try RelabelRule(.init(action: "labeldrop", regex: "code"))])
+        let a = "requests_total{path=\"/a\"} 1"
+        let a200 = "requests_total{path=\"/a\",code=\"200\"} 2"
+        let a500 = "requests_total{code=\"500\",path=\"/a\"} 3"
+        let b = "requests_total{path=\"/b\"} 4"
+        func body(_ lines: [String]) -> String {
+            "# TYPE requests_total counter\n" + lines.map { $0 + "\n" }.joined()
+        }
+        let bodies = [[a, b], [a, a200, b], [a200, a, b], [b, a200], [a200, b, a, a500], [a500, a200]].map(body)
+        for earlier in bodies {
+            for now in bodies {
+                let fresh = Self.filter(now, policy, memo: nil)
+                let memo = SeriesMemo(budget: 1 << 20)
+                for _ in 0..<3 { _ = Self.filter(earlier, policy, memo: memo) }
+                #expect(memo.numberedSeries > 0)
+                let shared = FilterHarness.filterOnce(now, policy, format: .text, tracker: nil, chunk: nil, memo: memo,
+                                                      sharingMemo: true)
+                let warm = Self.filter(now, policy, memo: memo)
+                let sharedAgain = FilterHarness.filterOnce(now, policy, format: .text, tracker: nil, chunk: nil,
+                                                           memo: memo, sharingMemo: true)
+                let again = Self.filter(now, policy, memo: memo)
+                for (pass, result) in [("shared", shared), ("warm", warm), ("shared again", sharedAgain),
+                                       ("warm again", again)] {
+                    #expect(result.0 == fresh.0, "\(pass)")
+                    #expect(result.1 == fresh.1, "\(pass): \(result.1) vs \(fresh.1)")
+                }
+            }
+        }
+        #expect(Self.filter(body([a200, b, a, a500]), policy, memo: nil).1.seriesDropped == ["duplicate": 2])
+    }
+
+    /// A memo too small for the scrape forgets the series the last scrape did not see
+    /// and moves the rest down: the numbers are made again even when as many entries
+    /// are left as were numbered, or a duplicate would pass (the first sequence) or a
+    /// series be dropped as one (the second). Each scrape gives the fresh result.
+    @Test func aFullMemoThatForgetsStillFindsEveryDuplicate() throws {
+        let policy = FilterPolicy(relabelRules: [try RelabelRule(.init(action: "labeldrop", regex: "code"))])
+        func line(_ path: String, code: String? = nil) -> String {
+            "requests_total{path=\"\(path)\"" + (code.map { ",code=\"\($0)\"" } ?? "") + "} 1"
+        }
+        // Never fits the memo: every scrape with it finds the memo full.
+        let big = line("/" + String(repeating: "x", count: 6000))
+        let sequences = [
+            [[line("/p"), line("/q"), line("/r")]]
+                + Array(repeating: [line("/r"), line("/a", code: "200"), line("/a", code: "500"), big], count: 3),
+            [[line("/a", code: "200"), line("/a", code: "500")]]
+                + Array(repeating: [line("/b"), line("/c"), big], count: 3),
+        ]
+        for (number, sequence) in sequences.enumerated() {
+            let memo = SeriesMemo(budget: 8 << 10)
+            for (scrape, lines) in sequence.enumerated() {
+                let input = "# TYPE requests_total counter\n" + lines.map { $0 + "\n" }.joined()
+                let fresh = Self.filter(input, policy, memo: nil)
+                let warm = Self.filter(input, policy, memo: memo)
+                #expect(warm.0 == fresh.0, "sequence \(number), scrape \(scrape)")
+                #expect(warm.1 == fresh.1, "sequence \(number), scrape \(scrape): \(warm.1) vs \(fresh.1)")
+            }
+            #expect(memo.statistics.refused > 0, "the memo was full")
+        }
+    }
+
+    /// A text memo numbers its series too, in its budget, once for the same entries.
+    @Test func aTextMemoNumbersItsSeriesWithinItsBudget() {
+        let body = (0..<200).map { "requests_total{path=\"/\($0)\"} 1\n" }.joined()
+        let budget = MemoBudget(limit: 1 << 20)
+        do {
+            let memo = SeriesMemo(sharing: budget)
+            _ = Self.filter(body, FilterPolicy(), memo: memo)
+            #expect(memo.numberedSeries == 0, "nothing to number before the first scrape")
+            let entriesOnly = memo.usedBytes
+            _ = Self.filter(body, FilterPolicy(), memo: memo)
+            #expect(memo.numberedSeries == 200)
+            #expect(memo.usedBytes == entriesOnly + SeriesNumbers.bytes(for: 200), "the numbers are counted")
+            #expect(budget.usedBytes == memo.usedBytes && memo.usedBytes <= memo.budget)
+            let held = memo.usedBytes
+            _ = Self.filter(body, FilterPolicy(), memo: memo)
+            #expect(memo.usedBytes == held, "the same entries: numbered once")
+        }
+        #expect(budget.usedBytes == 0)
+    }
+
     @Test func aZeroBudgetRemembersNothing() {
         let memo = SeriesMemo(budget: 0)
         #expect(Self.filter(Self.body, FilterPolicy(), memo: memo) == Self.filter(Self.body, FilterPolicy(), memo: nil))

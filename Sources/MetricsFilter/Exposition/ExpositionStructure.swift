@@ -18,7 +18,8 @@ import Darwin
 /// - histograms: each group (one label set without `le`) is held back until it ends
 ///   and passed on only if its buckets are ordered, end in `+Inf`, rise, and agree
 ///   with `_count`; otherwise it is dropped whole.
-/// Memory: one histogram group, a fingerprint per series, and per family its name and
+/// Memory: one histogram group, a bit per series the memo numbered and a fingerprint per
+/// other series (`WrittenSeries`), and per family its name and
 /// the sample names its type claims (at most five). Long (about 400 lines) because
 /// these rules read one shared state (the current family and series); the rules that
 /// need none are apart: `ClaimedNames`, `HistogramGroup`, `SampleValueRules`.
@@ -66,7 +67,8 @@ struct ExpositionStructure {
     }
 
     // Series order.
-    private var seriesSeen: FingerprintSet
+    private var seriesSeen: WrittenSeries
+    private let numbering: SeriesNumbering?
     private var lastSeries: SeriesFingerprint?
     private var lastTimestamp: Double?
     private var lastHadTimestamp = false
@@ -75,12 +77,16 @@ struct ExpositionStructure {
     private var pending: [UInt8] = []
     private var pendingGroup: HistogramGroup?
 
-    /// - Parameter expectedSeries: the series the scrape will likely write (what the
-    ///   last scrape through its memo wrote), made room for in the duplicate check up
-    ///   front.
-    init(format: ExpositionFormat, expectedSeries: Int = 0) {
+    /// - Parameters:
+    ///   - expectedSeries: the series the scrape will likely write (what the last
+    ///     scrape through its memo wrote), made room for in the duplicate check up front.
+    ///   - numbering: the memo's series numbers: the check is a bit for a series
+    ///     numbered, its fingerprint for the rest.
+    init(format: ExpositionFormat, expectedSeries: Int = 0, numbering: SeriesNumbering? = nil) {
         self.format = format
-        seriesSeen = FingerprintSet(expectedCount: expectedSeries)
+        self.numbering = numbering
+        let numbered = numbering?.count ?? 0
+        seriesSeen = WrittenSeries(numbered: numbered, expectedOthers: max(0, expectedSeries - numbered))
     }
 
     /// Bytes held for the rest of the scrape: the series seen and the group held back.
@@ -175,18 +181,22 @@ struct ExpositionStructure {
 
     /// The same for a sample read in place: its name, its labels through
     /// `StructureLabels`, its value and timestamp as numbers (nil: not one).
+    /// `memoEntry`: the memo entry a replayed sample comes from, whose series' number
+    /// the memo keeps.
     mutating func sample<Labels: StructureLabels>(name: UnsafeBufferPointer<UInt8>, labels: Labels, value: Double?,
                                                   time: Double?, hasTimestamp: Bool, hasExemplar: Bool, rewritten: Bool,
-                                                  render: Render, into output: inout [UInt8]) -> Verdict {
+                                                  memoEntry: Int32? = nil, render: Render,
+                                                  into output: inout [UInt8]) -> Verdict {
         let series = labels.fingerprint(name: name, excludingBuckets: false)
+        let number = numbering?.number(for: series, entry: memoEntry)
         if format == .text {
-            let verdict = textSample(name: name, series: series, time: time, hasTimestamp: hasTimestamp) { required in
-                labels.number(of: required, canonical: false)
+            let verdict = textSample(name: name, series: series, number: number, time: time, hasTimestamp: hasTimestamp) {
+                labels.number(of: $0, canonical: false)
             }
             if case .write = verdict { render(hasExemplar, &output) }
             return verdict
         }
-        if let verdict = checkOrder(series, time: time, hasTimestamp: hasTimestamp) { return verdict }
+        if let verdict = checkOrder(series, number: number, time: time, hasTimestamp: hasTimestamp) { return verdict }
         // Which family: the current one if its type allows this name, else a new,
         // untyped family of this exact name.
         let suffix: String
@@ -223,7 +233,7 @@ struct ExpositionStructure {
             guard groupsInFamily.insert(group).inserted else { return .drop(reason: .groupReappears) }
             currentGroup = group
         }
-        commit(series, time: time, hasTimestamp: hasTimestamp)
+        commit(series, number: number, time: time, hasTimestamp: hasTimestamp)
         if familyType == .histogram || familyType == .gaugehistogram {
             if pendingGroup == nil { pendingGroup = HistogramGroup(gauge: familyType == .gaugehistogram) }
             let le = labels.number(of: "le", canonical: false)
@@ -260,8 +270,9 @@ struct ExpositionStructure {
     // MARK: Helpers
 
     /// Whether a sample may follow what was written so far; changes nothing (a
-    /// sample dropped later must not move the order state).
-    private func checkOrder(_ series: SeriesFingerprint, time: Double?, hasTimestamp: Bool) -> Verdict? {
+    /// sample dropped later must not move the order state). `number`: the series'
+    /// number in the memo, if it has one (see `WrittenSeries`).
+    private func checkOrder(_ series: SeriesFingerprint, number: Int32?, time: Double?, hasTimestamp: Bool) -> Verdict? {
         if series == lastSeries {
             // The same series again: only with rising timestamps, on both samples.
             guard hasTimestamp, let time, lastHadTimestamp, let previous = lastTimestamp, time > previous
@@ -270,13 +281,13 @@ struct ExpositionStructure {
             }
             return nil
         }
-        guard !seriesSeen.contains(series) else { return .drop(reason: .duplicate) }
+        guard !seriesSeen.contains(series, number: number) else { return .drop(reason: .duplicate) }
         return nil
     }
 
     /// Records a sample that is written (or held back to be).
-    private mutating func commit(_ series: SeriesFingerprint, time: Double?, hasTimestamp: Bool) {
-        seriesSeen.insert(series)
+    private mutating func commit(_ series: SeriesFingerprint, number: Int32?, time: Double?, hasTimestamp: Bool) {
+        _ = seriesSeen.insert(series, number: number)
         lastSeries = series
         lastTimestamp = time
         lastHadTimestamp = hasTimestamp
@@ -285,13 +296,13 @@ struct ExpositionStructure {
     /// Decides on a text-format sample: its order, and the label its TYPE requires
     /// (`labelNumber` gives a label's value as a number, nil when absent or not one).
     /// The caller writes it when the verdict is `.write`.
-    mutating func textSample(name: UnsafeBufferPointer<UInt8>, series: SeriesFingerprint, time: Double?, hasTimestamp: Bool,
-                             labelNumber: (StaticString) -> Double?) -> Verdict {
-        if let verdict = checkOrder(series, time: time, hasTimestamp: hasTimestamp) { return verdict }
+    private mutating func textSample(name: UnsafeBufferPointer<UInt8>, series: SeriesFingerprint, number: Int32?, time: Double?,
+                                     hasTimestamp: Bool, labelNumber: (StaticString) -> Double?) -> Verdict {
+        if let verdict = checkOrder(series, number: number, time: time, hasTimestamp: hasTimestamp) { return verdict }
         if let required = textRequirement(for: name), labelNumber(required.label) == nil {
             return .drop(reason: required.dropReason)
         }
-        commit(series, time: time, hasTimestamp: hasTimestamp)
+        commit(series, number: number, time: time, hasTimestamp: hasTimestamp)
         return .write()
     }
 

@@ -1,5 +1,5 @@
-/// The series one protobuf scrape wrote, for its duplicate check: a bit per series the
-/// memo numbered (`SeriesNumbers`), which a steady scrape meets in order, and the
+/// The series one scrape wrote, for its duplicate check: a bit per series the memo
+/// numbered (`SeriesNumbers`), which a steady scrape meets in order, and the
 /// fingerprints of the others. A series goes to one or the other by the one rule
 /// `SeriesMemo.seriesNumber(for:)` gives, so it is found wherever it was written.
 struct WrittenSeries {
@@ -17,6 +17,12 @@ struct WrittenSeries {
     }
 
     var retainedBytes: Int { bits.capacity * MemoryLayout<UInt64>.stride + others.retainedBytes }
+
+    /// Whether `series` (numbered `number` by the memo, if it is) was written.
+    func contains(_ series: SeriesFingerprint, number: Int32?) -> Bool {
+        if let number { return bits[Int(number) >> 6] & (UInt64(1) << UInt64(number & 63)) != 0 }
+        return others.contains(series)
+    }
 
     /// Writes down `series` (numbered `number` by the memo, if it is); false when it
     /// was written already.

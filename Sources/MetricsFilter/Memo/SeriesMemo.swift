@@ -28,7 +28,7 @@ import Darwin
 /// which entry followed it: the next line is first compared with that one, without
 /// hashing, and its bytes are read in the order they were written.
 ///
-/// Bounded by a byte budget (entries, their bytes, the hash index; a protobuf memo's
+/// Bounded by a byte budget (entries, their bytes, the hash index; the entries'
 /// series numbers, `SeriesNumbers`, when they fit): a series that
 /// does not fit is filtered without the memo. When a scrape found the memo full, the
 /// next one begins by forgetting every series the last scrape did not see (the least
@@ -148,7 +148,7 @@ public final class SeriesMemo: @unchecked Sendable {
     /// for in its duplicate check (not `count`: a memo also holds series dropped,
     /// refused by a limit, or no longer scraped).
     @exclusivity(unchecked) private(set) var seriesWrittenLastScrape = 0
-    /// A protobuf memo's series, numbered for the duplicate check (see `SeriesNumbers`).
+    /// The memo's series, numbered for the duplicate check (see `SeriesNumbers`).
     @exclusivity(unchecked) private var seriesNumbers: SeriesNumbers?
     /// A scrape sharing the memo met a line it could have remembered: the memo is no
     /// longer settled once the sharing scrapes are done.
@@ -261,7 +261,7 @@ public final class SeriesMemo: @unchecked Sendable {
         } else if full {
             forgetSeriesNotSeenLastScrape()
         }
-        if format == nil { numberSeries() }
+        numberSeries()
         full = false
         settled = true
         generation &+= 1
@@ -291,8 +291,8 @@ public final class SeriesMemo: @unchecked Sendable {
     var numberedSeries: Int { seriesNumbers?.count ?? 0 }
 
     /// The number of the series entry `number` writes, when numbered; else the number
-    /// of `series` (see `SeriesNumbers`): the one rule every series a protobuf scrape
-    /// writes is checked under.
+    /// of `series` (see `SeriesNumbers`): the one rule every series a scrape writes is
+    /// checked under.
     func seriesNumber(ofEntry number: Int32, series: SeriesFingerprint) -> Int32? {
         seriesNumbers?.number(ofEntry: number) ?? seriesNumbers?.number(for: series, entries: entries)
     }
