@@ -69,14 +69,6 @@ sg_hmac *sg_hmac_sha256_new(const unsigned char *key, size_t key_length) {
     return hmac;
 }
 
-sg_hmac *sg_hmac_dup(const sg_hmac *hmac) {
-    sg_hmac *copy = malloc(sizeof(sg_hmac));
-    if (copy != NULL) {
-        memcpy(copy, hmac, sizeof(sg_hmac));
-    }
-    return copy;
-}
-
 int sg_hmac_compute(const sg_hmac *hmac, const void *data, size_t length, unsigned char *out) {
     /* Left on the stack, a finished copy holds no key: SHA256_Final leaves it the
      * digest (the inner one goes into the outer hash, the outer one is the output). */

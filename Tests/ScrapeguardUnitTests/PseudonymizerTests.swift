@@ -49,14 +49,17 @@ import TestSupport
         for keyLength in keyLengths {
             let key = (0..<keyLength).map { _ in UInt8.random(in: 0...255, using: &random) }
             let pseudonymizer = Pseudonymizer(key: key)
-            // One writer for every value, as a scrape uses it: each value starts over.
-            let writer = pseudonymizer.makeWriter()
-            #expect(writer != nil)
+            // One pseudonymizer for every value, as every scrape shares it: each value
+            // starts over from the key's states.
+            let ofNothing = [UInt8]().withUnsafeBufferPointer { pseudonymizer.inlinePseudonym($0) }
+            #expect(ofNothing != nil)
             for valueLength in valueLengths {
                 let value = (0..<valueLength).map { _ in UInt8.random(in: 0...255, using: &random) }
                 let expected = Self.reference(key: key, value: value)
                 #expect(expected != nil)
-                let made = value.withUnsafeBufferPointer { writer?.pseudonym($0) }?.withBytes { String(decoding: $0, as: UTF8.self) }
+                let made = value.withUnsafeBufferPointer { pseudonymizer.inlinePseudonym($0) }?.withBytes {
+                    String(decoding: $0, as: UTF8.self)
+                }
                 #expect(made == expected, "key \(keyLength) bytes, value \(valueLength) bytes")
                 compared += 1
             }

@@ -71,12 +71,11 @@ int sg_bcrypt_hash(const char *password, int cost, char *out, size_t out_length)
 /* MD5 of `data` into `out` (16 bytes), for Prometheus's hashmod. 1 on success. */
 int sg_md5(const void *data, size_t length, unsigned char *out);
 
-/* A keyed HMAC-SHA256 (hmac.c): made once per key, then duplicated for each user (a
- * scrape); a value is hashed from copies of the key's saved states, allocating nothing. */
+/* A keyed HMAC-SHA256 (hmac.c): made once per key; a value is hashed from copies of
+ * the key's saved states, allocating nothing and changing nothing (threads may share it). */
 typedef struct sg_hmac sg_hmac;
 /* NULL when the key is empty or OpenSSL failed. */
 sg_hmac *sg_hmac_sha256_new(const unsigned char *key, size_t key_length);
-sg_hmac *sg_hmac_dup(const sg_hmac *hmac);
 /* HMAC of `data` into `out` (32 bytes). 1 on success. */
 int sg_hmac_compute(const sg_hmac *hmac, const void *data, size_t length, unsigned char *out);
 void sg_hmac_free(sg_hmac *hmac);

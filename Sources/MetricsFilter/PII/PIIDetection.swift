@@ -267,14 +267,11 @@ final class PIIScrubber {
         var decision: NameDecision
     }
 
-    /// One per scrape (a copy of the keyed states: no allocation per value).
-    private let writer: PseudonymWriter?
     /// The labels of a `LabelSet` being scrubbed (see `scrub(_:counts:)`).
     @exclusivity(unchecked) var working = RelabelLabels()
 
     init(policy: PIIPolicy) {
         self.policy = policy
-        writer = policy.makePseudonymWriter()
     }
 
     private func decision(for name: [UInt8]) -> NameDecision {
@@ -352,7 +349,7 @@ final class PIIScrubber {
         case .drop: return .dropLabel(rule: rule)
         case .redact: return .replace(.marker(policy.marker), rule: rule, action: .redact)
         case .hash:
-            let replacement = writer?.pseudonym(value).map(Replacement.pseudonym) ?? .marker(policy.marker)
+            let replacement = policy.inlinePseudonym(value).map(Replacement.pseudonym) ?? .marker(policy.marker)
             return .replace(replacement, rule: rule, action: .hash)
         case .dropSeries: return .dropSeries(rule: rule)
         }

@@ -95,9 +95,9 @@ public struct PIIPolicy: Sendable, Equatable {
         pseudonymizer.pseudonym(value) ?? marker
     }
 
-    /// A pseudonym writer for one scrape (nil without a usable key: `pseudonym`
-    /// then gives the marker).
-    func makePseudonymWriter() -> PseudonymWriter? {
-        pseudonymizer.makeWriter()
+    /// A pseudonym held inline (nil without a usable key or if OpenSSL failed: the
+    /// caller then writes the marker).
+    func inlinePseudonym(_ value: UnsafeBufferPointer<UInt8>) -> Pseudonym? {
+        pseudonymizer.inlinePseudonym(value)
     }
 }

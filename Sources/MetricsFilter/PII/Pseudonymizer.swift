@@ -17,37 +17,15 @@ final class Pseudonymizer: @unchecked Sendable {
 
     /// `h_` and the first 16 hex digits of HMAC-SHA256(key, value); nil if OpenSSL failed.
     func pseudonym(_ value: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        inlinePseudonym(value)?.withBytes { Array($0) }
+    }
+
+    /// The same, held inline: nothing is allocated. Safe from scrapes at once: hashing
+    /// starts from copies of the template's states and never changes it.
+    func inlinePseudonym(_ value: UnsafeBufferPointer<UInt8>) -> Pseudonym? {
         guard let template else { return nil }
-        return PseudonymWriter.pseudonym(hmac: template, value)?.withBytes { Array($0) }
-    }
-
-    /// A copy of the keyed states for one scrape's filter, which it owns.
-    func makeWriter() -> PseudonymWriter? {
-        guard let template, let copy = sg_hmac_dup(template) else { return nil }
-        return PseudonymWriter(hmac: copy)
-    }
-}
-
-/// Writes pseudonyms with its own copy of the keyed states (hashing only reads it).
-final class PseudonymWriter {
-    private let hmac: OpaquePointer
-
-    fileprivate init(hmac: OpaquePointer) {
-        self.hmac = hmac
-    }
-
-    deinit {
-        sg_hmac_free(hmac)
-    }
-
-    /// `h_` and the first 16 hex digits of HMAC-SHA256(key, value); nil if OpenSSL failed.
-    func pseudonym(_ value: UnsafeBufferPointer<UInt8>) -> Pseudonym? {
-        Self.pseudonym(hmac: hmac, value)
-    }
-
-    fileprivate static func pseudonym(hmac: OpaquePointer, _ value: UnsafeBufferPointer<UInt8>) -> Pseudonym? {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest -> Pseudonym? in
-            guard sg_hmac_compute(hmac, value.baseAddress, value.count, digest.baseAddress) == 1 else { return nil }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest -> Pseudonym? in
+            guard sg_hmac_compute(template, value.baseAddress, value.count, digest.baseAddress) == 1 else { return nil }
             return Pseudonym(digest: UnsafeBufferPointer(digest))
         }
     }
