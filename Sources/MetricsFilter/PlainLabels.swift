@@ -10,10 +10,12 @@ enum PlainEdit {
 
 /// A plain sample's labels with their edits, as the structure check, the limits and
 /// admission read them and as a changed line is written.
+/// Made for each line, from lent positions and edits: it owns nothing, so making it
+/// retains nothing; valid while they are lent.
 struct PlainLabels: StructureLabels {
-    let sample: PlainSample
+    let sample: PlainSample.Lent
     /// One per label; empty when no rule applies (all kept).
-    let edits: [PlainEdit]
+    let edits: UnsafeBufferPointer<PlainEdit>
     /// The pass-through path hands the structure check the labels as parsed, where
     /// `a=""` is a label; elsewhere the label set has no empty values.
     let emptyIsPresent: Bool
@@ -96,15 +98,36 @@ struct PlainLabels: StructureLabels {
     /// The line with its edits: labels in their original order, less the dropped and
     /// the empty ones; the value and timestamp as they were.
     func writeEdited(into output: inout [UInt8]) {
-        writeSeriesPart(into: &output)
-        output.append(UInt8(ascii: " "))
-        output.append(contentsOf: sample.valueAndTimestamp)
-        output.append(0x0A)
+        output.append(count: seriesPartCount + 1 + sample.valueAndTimestamp.count + 1) { writer in
+            writeSeriesPart(into: &writer)
+            writer.append(UInt8(ascii: " "))
+            writer.append(bytes: sample.valueAndTimestamp)
+            writer.append(0x0A)
+        }
+    }
+
+    /// The length of what `writeSeriesPart(into:)` writes.
+    var seriesPartCount: Int {
+        var count = sample.name.count
+        var opened = false
+        for (index, label) in sample.labels.enumerated() {
+            switch edit(index) {
+            case .drop:
+                continue
+            case .replace(let replacement):
+                count += 1 + (label.nameEnd - label.nameStart) + 2 + replacement.escapedCount + 1
+            case .keep:
+                guard label.valueEnd > label.valueStart else { continue }
+                count += 1 + (label.valueEnd + 1 - label.nameStart)
+            }
+            opened = true
+        }
+        return opened ? count + 1 : count
     }
 
     /// The edited line up to its value (the space not included).
-    func writeSeriesPart(into output: inout [UInt8]) {
-        output.append(contentsOf: sample.name)
+    func writeSeriesPart<Output: ByteOutput>(into output: inout Output) {
+        output.append(bytes: sample.name)
         var opened = false
         for (index, label) in sample.labels.enumerated() {
             let value: PIIScrubber.Replacement
@@ -117,14 +140,15 @@ struct PlainLabels: StructureLabels {
                 guard label.valueEnd > label.valueStart else { continue }
                 output.append(opened ? UInt8(ascii: ",") : UInt8(ascii: "{"))
                 opened = true
-                output.append(contentsOf: UnsafeBufferPointer(rebasing: sample.line[label.nameStart..<(label.valueEnd + 1)]))
+                output.append(bytes: UnsafeBufferPointer(rebasing: sample.line[label.nameStart..<(label.valueEnd + 1)]))
                 continue
             }
             output.append(opened ? UInt8(ascii: ",") : UInt8(ascii: "{"))
             opened = true
-            output.append(contentsOf: sample.labelName(label))
-            output.append(contentsOf: "=\"".utf8)
-            value.writeEscaped(into: &output)
+            output.append(bytes: sample.labelName(label))
+            output.append(UInt8(ascii: "="))
+            output.append(UInt8(ascii: "\""))
+            value.withEscapedBytes { output.append(bytes: $0) }
             output.append(UInt8(ascii: "\""))
         }
         if opened { output.append(UInt8(ascii: "}")) }

@@ -9,7 +9,7 @@
 /// `__name__`, an invalid line) is
 /// left to `ExpositionParser`, which gives the verdict: a line read here is one the
 /// parser reads the same way, in either format.
-struct PlainSample {
+struct PlainSample: PlainLine {
     struct LabelPosition {
         var nameStart: Int
         var nameEnd: Int
@@ -34,20 +34,23 @@ struct PlainSample {
         labels.reserveCapacity(16)
     }
 
-    var name: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: line[0..<nameEnd]) }
     var value: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: line[valueStart..<valueEnd]) }
     var timestamp: UnsafeBufferPointer<UInt8>? {
         timestampStart < line.count ? UnsafeBufferPointer(rebasing: line[timestampStart...]) : nil
     }
-    /// From the value to the end of the line: what a rewritten line keeps as it was.
-    var valueAndTimestamp: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: line[valueStart...]) }
 
-    func labelName(_ label: LabelPosition) -> UnsafeBufferPointer<UInt8> {
-        UnsafeBufferPointer(rebasing: line[label.nameStart..<label.nameEnd])
+    /// The line last read, its label positions lent: what `PlainLabels` holds, so that
+    /// making one for each line retains nothing.
+    struct Lent: PlainLine {
+        let line: UnsafeBufferPointer<UInt8>
+        let nameEnd: Int
+        let valueStart: Int
+        /// Valid only inside the `lend` call that made it.
+        let labels: UnsafeBufferPointer<LabelPosition>
     }
 
-    func labelValue(_ label: LabelPosition) -> UnsafeBufferPointer<UInt8> {
-        UnsafeBufferPointer(rebasing: line[label.valueStart..<label.valueEnd])
+    func lend<Result>(_ body: (Lent) throws -> Result) rethrows -> Result {
+        try labels.withUnsafeBufferPointer { try body(Lent(line: line, nameEnd: nameEnd, valueStart: valueStart, labels: $0)) }
     }
 
     /// The value of the label `name`, if the line has it.
@@ -180,5 +183,28 @@ extension PlainSample {
                 guard body(name, value) else { return }
             }
         }
+    }
+}
+
+/// A plain sample line's positions, and the parts of the line they mark.
+protocol PlainLine {
+    var line: UnsafeBufferPointer<UInt8> { get }
+    /// The name is `line[0..<nameEnd]`.
+    var nameEnd: Int { get }
+    /// Where the value starts, after the space that ends the series part.
+    var valueStart: Int { get }
+}
+
+extension PlainLine {
+    var name: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: line[0..<nameEnd]) }
+    /// From the value to the end of the line: what a rewritten line keeps as it was.
+    var valueAndTimestamp: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: line[valueStart...]) }
+
+    func labelName(_ label: PlainSample.LabelPosition) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(rebasing: line[label.nameStart..<label.nameEnd])
+    }
+
+    func labelValue(_ label: PlainSample.LabelPosition) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(rebasing: line[label.valueStart..<label.valueEnd])
     }
 }

@@ -32,6 +32,8 @@ public final class StreamingFilter {
     /// The relabel rules when they decide by names alone: then the fast path applies them.
     private let nameRelabeling: NameRelabeling?
     private let scrubber: PIIScrubber?
+    /// `scrubber` as each plain line reaches it, without a retain and a release.
+    private let scrubberPerLine: Unmanaged<PIIScrubber>?
     @exclusivity(unchecked) private var splitter: LineSplitter
     @exclusivity(unchecked) private var structure: ExpositionStructure
     /// No rule can change a label: samples only go through the structure check.
@@ -119,6 +121,7 @@ public final class StreamingFilter {
         self.relabeler = policy.relabelRules.isEmpty ? nil : Relabeler(rules: policy.relabelRules)
         self.nameRelabeling = policy.relabelRules.isEmpty ? nil : NameRelabeling(rules: policy.relabelRules)
         self.scrubber = policy.pii.isEmpty ? nil : PIIScrubber(policy: policy.pii)
+        self.scrubberPerLine = scrubber.map { Unmanaged.passUnretained($0) }
         self.piiCounts = PIICounts(policy: policy.pii)
         self.splitter = LineSplitter(maximumLineLength: policy.maximumLineLength)
         let memo = memo.flatMap { $0.budget > 0 ? $0 : nil }
@@ -538,42 +541,55 @@ public final class StreamingFilter {
             filterRelabeledPlainSample(relabeler, into: &output)
             return
         }
-        if let nameRelabeling, !nameRelabeling.keepsSeries(named: plain.name) {
-            dropSeries(.relabel, metric: plain.name)
+        plain.lend { filterPlainSample($0, into: &output) }
+    }
+
+    /// The fast path for a plain sample under no relabel rules, or name-only ones: its
+    /// labels edited in place by position (dropped, or their values replaced by the
+    /// PII rules), without a label set.
+    private func filterPlainSample(_ sample: PlainSample.Lent, into output: inout [UInt8]) {
+        if let nameRelabeling, !nameRelabeling.keepsSeries(named: sample.name) {
+            dropSeries(.relabel, metric: sample.name)
             return
         }
         var changed = false
         plainEdits.removeAll(keepingCapacity: true)
         if let nameRelabeling, nameRelabeling.changesLabels {
-            plainEdits.append(contentsOf: repeatElement(.keep, count: plain.labels.count))
+            plainEdits.append(contentsOf: repeatElement(.keep, count: sample.labels.count))
             // An empty value is no label to the label set: dropping it changes nothing.
-            for (index, label) in plain.labels.enumerated()
-            where label.valueEnd > label.valueStart && !nameRelabeling.keepsLabel(named: plain.labelName(label)) {
+            for (index, label) in sample.labels.enumerated()
+            where label.valueEnd > label.valueStart && !nameRelabeling.keepsLabel(named: sample.labelName(label)) {
                 plainEdits[index] = .drop
                 changed = true
             }
         }
-        if let scrubber {
-            if plainEdits.isEmpty { plainEdits.append(contentsOf: repeatElement(.keep, count: plain.labels.count)) }
-            // In name order, as the label set has them: the same rules count, and the
-            // same `drop_series` rule ends the series, as on the full path.
+        if let scrubberPerLine {
+            // Reached unretained, as the memo is (`scrubber` keeps it alive).
+            let scrubber = scrubberPerLine.takeUnretainedValue()
+            if plainEdits.isEmpty { plainEdits.append(contentsOf: repeatElement(.keep, count: sample.labels.count)) }
+            // When a rule can end the series, in name order, as the label set has them:
+            // the same rules count, and the same `drop_series` rule ends the series, as
+            // on the full path. Otherwise every label is met, and the order changes
+            // nothing.
             plainOrder.removeAll(keepingCapacity: true)
-            for index in plain.labels.indices {
-                let name = plain.labelName(plain.labels[index])
-                plainOrder.append(index)
-                var position = plainOrder.count - 1
-                while position > 0, ExpositionTokens.precedes(name, plain.labelName(plain.labels[plainOrder[position - 1]])) {
-                    plainOrder[position] = plainOrder[position - 1]
-                    position -= 1
+            plainOrder.append(contentsOf: sample.labels.indices)
+            if scrubber.canDropSeries {
+                for index in sample.labels.indices {
+                    let name = sample.labelName(sample.labels[index])
+                    var position = index
+                    while position > 0, ExpositionTokens.precedes(name, sample.labelName(sample.labels[plainOrder[position - 1]])) {
+                        plainOrder[position] = plainOrder[position - 1]
+                        position -= 1
+                    }
+                    plainOrder[position] = index
                 }
-                plainOrder[position] = index
             }
             for index in plainOrder {
                 if case .drop = plainEdits[index] { continue }  // relabeled away
-                let label = plain.labels[index]
-                let value = plain.labelValue(label)
+                let label = sample.labels[index]
+                let value = sample.labelValue(label)
                 guard !value.isEmpty else { continue }
-                switch scrubber.outcome(name: plain.labelName(label), value: value) {
+                switch scrubber.outcome(name: sample.labelName(label), value: value) {
                 case .keep:
                     break
                 case .replace(let replacement, let rule, let action):
@@ -588,24 +604,31 @@ public final class StreamingFilter {
                     changed = true
                 case .dropSeries(let rule):
                     count(rule, .dropSeries)
-                    dropSeries(.pii, metric: plain.name)
+                    dropSeries(.pii, metric: sample.name)
                     return
                 }
             }
         }
-        let labels = PlainLabels(sample: plain, edits: plainEdits, emptyIsPresent: isPassThrough)
+        plainEdits.withUnsafeBufferPointer { edits in
+            finishPlainSample(PlainLabels(sample: sample, edits: edits, emptyIsPresent: isPassThrough), changed: changed, into: &output)
+        }
+    }
+
+    /// The rest of `filterPlainSample` for its labels as edited: the limits, the memo,
+    /// admission and the structure check, and the line written.
+    private func finishPlainSample(_ labels: PlainLabels, changed: Bool, into output: inout [UInt8]) {
         if let reason = labels.limitProblem(policy.limits) {
-            dropSeries(reason, metric: plain.name)
+            dropSeries(reason, metric: labels.sample.name)
             return
         }
         if recording {
-            rememberWrite(name: plain.name, labels: labels, rewritten: changed, emptyValuesArePresent: labels.emptyIsPresent,
+            rememberWrite(name: labels.sample.name, labels: labels, rewritten: changed, emptyValuesArePresent: labels.emptyIsPresent,
                           writeOutput: changed ? { labels.writeSeriesPart(into: &$0) } : nil)
         }
-        guard !admits || admit(labels, name: plain.name) else { return }
+        guard !admits || admit(labels, name: labels.sample.name) else { return }
         let timestamp = plain.timestamp
         let verdict = structure.sample(
-            name: plain.name, labels: labels, value: format == .openMetrics ? ExpositionStructure.number(plain.value) : nil,
+            name: labels.sample.name, labels: labels, value: format == .openMetrics ? ExpositionStructure.number(plain.value) : nil,
             time: timestamp.flatMap { ExpositionStructure.number($0) }, hasTimestamp: timestamp != nil,
             hasExemplar: false, rewritten: changed,
             render: { _, buffer in
@@ -617,7 +640,7 @@ public final class StreamingFilter {
                 }
             },
             into: &output)
-        record(verdict, rewritten: changed, metric: Array(plain.name))
+        record(verdict, rewritten: changed, metric: Array(labels.sample.name))
     }
 
     /// The fast path for a plain sample under relabel rules that need the whole label

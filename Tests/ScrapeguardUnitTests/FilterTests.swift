@@ -138,17 +138,19 @@ import TestSupport
     /// on the line's positions, any other through `RelabelLabels`. Both decide as the
     /// full parser and `LabelSet` do (the fuzz target holds them to it on generated
     /// bodies); here, one body with each kind of line and rule.
+    /// `input` through a text filter on the plain path, or made to take the full path.
+    static func run(_ policy: FilterPolicy, _ input: String, plainPath: Bool,
+                    names: NameEscaping = .allowUTF8) -> (String, FilterReport) {
+        let filter = StreamingFilter(policy: policy, format: .text, names: names)
+        #expect(filter.usesPlainPath)
+        filter.usesPlainPath = plainPath
+        var output: [UInt8] = []
+        filter.process(Array(input.utf8), into: &output)
+        let report = filter.finish(into: &output)
+        return (String(decoding: output, as: UTF8.self), report)
+    }
+
     @Test func everyRelabelRuleListTakesThePlainPath() throws {
-        func run(_ policy: FilterPolicy, _ input: String, plainPath: Bool,
-                 names: NameEscaping = .allowUTF8) -> (String, FilterReport) {
-            let filter = StreamingFilter(policy: policy, format: .text, names: names)
-            #expect(filter.usesPlainPath)
-            filter.usesPlainPath = plainPath
-            var output: [UInt8] = []
-            filter.process(Array(input.utf8), into: &output)
-            let report = filter.finish(into: &output)
-            return (String(decoding: output, as: UTF8.self), report)
-        }
         var policy = try FilterHarness.piiPolicy()
         policy.relabelRules = try [
             RelabelRule(.init(action: "replace", sourceLabels: ["route"], targetLabel: "item",
@@ -171,8 +173,8 @@ import TestSupport
             http{route="/items/7",code="200",method="GET",session_id="s1",mail="bob@example.org"} 7
 
             """
-        let (plain, plainReport) = run(policy, input, plainPath: true)
-        let (full, fullReport) = run(policy, input, plainPath: false)
+        let (plain, plainReport) = Self.run(policy, input, plainPath: true)
+        let (full, fullReport) = Self.run(policy, input, plainPath: false)
         #expect(plain == full)
         #expect(plainReport == fullReport)
         #expect(plain.contains("item=\"item-7\""))
@@ -190,10 +192,10 @@ import TestSupport
             RelabelRule(.init(action: "replace", sourceLabels: ["x"], targetLabel: "y", regex: "(.*)", replacement: "$1")),
         ])
         let same = "m{y=\"1\",a_x=\"1\",x=\"1\"} 5\n"
-        let (sameOutput, sameReport) = run(idempotent, same, plainPath: true)
+        let (sameOutput, sameReport) = Self.run(idempotent, same, plainPath: true)
         #expect(sameOutput == same)
         #expect(sameReport.samplesRewritten == 0)
-        #expect(run(idempotent, same, plainPath: false) == (sameOutput, sameReport))
+        #expect(Self.run(idempotent, same, plainPath: false) == (sameOutput, sameReport))
 
         // A value of the line made the metric name is checked as a name: a scraper
         // without UTF-8 names refuses `/items/7`, so the series is dropped, as on the
@@ -203,8 +205,8 @@ import TestSupport
         ])
         let routed = "http{route=\"/items/7\"} 1\nhttp{route=\"items_8\"} 2\n"
         for names in [NameEscaping.underscores, .allowUTF8] {
-            let (renamed, renamedReport) = run(renaming, routed, plainPath: true, names: names)
-            #expect(run(renaming, routed, plainPath: false, names: names) == (renamed, renamedReport))
+            let (renamed, renamedReport) = Self.run(renaming, routed, plainPath: true, names: names)
+            #expect(Self.run(renaming, routed, plainPath: false, names: names) == (renamed, renamedReport))
             #expect(renamed.contains("items_8{route=\"items_8\"} 2"))
             #expect(renamedReport.seriesDropped["invalid_name"] == (names == .allowUTF8 ? nil : 1))
         }
@@ -216,6 +218,58 @@ import TestSupport
         #expect(output == "http{code=\"200\"} 2\n")
         #expect(report.seriesDropped["relabel"] == 1)
         #expect(report.seriesDropped["duplicate"] == 1)
+    }
+
+    /// The plain path meets a line's labels in name order only when a rule can end the
+    /// series (what is counted then depends on the order), in the line's order
+    /// otherwise; it writes a marker escaped from a copy made once. Either way it must
+    /// give the full path's series and counts.
+    @Test func thePIIRulesGiveTheFullPathsOutputOnThePlainPath() throws {
+        // Labels out of name order; the session rule before the card rule in name
+        // order, and after it in the line.
+        let input = """
+            m{zone="eu",session_id="s1",ip="10.0.0.1",note="4111 1111 1111 1111",mail="amy@example.com"} 1
+            m{zone="us",session_id="s2",ip="10.0.0.2",mail="bob@example.com"} 2
+            m{zone="ap",ip="10.0.0.3"} 3
+
+            """
+        let marker = #"re"da\cted"#
+        let endsSeries = PIIPolicy(
+            labelRules: [.init(name: "session", labelNames: ["session_id"], action: .hash)],
+            detectorRules: [.init(name: "card", detector: .card, action: .dropSeries),
+                            .init(name: "email", detector: .email, action: .hash),
+                            .init(name: "ip", detector: .ipv4, action: .redact)],
+            marker: marker, hashKey: Array(repeating: 7, count: 32))
+        var neverEnds = endsSeries
+        neverEnds.detectorRules[0].action = .drop
+        // The full path writes a changed line's labels in name order, the plain path in
+        // the line's: the same series either way (no value here holds a comma).
+        func sortingLabels(_ output: String) -> [String] {
+            output.split(separator: "\n").map { line in
+                guard let open = line.firstIndex(of: "{"), let close = line.lastIndex(of: "}") else { return String(line) }
+                let labels = line[line.index(after: open)..<close].split(separator: ",").sorted()
+                return "\(line[..<open]){\(labels.joined(separator: ","))\(line[close...])"
+            }
+        }
+        for pii in [endsSeries, neverEnds] {
+            let policy = FilterPolicy(pii: pii)
+            let (plain, plainReport) = Self.run(policy, input, plainPath: true)
+            let (full, fullReport) = Self.run(policy, input, plainPath: false)
+            #expect(sortingLabels(plain) == sortingLabels(full))
+            #expect(plainReport == fullReport)
+            #expect(plain.contains(#"ip="re\"da\\cted""#), "the marker escaped as a label value")
+            #expect(!plain.contains("amy@") && !plain.contains("bob@") && !plain.contains("s1\"") && !plain.contains("4111"))
+        }
+        let (ended, endedReport) = Self.run(FilterPolicy(pii: endsSeries), input, plainPath: true)
+        #expect(!ended.contains(" 1\n") && endedReport.seriesDropped["pii"] == 1)
+        // Name order: ip, mail, note (the card ends the series), session_id, zone: the
+        // rules met before the card count, the session rule after it does not.
+        #expect(endedReport.piiActions[FilterReport.PIIKey(rule: "session", action: "hash")] == 1)
+        #expect(endedReport.piiActions[FilterReport.PIIKey(rule: "email", action: "hash")] == 2)
+        let (kept, keptReport) = Self.run(FilterPolicy(pii: neverEnds), input, plainPath: true)
+        #expect(kept.contains(" 1\n") && keptReport.seriesDropped["pii"] == nil)
+        #expect(keptReport.piiActions[FilterReport.PIIKey(rule: "session", action: "hash")] == 2)
+        #expect(keptReport.piiActions[FilterReport.PIIKey(rule: "card", action: "drop")] == 1)
     }
 
     @Test func exemplarLabelsGoThroughThePIIRules() throws {
