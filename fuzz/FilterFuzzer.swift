@@ -122,9 +122,9 @@ private let fuzzPolicies: [(name: String, policy: FilterPolicy)] = [
     ("relabel-mixed", FilterPolicy(relabelRules: mixedRules)),
     ("relabel-edge", FilterPolicy(relabelRules: edgeRules)),
     ("relabel-collapse", FilterPolicy(relabelRules: collapseRules)),
-    ("pii", FilterPolicy(pii: piiPolicy)),
+    ("pii", FilterPolicy(pii: piiPolicyKeepingSeries)),
     ("limits", FilterPolicy(limits: limits)),
-    ("relabel-names+pii", FilterPolicy(relabelRules: nameRules, pii: piiPolicyKeepingSeries)),
+    ("relabel-names+pii", FilterPolicy(relabelRules: nameRules, pii: piiPolicy)),
     ("relabel-mixed+pii+limits", FilterPolicy(relabelRules: mixedRules, pii: piiPolicy, limits: limits)),
 ]
 

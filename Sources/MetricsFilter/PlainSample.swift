@@ -40,7 +40,7 @@ struct PlainSample: PlainLine {
     }
 
     /// The line last read, its label positions lent: what `PlainLabels` holds, so that
-    /// making one for each line retains nothing.
+    /// making one for each line retains nothing. Never kept past the `lend` call.
     struct Lent: PlainLine {
         let line: UnsafeBufferPointer<UInt8>
         let nameEnd: Int

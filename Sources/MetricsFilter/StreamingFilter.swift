@@ -565,53 +565,59 @@ public final class StreamingFilter {
         }
         if let scrubberPerLine {
             // Reached unretained, as the memo is (`scrubber` keeps it alive).
-            let scrubber = scrubberPerLine.takeUnretainedValue()
-            if plainEdits.isEmpty { plainEdits.append(contentsOf: repeatElement(.keep, count: sample.labels.count)) }
-            // When a rule can end the series, in name order, as the label set has them:
-            // the same rules count, and the same `drop_series` rule ends the series, as
-            // on the full path. Otherwise every label is met, and the order changes
-            // nothing.
-            plainOrder.removeAll(keepingCapacity: true)
-            plainOrder.append(contentsOf: sample.labels.indices)
-            if scrubber.canDropSeries {
-                for index in sample.labels.indices {
-                    let name = sample.labelName(sample.labels[index])
-                    var position = index
-                    while position > 0, ExpositionTokens.precedes(name, sample.labelName(sample.labels[plainOrder[position - 1]])) {
-                        plainOrder[position] = plainOrder[position - 1]
-                        position -= 1
-                    }
-                    plainOrder[position] = index
-                }
-            }
-            for index in plainOrder {
-                if case .drop = plainEdits[index] { continue }  // relabeled away
-                let label = sample.labels[index]
-                let value = sample.labelValue(label)
-                guard !value.isEmpty else { continue }
-                switch scrubber.outcome(name: sample.labelName(label), value: value) {
-                case .keep:
-                    break
-                case .replace(let replacement, let rule, let action):
-                    count(rule, action)
-                    if !replacement.withBytes({ ExpositionTokens.equal($0, value) }) {
-                        plainEdits[index] = replacement.count == 0 ? .drop : .replace(replacement)
-                        changed = true
-                    }
-                case .dropLabel(let rule):
-                    count(rule, .drop)
-                    plainEdits[index] = .drop
-                    changed = true
-                case .dropSeries(let rule):
-                    count(rule, .dropSeries)
-                    dropSeries(.pii, metric: sample.name)
-                    return
-                }
-            }
+            guard scrubberPerLine._withUnsafeGuaranteedRef({ scrub(sample, with: $0, changed: &changed) }) else { return }
         }
         plainEdits.withUnsafeBufferPointer { edits in
             finishPlainSample(PlainLabels(sample: sample, edits: edits, emptyIsPresent: isPassThrough), changed: changed, into: &output)
         }
+    }
+
+    /// The PII rules on a plain sample's labels, as edits in `plainEdits`; false when a
+    /// rule ended the series (dropped and counted here).
+    private func scrub(_ sample: PlainSample.Lent, with scrubber: PIIScrubber, changed: inout Bool) -> Bool {
+        if plainEdits.isEmpty { plainEdits.append(contentsOf: repeatElement(.keep, count: sample.labels.count)) }
+        // When a rule can end the series, in name order, as the label set has them:
+        // the same rules count, and the same `drop_series` rule ends the series, as
+        // on the full path. Otherwise every label is met, and the order changes
+        // nothing.
+        plainOrder.removeAll(keepingCapacity: true)
+        plainOrder.append(contentsOf: sample.labels.indices)
+        if scrubber.canDropSeries {
+            for index in sample.labels.indices {
+                let name = sample.labelName(sample.labels[index])
+                var position = index
+                while position > 0, ExpositionTokens.precedes(name, sample.labelName(sample.labels[plainOrder[position - 1]])) {
+                    plainOrder[position] = plainOrder[position - 1]
+                    position -= 1
+                }
+                plainOrder[position] = index
+            }
+        }
+        for index in plainOrder {
+            if case .drop = plainEdits[index] { continue }  // relabeled away
+            let label = sample.labels[index]
+            let value = sample.labelValue(label)
+            guard !value.isEmpty else { continue }
+            switch scrubber.outcome(name: sample.labelName(label), value: value) {
+            case .keep:
+                break
+            case .replace(let replacement, let rule, let action):
+                count(rule, action)
+                if !replacement.withBytes({ ExpositionTokens.equal($0, value) }) {
+                    plainEdits[index] = replacement.count == 0 ? .drop : .replace(replacement)
+                    changed = true
+                }
+            case .dropLabel(let rule):
+                count(rule, .drop)
+                plainEdits[index] = .drop
+                changed = true
+            case .dropSeries(let rule):
+                count(rule, .dropSeries)
+                dropSeries(.pii, metric: sample.name)
+                return false
+            }
+        }
+        return true
     }
 
     /// The rest of `filterPlainSample` for its labels as edited: the limits, the memo,

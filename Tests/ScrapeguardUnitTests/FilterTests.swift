@@ -133,15 +133,11 @@ import TestSupport
         #expect(first.contains("session_id=\"h_") && first.count == third.count)
     }
 
-    /// Plain lines take the plain path under every rule list: rules that decide by
-    /// names alone (drop/keep on `__name__`, labeldrop/labelkeep that keep `__name__`)
-    /// on the line's positions, any other through `RelabelLabels`. Both decide as the
-    /// full parser and `LabelSet` do (the fuzz target holds them to it on generated
-    /// bodies); here, one body with each kind of line and rule.
-    /// `input` through a text filter on the plain path, or made to take the full path.
-    static func run(_ policy: FilterPolicy, _ input: String, plainPath: Bool,
-                    names: NameEscaping = .allowUTF8) -> (String, FilterReport) {
-        let filter = StreamingFilter(policy: policy, format: .text, names: names)
+    /// `input` through a text filter on the plain path, or made to take the full path;
+    /// through `memo` when given.
+    private static func run(_ policy: FilterPolicy, _ input: String, plainPath: Bool, names: NameEscaping = .allowUTF8,
+                            memo: SeriesMemo? = nil) -> (String, FilterReport) {
+        let filter = StreamingFilter(policy: policy, format: .text, names: names, memo: memo)
         #expect(filter.usesPlainPath)
         filter.usesPlainPath = plainPath
         var output: [UInt8] = []
@@ -150,6 +146,11 @@ import TestSupport
         return (String(decoding: output, as: UTF8.self), report)
     }
 
+    /// Plain lines take the plain path under every rule list: rules that decide by
+    /// names alone (drop/keep on `__name__`, labeldrop/labelkeep that keep `__name__`)
+    /// on the line's positions, any other through `RelabelLabels`. Both decide as the
+    /// full parser and `LabelSet` do (the fuzz target holds them to it on generated
+    /// bodies); here, one body with each kind of line and rule.
     @Test func everyRelabelRuleListTakesThePlainPath() throws {
         var policy = try FilterHarness.piiPolicy()
         policy.relabelRules = try [
@@ -225,8 +226,8 @@ import TestSupport
     /// otherwise; it writes a marker escaped from a copy made once. Either way it must
     /// give the full path's series and counts.
     @Test func thePIIRulesGiveTheFullPathsOutputOnThePlainPath() throws {
-        // Labels out of name order; the session rule before the card rule in name
-        // order, and after it in the line.
+        // Labels out of name order: the session label before the card's note in the
+        // line, after it in name order.
         let input = """
             m{zone="eu",session_id="s1",ip="10.0.0.1",note="4111 1111 1111 1111",mail="amy@example.com"} 1
             m{zone="us",session_id="s2",ip="10.0.0.2",mail="bob@example.com"} 2
@@ -251,12 +252,25 @@ import TestSupport
                 return "\(line[..<open]){\(labels.joined(separator: ","))\(line[close...])"
             }
         }
+        let dropsZone = try [RelabelRule(.init(action: "labeldrop", regex: "zone"))]
         for pii in [endsSeries, neverEnds] {
             let policy = FilterPolicy(pii: pii)
             let (plain, plainReport) = Self.run(policy, input, plainPath: true)
             let (full, fullReport) = Self.run(policy, input, plainPath: false)
             #expect(sortingLabels(plain) == sortingLabels(full))
             #expect(plainReport == fullReport)
+            // Through a memo, first filled (each rewritten series part written down
+            // there as on the way out), then replayed.
+            let memo = SeriesMemo(budget: 1 << 20)
+            #expect(Self.run(policy, input, plainPath: true, memo: memo) == (plain, plainReport))
+            #expect(Self.run(policy, input, plainPath: true, memo: memo) == (plain, plainReport))
+            // With a name-only rule that drops a label before the PII rules see it.
+            let relabeled = FilterPolicy(relabelRules: dropsZone, pii: pii)
+            let (plainDropped, plainDroppedReport) = Self.run(relabeled, input, plainPath: true)
+            let (fullDropped, fullDroppedReport) = Self.run(relabeled, input, plainPath: false)
+            #expect(sortingLabels(plainDropped) == sortingLabels(fullDropped))
+            #expect(plainDroppedReport == fullDroppedReport)
+            #expect(!plainDropped.contains("zone="))
             #expect(plain.contains(#"ip="re\"da\\cted""#), "the marker escaped as a label value")
             #expect(!plain.contains("amy@") && !plain.contains("bob@") && !plain.contains("s1\"") && !plain.contains("4111"))
         }

@@ -53,6 +53,7 @@ extension Array where Element == UInt8 {
     /// Appends `count` bytes written by `body` into room made for them first; `body`
     /// must fill it exactly.
     mutating func append(count: Int, writtenBy body: (inout ByteWriter) -> Void) {
+        guard count > 0 else { return }
         let start = self.count
         append(contentsOf: repeatElement(0, count: count))
         withUnsafeMutableBufferPointer { buffer in

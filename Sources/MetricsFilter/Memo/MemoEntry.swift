@@ -179,7 +179,8 @@ struct MemoDraft {
     /// them (kept unless `keepsLabels` is false: the protobuf path reads none), where a
     /// label with an empty value is one when `emptyValuesArePresent` (the labels as
     /// parsed, on the pass-through paths; a label set has none); `valueKeys` as
-    /// admission counts label values.
+    /// admission counts label values. `writeOutput` is called here and never kept: it
+    /// may reach memory lent only for this call (the plain path's `PlainLabels`).
     mutating func write<Labels: MemoLabelSource>(name: UnsafeBufferPointer<UInt8>, labels: Labels, rewritten: Bool,
                                                  emptyValuesArePresent: Bool, pii: PIICounts.Delta, valueKeys: ValueKeys,
                                                  keepsLabels: Bool = true, writeOutput: ((inout [UInt8]) -> Void)?) {

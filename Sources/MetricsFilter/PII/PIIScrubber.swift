@@ -63,8 +63,6 @@ final class PIIScrubber {
             case .pseudonym: return Pseudonym.count
             }
         }
-
-        var bytes: [UInt8] { withBytes { Array($0) } }
     }
 
     private enum NameDecision {
@@ -101,7 +99,7 @@ final class PIIScrubber {
         ExpositionWriter.escape(policy.marker, into: &escaped)
         let both = policy.marker + escaped
         markers = .allocate(capacity: max(both.count, 1))
-        _ = markers.initialize(from: both)
+        _ = markers.initialize(fromContentsOf: both)
         marker = .marker(UnsafeBufferPointer(rebasing: markers[0..<policy.marker.count]),
                          escaped: UnsafeBufferPointer(rebasing: markers[policy.marker.count..<both.count]))
         canDropSeries = policy.labelRules.contains { $0.action == .dropSeries }
