@@ -183,7 +183,8 @@ import Testing
         do {
             let memo = SeriesMemo(sharing: budget)
             _ = Self.filtered(body, FilterPolicy(), memo: memo)
-            #expect(memo.numberedSeries == 0, "nothing to number before the first scrape")
+            #expect(memo.numberedSeries == 200, "numbered as the scrape that filled it ends")
+            #expect(memo.usedBytes == memo.entryBytes + SeriesNumbers.bytes(for: 200))
             _ = Self.filtered(body, FilterPolicy(), memo: memo)
             #expect(memo.numberedSeries == 200)
             #expect(budget.usedBytes == memo.usedBytes && memo.usedBytes <= memo.budget)
@@ -192,15 +193,17 @@ import Testing
             #expect(memo.usedBytes == held, "the same entries: numbered once")
             var limited = FilterPolicy()
             limited.limits.sampleLimit = 1000
+            // Another policy: the entries and their numbers forgotten, the new entries
+            // numbered.
             _ = Self.filtered(body, limited, memo: memo)
-            #expect(memo.numberedSeries == 0 && budget.usedBytes == memo.usedBytes)
+            #expect(memo.numberedSeries == 200 && memo.usedBytes == held && budget.usedBytes == memo.usedBytes)
         }
         #expect(budget.usedBytes == 0)
         // A budget the entries fill leaves no room for numbers: none, and the check is
         // by fingerprint, with the same result.
         let roomy = SeriesMemo(budget: 1 << 20)
         _ = Self.filtered(body, FilterPolicy(), memo: roomy)
-        let tight = SeriesMemo(budget: roomy.usedBytes + 16)
+        let tight = SeriesMemo(budget: roomy.entryBytes + 16)
         for _ in 0..<3 {
             #expect(Self.filtered(body, FilterPolicy(), memo: tight) == Self.filtered(body, FilterPolicy(), memo: nil))
         }

@@ -180,6 +180,7 @@ import TestSupport
         var leases = (0..<6).compactMap { _ in store.lease(policy: policy, format: .text, names: .unspecified) }
         let memo = try #require(leases.first).memo
         #expect(leases.count == 6 && leases.allSatisfy { $0.sharing && $0.memo === memo })
+        #expect(memo.numberedSeries == 50, "numbered as the scrape that filled it ended: those that share it check by number")
         let (state, statistics) = (memo.stateFingerprint, memo.statistics)
         let more = body + "shared_series{n=\"new\"} 1\n"
         for lease in leases {
@@ -195,6 +196,7 @@ import TestSupport
         #expect(alone?.memo === memo && alone?.sharing == false)
         _ = Self.filter(more, policy, memo: try #require(alone).memo)
         #expect(memo.statistics.misses == statistics.misses + 1 && memo.statistics.hits == statistics.hits + 50)
+        #expect(memo.numberedSeries == 51)
         alone = nil
         #expect(store.lease(policy: policy, format: .text, names: .unspecified)?.sharing == true,
                 "the line remembered, the memo is shared again")
@@ -390,11 +392,10 @@ import TestSupport
         do {
             let memo = SeriesMemo(sharing: budget)
             _ = Self.filter(body, FilterPolicy(), memo: memo)
-            #expect(memo.numberedSeries == 0, "nothing to number before the first scrape")
-            let entriesOnly = memo.usedBytes
+            #expect(memo.numberedSeries == 200, "numbered as the scrape that filled it ends")
+            #expect(memo.usedBytes == memo.entryBytes + SeriesNumbers.bytes(for: 200), "the numbers are counted")
             _ = Self.filter(body, FilterPolicy(), memo: memo)
             #expect(memo.numberedSeries == 200)
-            #expect(memo.usedBytes == entriesOnly + SeriesNumbers.bytes(for: 200), "the numbers are counted")
             #expect(budget.usedBytes == memo.usedBytes && memo.usedBytes <= memo.budget)
             let held = memo.usedBytes
             _ = Self.filter(body, FilterPolicy(), memo: memo)

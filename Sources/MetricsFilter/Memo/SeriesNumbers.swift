@@ -11,10 +11,10 @@
 /// the full path in one scrape is still met twice. Fingerprints compare by their 64
 /// high bits, as `FingerprintSet` compares them.
 ///
-/// Built when a scrape that has the memo alone begins and the entries changed since
-/// (`SeriesMemo.beginScrape`: entries added since, or moved down by forgetting, which
-/// drops the numbers); never changed while a scrape runs, so that scrapes at once
-/// read it together. Entries remembered after it was built have no number of their own
+/// Built when a scrape that has the memo alone ends or begins and the entries changed
+/// since (`SeriesMemo.scrapeEnded`: entries it added; `beginScrape`: entries moved down
+/// by forgetting, which drops the numbers); never changed while a scrape runs, so that
+/// scrapes at once read it together. Entries remembered after it was built have no number of their own
 /// (they are looked up by fingerprint). Its bytes count in the memo's budget; when the
 /// budget has no room for them, there are none, and every series is checked by
 /// fingerprint, as before.
