@@ -82,7 +82,16 @@ struct FingerprintSet {
     }
 
     func contains(_ fingerprint: SeriesFingerprint) -> Bool {
-        let value = fingerprint.high
+        contains(bits: fingerprint.high)
+    }
+
+    mutating func insert(_ fingerprint: SeriesFingerprint) {
+        insert(bits: fingerprint.high)
+    }
+
+    /// The same for the 64 bits a fingerprint is kept by (`high`), as another key
+    /// made of fingerprints has them (`SeriesTracker.UnitKey`).
+    func contains(bits value: UInt64) -> Bool {
         if value == 0 { return containsZero }
         let mask = slots.count - 1
         var index = Int(truncatingIfNeeded: value) & mask
@@ -94,8 +103,7 @@ struct FingerprintSet {
         }
     }
 
-    mutating func insert(_ fingerprint: SeriesFingerprint) {
-        let value = fingerprint.high
+    mutating func insert(bits value: UInt64) {
         if value == 0 {
             if !containsZero { count += 1 }
             containsZero = true
