@@ -404,6 +404,27 @@ import TestSupport
         #expect(budget.usedBytes == 0)
     }
 
+    /// Numbers made for the entries a memo had stay valid for them while entries are
+    /// added: when the numbers for all of them do not fit the budget, the old ones are
+    /// kept, not dropped for none.
+    @Test func numbersThatNoLongerFitAreKeptForTheEntriesTheyNumber() {
+        let first = (0..<200).map { "requests_total{path=\"/\($0)\"} 1\n" }.joined()
+        let more = first + (200..<250).map { "requests_total{path=\"/\($0)\"} 1\n" }.joined()
+        let roomy = SeriesMemo(budget: 1 << 20)
+        _ = Self.filter(more, FilterPolicy(), memo: roomy)
+        // Room for every entry and the 200 series' numbers, not for 250 series' numbers.
+        let budget = roomy.entryBytes + SeriesNumbers.bytes(for: 200) + 100
+        #expect(budget < roomy.entryBytes + SeriesNumbers.bytes(for: 250))
+        let memo = SeriesMemo(budget: budget)
+        _ = Self.filter(first, FilterPolicy(), memo: memo)
+        #expect(memo.numberedSeries == 200)
+        #expect(Self.filter(more, FilterPolicy(), memo: memo) == Self.filter(more, FilterPolicy(), memo: nil))
+        #expect(memo.entryBytes == roomy.entryBytes, "every entry remembered")
+        #expect(memo.numberedSeries == 200, "the old numbers kept")
+        #expect(Self.filter(more, FilterPolicy(), memo: memo) == Self.filter(more, FilterPolicy(), memo: nil))
+        #expect(memo.usedBytes <= memo.budget)
+    }
+
     @Test func aZeroBudgetRemembersNothing() {
         let memo = SeriesMemo(budget: 0)
         #expect(Self.filter(Self.body, FilterPolicy(), memo: memo) == Self.filter(Self.body, FilterPolicy(), memo: nil))

@@ -45,7 +45,8 @@ struct ScrapeAdmission {
 /// What a scrape did with units so far, as `SeriesTracker.admit` reads and writes it
 /// under the tracker's lock: a mark per admitted unit it met, by the unit's number in
 /// the tracker (a flat array: a steady scrape meets the units in the order they were
-/// numbered), and the units it refused (by key: a refused unit has no number).
+/// numbered), and the units it refused (by 64 bits of their keys: a refused unit has
+/// no number).
 ///
 /// It grows with the units the scrape reached, 4 bytes each, in pages of 4,096 (the
 /// table of keys it replaces took 48 bytes or more a unit: 24-byte entries, at most
@@ -64,10 +65,11 @@ struct ScrapeUnits {
     private static let pageShift = 12
     private static let pageSize = 1 << pageShift
     /// The units this scrape refused, by 64 bits of their keys, as the duplicate check
-    /// keeps series: 8 bytes a unit. (A table of whole keys and a flag took 24, and a
-    /// scrape at 100k series with limits that refuse most of them held 6 MiB of it,
-    /// each probe missing the cache.) Two units of a scrape of a million share 64 bits
-    /// with a chance of about 3e-8: the second would be refused with the first.
+    /// keeps series: 8 bytes a slot, at most half full. (A table of whole keys and a
+    /// flag took 24 a slot, and a scrape at 100k series with limits that refuse most of
+    /// them held 6 MiB of it, each probe missing the cache.) Two units of a scrape of a
+    /// million share 64 bits with a chance of about 3e-8: a unit that shares them with
+    /// one refused before it is refused too, admitted before or not.
     private var refused: FingerprintSet?
 
     init(now: SeriesTracker.Ticks, refreshBefore: SeriesTracker.Ticks, reservedRemaining: Int) {

@@ -268,17 +268,20 @@ public final class SeriesMemo: @unchecked Sendable {
     }
 
     /// Numbers the entries' series again when they changed (see `SeriesNumbers`), if
-    /// the budget has room; else there are no numbers.
+    /// the budget has room. Numbers already made stay valid for the entries below
+    /// their count (entries are only added between compactions, which drop them): they
+    /// are kept when new ones do not fit.
     private func numberSeries() {
-        if let numbers = seriesNumbers {
-            // Entries are only added between compactions (which drop the numbers):
-            // the same count is the same entries.
-            guard numbers.count != count else { return }
-            dropSeriesNumbers()
+        let old = seriesNumbers
+        if let old, old.count == count { return }
+        let wanted = SeriesNumbers.bytes(for: count)
+        guard count > 0, entryBytes + wanted <= budget else { return }
+        dropSeriesNumbers()
+        if shared.take(wanted) {
+            seriesNumbers = SeriesNumbers(entries: entries, count: count)
+        } else if let old, shared.take(old.bytes) {
+            seriesNumbers = old
         }
-        guard count > 0, usedBytes + SeriesNumbers.bytes(for: count) <= budget,
-              shared.take(SeriesNumbers.bytes(for: count)) else { return }
-        seriesNumbers = SeriesNumbers(entries: entries, count: count)
     }
 
     private func dropSeriesNumbers() {
