@@ -98,31 +98,16 @@ struct PlainLabels: StructureLabels {
     /// The line with its edits: labels in their original order, less the dropped and
     /// the empty ones; the value and timestamp as they were.
     func writeEdited(into output: inout [UInt8]) {
-        output.append(count: seriesPartCount + 1 + sample.valueAndTimestamp.count + 1) { writer in
-            writeSeriesPart(into: &writer)
-            writer.append(UInt8(ascii: " "))
-            writer.append(bytes: sample.valueAndTimestamp)
-            writer.append(0x0A)
-        }
+        var counter = ByteCounter()
+        writeLine(into: &counter)
+        output.append(count: counter.count) { writeLine(into: &$0) }
     }
 
-    /// The length of what `writeSeriesPart(into:)` writes.
-    var seriesPartCount: Int {
-        var count = sample.name.count
-        var opened = false
-        for (index, label) in sample.labels.enumerated() {
-            switch edit(index) {
-            case .drop:
-                continue
-            case .replace(let replacement):
-                count += 1 + (label.nameEnd - label.nameStart) + 2 + replacement.escapedCount + 1
-            case .keep:
-                guard label.valueEnd > label.valueStart else { continue }
-                count += 1 + (label.valueEnd + 1 - label.nameStart)
-            }
-            opened = true
-        }
-        return opened ? count + 1 : count
+    private func writeLine<Output: ByteOutput>(into output: inout Output) {
+        writeSeriesPart(into: &output)
+        output.append(UInt8(ascii: " "))
+        output.append(bytes: sample.valueAndTimestamp)
+        output.append(0x0A)
     }
 
     /// The edited line up to its value (the space not included).

@@ -15,7 +15,7 @@
 /// methods on one thread, and no closure it hands out (to the splitter, the structure
 /// check, the memo's draft) reaches a property that is being accessed.
 ///
-/// One per scrape; not thread-safe. Long (about 800 lines) because it holds the ways a
+/// One per scrape; not thread-safe. Long (about 850 lines) because it holds the ways a
 /// sample can take side by side: the plain one on the line's positions, the plain one
 /// through `RelabelLabels` (rules that need the whole label set), the full one on
 /// label sets, and the memo's replay. They must decide alike, in the same order (the
@@ -576,46 +576,55 @@ public final class StreamingFilter {
     /// rule ended the series (dropped and counted here).
     private func scrub(_ sample: PlainSample.Lent, with scrubber: PIIScrubber, changed: inout Bool) -> Bool {
         if plainEdits.isEmpty { plainEdits.append(contentsOf: repeatElement(.keep, count: sample.labels.count)) }
-        // When a rule can end the series, in name order, as the label set has them:
-        // the same rules count, and the same `drop_series` rule ends the series, as
-        // on the full path. Otherwise every label is met, and the order changes
-        // nothing.
-        plainOrder.removeAll(keepingCapacity: true)
-        plainOrder.append(contentsOf: sample.labels.indices)
-        if scrubber.canDropSeries {
-            for index in sample.labels.indices {
-                let name = sample.labelName(sample.labels[index])
-                var position = index
-                while position > 0, ExpositionTokens.precedes(name, sample.labelName(sample.labels[plainOrder[position - 1]])) {
-                    plainOrder[position] = plainOrder[position - 1]
-                    position -= 1
-                }
-                plainOrder[position] = index
-            }
-        }
-        for index in plainOrder {
-            if case .drop = plainEdits[index] { continue }  // relabeled away
-            let label = sample.labels[index]
-            let value = sample.labelValue(label)
-            guard !value.isEmpty else { continue }
-            switch scrubber.outcome(name: sample.labelName(label), value: value) {
-            case .keep:
-                break
-            case .replace(let replacement, let rule, let action):
-                count(rule, action)
-                if !replacement.withBytes({ ExpositionTokens.equal($0, value) }) {
-                    plainEdits[index] = replacement.count == 0 ? .drop : .replace(replacement)
-                    changed = true
-                }
-            case .dropLabel(let rule):
-                count(rule, .drop)
-                plainEdits[index] = .drop
-                changed = true
-            case .dropSeries(let rule):
-                count(rule, .dropSeries)
-                dropSeries(.pii, metric: sample.name)
+        // Every label is met, in the line's order, unless a rule can end the series:
+        // then in name order, as the label set has them, so that the same rules count
+        // and the same `drop_series` rule ends it as on the full path.
+        guard scrubber.canDropSeries else {
+            for index in sample.labels.indices where !scrub(label: index, of: sample, with: scrubber, changed: &changed) {
                 return false
             }
+            return true
+        }
+        plainOrder.removeAll(keepingCapacity: true)
+        for index in sample.labels.indices {
+            let name = sample.labelName(sample.labels[index])
+            plainOrder.append(index)
+            var position = index
+            while position > 0, ExpositionTokens.precedes(name, sample.labelName(sample.labels[plainOrder[position - 1]])) {
+                plainOrder[position] = plainOrder[position - 1]
+                position -= 1
+            }
+            plainOrder[position] = index
+        }
+        for index in plainOrder where !scrub(label: index, of: sample, with: scrubber, changed: &changed) {
+            return false
+        }
+        return true
+    }
+
+    /// One label of `scrub(_:with:changed:)`; false when its rule ended the series.
+    private func scrub(label index: Int, of sample: PlainSample.Lent, with scrubber: PIIScrubber, changed: inout Bool) -> Bool {
+        if case .drop = plainEdits[index] { return true }  // relabeled away
+        let label = sample.labels[index]
+        let value = sample.labelValue(label)
+        guard !value.isEmpty else { return true }
+        switch scrubber.outcome(name: sample.labelName(label), value: value) {
+        case .keep:
+            break
+        case .replace(let replacement, let rule, let action):
+            count(rule, action)
+            if !replacement.withBytes({ ExpositionTokens.equal($0, value) }) {
+                plainEdits[index] = replacement.count == 0 ? .drop : .replace(replacement)
+                changed = true
+            }
+        case .dropLabel(let rule):
+            count(rule, .drop)
+            plainEdits[index] = .drop
+            changed = true
+        case .dropSeries(let rule):
+            count(rule, .dropSeries)
+            dropSeries(.pii, metric: sample.name)
+            return false
         }
         return true
     }

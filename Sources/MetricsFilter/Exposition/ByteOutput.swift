@@ -7,7 +7,7 @@ import Darwin
 #endif
 
 /// Where a line's bytes are written: an array as it grows, or `ByteWriter` into room
-/// made for the line up front.
+/// made for the line up front, after `ByteCounter` measured it by the same writing.
 protocol ByteOutput {
     mutating func append(_ byte: UInt8)
     mutating func append(bytes: UnsafeBufferPointer<UInt8>)
@@ -19,10 +19,25 @@ extension Array: ByteOutput where Element == UInt8 {
     }
 }
 
+/// Counts what would be written: the room a `ByteWriter` needs, from the very code
+/// that then writes, so the two cannot disagree.
+struct ByteCounter: ByteOutput {
+    private(set) var count = 0
+
+    mutating func append(_ byte: UInt8) {
+        count += 1
+    }
+
+    mutating func append(bytes: UnsafeBufferPointer<UInt8>) {
+        count += bytes.count
+    }
+}
+
 /// Writes into memory made ready for exactly `count` bytes, without the array's
 /// uniqueness check and growth test at every piece of a line (a rewritten line is a
-/// dozen pieces). Writing past the end stops the process: the room is computed from
-/// the same edits the writing follows, so a mismatch is a bug, never input.
+/// dozen pieces). Writing past the end stops the process: the room is counted by the
+/// same writing (`ByteCounter`), over bytes that do not change between the two, so a
+/// mismatch is a bug, never input.
 struct ByteWriter: ByteOutput {
     private var next: UnsafeMutablePointer<UInt8>
     private let end: UnsafeMutablePointer<UInt8>

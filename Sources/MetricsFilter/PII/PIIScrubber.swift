@@ -56,13 +56,6 @@ final class PIIScrubber {
             case .pseudonym: return Pseudonym.count
             }
         }
-
-        var escapedCount: Int {
-            switch self {
-            case .marker(_, let escaped): return escaped.count
-            case .pseudonym: return Pseudonym.count
-            }
-        }
     }
 
     private enum NameDecision {

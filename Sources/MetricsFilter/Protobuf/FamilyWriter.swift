@@ -34,10 +34,10 @@ struct FamilyWriter {
         ProtoWire.appendVarint(UInt64(length), to: &rewritten)
         let start = rewritten.count
         body(&rewritten)
-        // A length that said otherwise would misframe every field after it.
-        // safe: every caller computes `length` from the very byte ranges `body` appends
-        // (the filter's own arithmetic, no input decides it); a mismatch is a bug here.
-        precondition(rewritten.count - start == length, "a replaced field's length is what it said")
+        // A length that said otherwise would misframe every field after it. Every
+        // caller computes `length` from the very byte ranges `body` appends (the
+        // filter's own arithmetic, no input decides it): a mismatch is a bug here.
+        precondition(rewritten.count - start == length, "a replaced field's length is what it said")  // safe: see above
     }
 
     /// Appends the family, delimited, to `output`; gives the buffer back.
